@@ -1,1 +1,504 @@
-//! (in progress)
+//! Document events (spec §7) and the DocJson envelope (spec §6.1): decoding from
+//! message content and encoding through an [`Encoder`].
+
+use serde_json::Value as Json;
+
+use crate::codec::{decode_value, Buffers, CodecError, Encoder};
+use crate::value::{Id, Value};
+
+/// One document change, the single vocabulary that every input is turned into.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DocumentEvent {
+    /// A property of a model was set. `new` may carry full reps of new models.
+    ModelChanged {
+        /// The changed model.
+        model: Id,
+        /// The property name.
+        attr: String,
+        /// The new value.
+        new: Value,
+    },
+    /// A column data source's `data` was replaced (`cols: None`) or some of its columns
+    /// were assigned (`cols: Some`).
+    ColumnDataChanged {
+        /// The source.
+        model: Id,
+        /// The property (always `data`).
+        attr: String,
+        /// The assigned columns.
+        data: Vec<(String, Value)>,
+        /// Which columns were assigned, or `None` for all.
+        cols: Option<Vec<String>>,
+    },
+    /// Items appended to columns, optionally keeping only the last `rollover`.
+    ColumnsStreamed {
+        /// The source.
+        model: Id,
+        /// The property (always `data`).
+        attr: String,
+        /// New items per column.
+        data: Vec<(String, Value)>,
+        /// Keep at most this many items per column.
+        rollover: Option<usize>,
+    },
+    /// Items replaced inside columns.
+    ColumnsPatched {
+        /// The source.
+        model: Id,
+        /// The property (always `data`).
+        attr: String,
+        /// Per column, `(index, value)` pairs.
+        patches: Vec<(String, Vec<(Value, Value)>)>,
+    },
+    /// A root was added; `model` is a full rep or a reference.
+    RootAdded {
+        /// The root.
+        model: Value,
+    },
+    /// A root was removed.
+    RootRemoved {
+        /// The root's id.
+        model: Id,
+    },
+    /// The document title changed.
+    TitleChanged {
+        /// The new title.
+        title: String,
+    },
+    /// A message for callbacks (UI events such as `button_click`); never stored.
+    MessageSent {
+        /// The message type, `bokeh_event` in practice.
+        msg_type: String,
+        /// The decoded payload.
+        msg_data: Value,
+    },
+}
+
+impl DocumentEvent {
+    /// The Bokeh `kind` name of this event.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DocumentEvent::ModelChanged { .. } => "ModelChanged",
+            DocumentEvent::ColumnDataChanged { .. } => "ColumnDataChanged",
+            DocumentEvent::ColumnsStreamed { .. } => "ColumnsStreamed",
+            DocumentEvent::ColumnsPatched { .. } => "ColumnsPatched",
+            DocumentEvent::RootAdded { .. } => "RootAdded",
+            DocumentEvent::RootRemoved { .. } => "RootRemoved",
+            DocumentEvent::TitleChanged { .. } => "TitleChanged",
+            DocumentEvent::MessageSent { .. } => "MessageSent",
+        }
+    }
+}
+
+fn bad(kind: &'static str, problem: impl Into<String>) -> CodecError {
+    CodecError::Malformed {
+        tag: kind,
+        problem: problem.into(),
+    }
+}
+
+fn field<'a>(
+    obj: &'a serde_json::Map<String, Json>,
+    kind: &'static str,
+    key: &str,
+) -> Result<&'a Json, CodecError> {
+    obj.get(key)
+        .ok_or_else(|| bad(kind, format!("missing field {key:?}")))
+}
+
+fn string(
+    obj: &serde_json::Map<String, Json>,
+    kind: &'static str,
+    key: &str,
+) -> Result<String, CodecError> {
+    match field(obj, kind, key)? {
+        Json::String(s) => Ok(s.clone()),
+        _ => Err(bad(kind, format!("{key} must be a string"))),
+    }
+}
+
+fn model_ref(obj: &serde_json::Map<String, Json>, kind: &'static str) -> Result<Id, CodecError> {
+    match field(obj, kind, "model")? {
+        Json::Object(r) => match r.get("id") {
+            Some(Json::String(id)) => Ok(id.clone()),
+            _ => Err(bad(kind, "model must be a reference {\"id\": ...}")),
+        },
+        _ => Err(bad(kind, "model must be a reference {\"id\": ...}")),
+    }
+}
+
+/// Decodes a column map (`{"type":"map"}` or a plain object) into `(name, value)` pairs.
+fn column_map(
+    json: &Json,
+    kind: &'static str,
+    buffers: &Buffers,
+) -> Result<Vec<(String, Value)>, CodecError> {
+    match decode_value(json, buffers)? {
+        Value::Map(entries) => entries
+            .into_iter()
+            .map(|(k, v)| match k {
+                Value::Str(k) => Ok((k, v)),
+                _ => Err(bad(kind, "column names must be strings")),
+            })
+            .collect(),
+        Value::Dict(fields) => Ok(fields),
+        _ => Err(bad(kind, "data must be a map of columns")),
+    }
+}
+
+/// Decodes one event object.
+pub fn decode_event(json: &Json, buffers: &Buffers) -> Result<DocumentEvent, CodecError> {
+    let Json::Object(obj) = json else {
+        return Err(bad("event", "an event must be an object"));
+    };
+    let kind = match obj.get("kind") {
+        Some(Json::String(k)) => k.as_str(),
+        _ => return Err(bad("event", "missing kind")),
+    };
+    Ok(match kind {
+        "ModelChanged" => DocumentEvent::ModelChanged {
+            model: model_ref(obj, "ModelChanged")?,
+            attr: string(obj, "ModelChanged", "attr")?,
+            new: decode_value(field(obj, "ModelChanged", "new")?, buffers)?,
+        },
+        "ColumnDataChanged" => DocumentEvent::ColumnDataChanged {
+            model: model_ref(obj, "ColumnDataChanged")?,
+            attr: string(obj, "ColumnDataChanged", "attr")?,
+            data: column_map(
+                field(obj, "ColumnDataChanged", "data")?,
+                "ColumnDataChanged",
+                buffers,
+            )?,
+            cols: match obj.get("cols") {
+                None | Some(Json::Null) => None,
+                Some(Json::Array(cols)) => Some(
+                    cols.iter()
+                        .map(|c| {
+                            c.as_str()
+                                .map(str::to_owned)
+                                .ok_or_else(|| bad("ColumnDataChanged", "cols must list strings"))
+                        })
+                        .collect::<Result<_, _>>()?,
+                ),
+                Some(_) => return Err(bad("ColumnDataChanged", "cols must be a list or null")),
+            },
+        },
+        "ColumnsStreamed" => DocumentEvent::ColumnsStreamed {
+            model: model_ref(obj, "ColumnsStreamed")?,
+            attr: string(obj, "ColumnsStreamed", "attr")?,
+            data: column_map(
+                field(obj, "ColumnsStreamed", "data")?,
+                "ColumnsStreamed",
+                buffers,
+            )?,
+            rollover: match obj.get("rollover") {
+                None | Some(Json::Null) => None,
+                Some(Json::Number(n)) => Some(
+                    n.as_u64()
+                        .and_then(|r| usize::try_from(r).ok())
+                        .ok_or_else(|| {
+                            bad("ColumnsStreamed", "rollover must be a non-negative integer")
+                        })?,
+                ),
+                Some(_) => {
+                    return Err(bad(
+                        "ColumnsStreamed",
+                        "rollover must be an integer or null",
+                    ))
+                }
+            },
+        },
+        "ColumnsPatched" => {
+            let raw = column_map(
+                field(obj, "ColumnsPatched", "patches")?,
+                "ColumnsPatched",
+                buffers,
+            )?;
+            let mut patches = Vec::with_capacity(raw.len());
+            for (col, list) in raw {
+                let Value::List(items) = list else {
+                    return Err(bad(
+                        "ColumnsPatched",
+                        format!("patches for {col:?} must be a list"),
+                    ));
+                };
+                let mut pairs = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        Value::List(mut pair) if pair.len() == 2 => {
+                            let value = pair.pop().unwrap_or(Value::Null);
+                            let index = pair.pop().unwrap_or(Value::Null);
+                            pairs.push((index, value));
+                        }
+                        _ => {
+                            return Err(bad(
+                                "ColumnsPatched",
+                                format!("each patch for {col:?} must be an [index, value] pair"),
+                            ))
+                        }
+                    }
+                }
+                patches.push((col, pairs));
+            }
+            DocumentEvent::ColumnsPatched {
+                model: model_ref(obj, "ColumnsPatched")?,
+                attr: string(obj, "ColumnsPatched", "attr")?,
+                patches,
+            }
+        }
+        "RootAdded" => DocumentEvent::RootAdded {
+            model: decode_value(field(obj, "RootAdded", "model")?, buffers)?,
+        },
+        "RootRemoved" => DocumentEvent::RootRemoved {
+            model: model_ref(obj, "RootRemoved")?,
+        },
+        "TitleChanged" => DocumentEvent::TitleChanged {
+            title: string(obj, "TitleChanged", "title")?,
+        },
+        "MessageSent" => DocumentEvent::MessageSent {
+            msg_type: string(obj, "MessageSent", "msg_type")?,
+            msg_data: decode_value(obj.get("msg_data").unwrap_or(&Json::Null), buffers)?,
+        },
+        other => return Err(bad("event", format!("unknown event kind {other:?}"))),
+    })
+}
+
+/// Decodes the content of a PATCH-DOC message: `{"events": [...]}`.
+pub fn decode_patch(content: &[u8], buffers: &Buffers) -> Result<Vec<DocumentEvent>, CodecError> {
+    let json: Json = serde_json::from_slice(content)?;
+    match json.get("events") {
+        Some(Json::Array(events)) => events.iter().map(|e| decode_event(e, buffers)).collect(),
+        _ => Err(bad("PATCH-DOC", "content must be {\"events\": [...]}")),
+    }
+}
+
+/// Writes one event as Bokeh JSON.
+pub fn encode_event(enc: &mut Encoder<'_>, event: &DocumentEvent) {
+    enc.raw("{\"kind\":");
+    enc.string(event.kind());
+    match event {
+        DocumentEvent::ModelChanged { model, attr, new } => {
+            model_field(enc, model);
+            enc.raw(",\"attr\":");
+            enc.string(attr);
+            enc.raw(",\"new\":");
+            enc.value(new);
+        }
+        DocumentEvent::ColumnDataChanged {
+            model,
+            attr,
+            data,
+            cols,
+        } => {
+            model_field(enc, model);
+            enc.raw(",\"attr\":");
+            enc.string(attr);
+            enc.raw(",\"data\":");
+            columns(enc, data);
+            enc.raw(",\"cols\":");
+            match cols {
+                None => enc.raw("null"),
+                Some(cols) => {
+                    enc.raw("[");
+                    for (i, c) in cols.iter().enumerate() {
+                        if i > 0 {
+                            enc.raw(",");
+                        }
+                        enc.string(c);
+                    }
+                    enc.raw("]");
+                }
+            }
+        }
+        DocumentEvent::ColumnsStreamed {
+            model,
+            attr,
+            data,
+            rollover,
+        } => {
+            model_field(enc, model);
+            enc.raw(",\"attr\":");
+            enc.string(attr);
+            enc.raw(",\"data\":");
+            columns(enc, data);
+            enc.raw(",\"rollover\":");
+            match rollover {
+                Some(r) => enc.int(i64::try_from(*r).unwrap_or(i64::MAX)),
+                None => enc.raw("null"),
+            }
+        }
+        DocumentEvent::ColumnsPatched {
+            model,
+            attr,
+            patches,
+        } => {
+            model_field(enc, model);
+            enc.raw(",\"attr\":");
+            enc.string(attr);
+            enc.raw(",\"patches\":{\"type\":\"map\",\"entries\":[");
+            for (i, (col, pairs)) in patches.iter().enumerate() {
+                if i > 0 {
+                    enc.raw(",");
+                }
+                enc.raw("[");
+                enc.string(col);
+                enc.raw(",[");
+                for (j, (index, value)) in pairs.iter().enumerate() {
+                    if j > 0 {
+                        enc.raw(",");
+                    }
+                    enc.raw("[");
+                    enc.value(index);
+                    enc.raw(",");
+                    enc.value(value);
+                    enc.raw("]");
+                }
+                enc.raw("]]");
+            }
+            enc.raw("]}");
+        }
+        DocumentEvent::RootAdded { model } => {
+            enc.raw(",\"model\":");
+            enc.value(model);
+        }
+        DocumentEvent::RootRemoved { model } => model_field(enc, model),
+        DocumentEvent::TitleChanged { title } => {
+            enc.raw(",\"title\":");
+            enc.string(title);
+        }
+        DocumentEvent::MessageSent { msg_type, msg_data } => {
+            enc.raw(",\"msg_type\":");
+            enc.string(msg_type);
+            enc.raw(",\"msg_data\":");
+            enc.value(msg_data);
+        }
+    }
+    enc.raw("}");
+}
+
+fn model_field(enc: &mut Encoder<'_>, id: &str) {
+    enc.raw(",\"model\":{\"id\":");
+    enc.string(id);
+    enc.raw("}");
+}
+
+fn columns(enc: &mut Encoder<'_>, data: &[(String, Value)]) {
+    enc.raw("{\"type\":\"map\"");
+    if !data.is_empty() {
+        enc.raw(",\"entries\":[");
+        for (i, (k, v)) in data.iter().enumerate() {
+            if i > 0 {
+                enc.raw(",");
+            }
+            enc.raw("[");
+            enc.string(k);
+            enc.raw(",");
+            enc.value(v);
+            enc.raw("]");
+        }
+        enc.raw("]");
+    }
+    enc.raw("}");
+}
+
+/// Writes the content of a PATCH-DOC message carrying `events`.
+pub fn encode_patch(enc: &mut Encoder<'_>, events: &[DocumentEvent]) {
+    enc.raw("{\"events\":[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            enc.raw(",");
+        }
+        encode_event(enc, e);
+    }
+    enc.raw("]}");
+}
+
+/// A decoded DocJson (spec §6.1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocJson {
+    /// The Bokeh version string the sender wrote.
+    pub version: Option<String>,
+    /// The document title.
+    pub title: Option<String>,
+    /// The `DocumentConfig` model, if sent.
+    pub config: Option<Value>,
+    /// The roots, usually full model reps.
+    pub roots: Vec<Value>,
+    /// Document-level JS callbacks (`{"type":"map"}`), kept verbatim.
+    pub callbacks: Option<Value>,
+}
+
+/// Decodes the content of a PUSH-DOC or PULL-DOC-REPLY message: `{"doc": DocJson}`.
+pub fn decode_doc_message(content: &[u8], buffers: &Buffers) -> Result<DocJson, CodecError> {
+    let json: Json = serde_json::from_slice(content)?;
+    let Some(Json::Object(doc)) = json.get("doc") else {
+        return Err(bad("PUSH-DOC", "content must be {\"doc\": {...}}"));
+    };
+    let roots = match doc.get("roots") {
+        Some(Json::Array(r)) => r
+            .iter()
+            .map(|v| decode_value(v, buffers))
+            .collect::<Result<_, _>>()?,
+        _ => return Err(bad("PUSH-DOC", "doc.roots must be a list")),
+    };
+    let opt = |key: &str| -> Result<Option<Value>, CodecError> {
+        match doc.get(key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(v) => Ok(Some(decode_value(v, buffers)?)),
+        }
+    };
+    Ok(DocJson {
+        version: doc.get("version").and_then(Json::as_str).map(str::to_owned),
+        title: match doc.get("title") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(t)) => Some(t.clone()),
+            Some(_) => return Err(bad("PUSH-DOC", "doc.title must be a string")),
+        },
+        config: opt("config")?,
+        roots,
+        callbacks: opt("callbacks")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::NoExpansion;
+
+    #[test]
+    fn events_roundtrip() {
+        let content = br#"{"events":[
+            {"kind":"ModelChanged","model":{"id":"p1012"},"attr":"start","new":-0.2},
+            {"kind":"ColumnsStreamed","model":{"id":"p1008"},"attr":"data","data":{"type":"map","entries":[["x",[5,6]]]},"rollover":8},
+            {"kind":"ColumnsPatched","model":{"id":"p1008"},"attr":"data","patches":{"type":"map","entries":[["y",[[0,42],[{"type":"slice","start":1,"stop":3,"step":null},[7,7]]]]]}},
+            {"kind":"ColumnDataChanged","model":{"id":"p1008"},"attr":"data","data":{"type":"map","entries":[["y",[1]]]},"cols":["y"]},
+            {"kind":"RootRemoved","model":{"id":"p1067"}},
+            {"kind":"TitleChanged","title":"t"},
+            {"kind":"MessageSent","msg_type":"bokeh_event","msg_data":{"type":"event","name":"document_ready","values":{"type":"map"}}}
+        ]}"#;
+        let events = decode_patch(content, &Buffers::new()).unwrap();
+        assert_eq!(events.len(), 7);
+        let mut enc = Encoder::new(&NoExpansion);
+        encode_patch(&mut enc, &events);
+        let (out, _) = enc.finish();
+        assert_eq!(decode_patch(&out, &Buffers::new()).unwrap(), events);
+    }
+
+    #[test]
+    fn missing_rollover_is_none_and_bad_events_are_errors() {
+        let content = br#"{"events":[{"kind":"ColumnsStreamed","model":{"id":"a"},"attr":"data","data":{"type":"map"}}]}"#;
+        let events = decode_patch(content, &Buffers::new()).unwrap();
+        assert!(matches!(
+            &events[0],
+            DocumentEvent::ColumnsStreamed { rollover: None, .. }
+        ));
+        for bad in [
+            &br#"{"events":[{"kind":"Nope"}]}"#[..],
+            br#"{"events":[{"kind":"ModelChanged","attr":"x","new":1}]}"#,
+            br#"{"events":{}}"#,
+            br#"not json"#,
+        ] {
+            assert!(decode_patch(bad, &Buffers::new()).is_err());
+        }
+    }
+}
