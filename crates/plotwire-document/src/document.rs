@@ -1,0 +1,665 @@
+//! The document: the model graph, roots, title and config, the one place where document
+//! events are validated and applied.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use plotwire_protocol::codec::{EncodableModel, Encoder, ModelLookup};
+use plotwire_protocol::event::{DocJson, DocumentEvent};
+use plotwire_protocol::{Id, ModelRep, Value, BOKEH_VERSION};
+
+use crate::column::ColumnError;
+use crate::model::{
+    column_pairs, extract_models, for_each_ref, has_refs, ColumnSet, Model, DATA_ATTR,
+};
+
+/// The title of a new, empty document (as Bokeh's).
+pub const DEFAULT_TITLE: &str = "Bokeh Application";
+
+/// Why events could not be applied. Nothing was changed when this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// An event names a model that is not in the document.
+    #[error("unknown model {0:?}")]
+    UnknownModel(Id),
+    /// A value refers to a model that is neither in the document nor sent with it.
+    #[error("can't resolve reference {0:?}")]
+    UnknownReference(Id),
+    /// A column event targets a model without column data.
+    #[error("model {0:?} has no column data")]
+    NotAColumnSource(Id),
+    /// A column event targets an attribute other than `data`.
+    #[error("column events must target attribute \"data\", not {0:?}")]
+    NotDataAttr(String),
+    /// A column operation failed.
+    #[error("column {column:?} of {model:?}: {source}")]
+    Column {
+        /// The source.
+        model: Id,
+        /// The column.
+        column: String,
+        /// What went wrong.
+        source: ColumnError,
+    },
+    /// A stream did not name exactly the existing columns.
+    #[error("must stream updates to all existing columns of {model:?} (missing: {missing:?}, unknown: {unknown:?})")]
+    StreamColumns {
+        /// The source.
+        model: Id,
+        /// Existing columns not streamed.
+        missing: Vec<String>,
+        /// Streamed columns that don't exist.
+        unknown: Vec<String>,
+    },
+    /// The streamed columns have different lengths.
+    #[error("all streamed columns of {model:?} must have the same length, got {lengths:?}")]
+    StreamLengths {
+        /// The source.
+        model: Id,
+        /// Column name and length.
+        lengths: Vec<(String, usize)>,
+    },
+    /// A patch names a column that does not exist.
+    #[error("can't patch unknown column {column:?} of {model:?}")]
+    UnknownColumn {
+        /// The source.
+        model: Id,
+        /// The column.
+        column: String,
+    },
+    /// A root event whose model is not a model.
+    #[error("RootAdded needs a model, got something else")]
+    NotAModel,
+}
+
+/// The outcome of applying events: what to relay and which models are new.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The events to send to other connections, in order, normalised (a
+    /// ColumnDataChanged becomes a ModelChanged of the merged `data`; unchanged values
+    /// are left out). MessageSent events are included; the caller routes them.
+    pub relay: Vec<DocumentEvent>,
+    /// Models that joined the document: recipients have never seen them, so they must be
+    /// written in full.
+    pub new_models: HashSet<Id>,
+}
+
+/// A Bokeh document held generically (spec §8.6).
+///
+/// Cloning is cheap: models are shared and copied on write, and columns share chunks.
+#[derive(Debug, Clone)]
+pub struct Document {
+    models: HashMap<Id, Arc<Model>>,
+    roots: Vec<Id>,
+    title: String,
+    config: Id,
+    callbacks: Option<Value>,
+    /// Models that were in the document once; events naming them are dropped (as Bokeh).
+    removed: HashSet<Id>,
+}
+
+impl Default for Document {
+    fn default() -> Self {
+        Document::new()
+    }
+}
+
+impl Document {
+    /// An empty document, as a new Bokeh session of an empty app has.
+    pub fn new() -> Document {
+        let config = "plotwire-config".to_owned();
+        let mut models = HashMap::new();
+        models.insert(
+            config.clone(),
+            Arc::new(Model {
+                name: "DocumentConfig".into(),
+                attributes: Vec::new(),
+                columns: None,
+            }),
+        );
+        Document {
+            models,
+            roots: Vec::new(),
+            title: DEFAULT_TITLE.into(),
+            config,
+            callbacks: None,
+            removed: HashSet::new(),
+        }
+    }
+
+    /// Builds a document from a pushed or pulled DocJson, checking every reference.
+    pub fn from_doc_json(doc: DocJson) -> Result<Document, ApplyError> {
+        let mut found = Vec::new();
+        let roots: Vec<Value> = doc
+            .roots
+            .into_iter()
+            .map(|r| extract_models(r, &mut found))
+            .collect();
+        let config = doc.config.map(|c| extract_models(c, &mut found));
+        let callbacks = doc.callbacks.map(|c| extract_models(c, &mut found));
+        let mut out = Document::new();
+        out.title = doc.title.unwrap_or_else(|| DEFAULT_TITLE.into());
+        out.register(found)?;
+        for r in &roots {
+            match r {
+                Value::Ref(id) => out.check_ref(id)?,
+                _ => return Err(ApplyError::NotAModel),
+            }
+        }
+        out.roots = roots
+            .into_iter()
+            .filter_map(|r| match r {
+                Value::Ref(id) => Some(id),
+                _ => None,
+            })
+            .collect();
+        if let Some(Value::Ref(id)) = config {
+            out.check_ref(&id)?;
+            out.models.remove(&out.config);
+            out.config = id;
+        }
+        if let Some(cb) = &callbacks {
+            out.check_refs(cb)?;
+        }
+        out.callbacks = callbacks;
+        out.collect_garbage();
+        Ok(out)
+    }
+
+    /// The title.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// The root ids, in order.
+    pub fn roots(&self) -> &[Id] {
+        &self.roots
+    }
+
+    /// The model `id`.
+    pub fn model(&self, id: &str) -> Option<&Model> {
+        self.models.get(id).map(Arc::as_ref)
+    }
+
+    /// Number of models in the document.
+    pub fn model_count(&self) -> usize {
+        self.models.len()
+    }
+
+    /// Ids of all models with the given name.
+    pub fn models_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Id> + 'a {
+        self.models
+            .iter()
+            .filter(move |(_, m)| m.name == name)
+            .map(|(id, _)| id)
+    }
+
+    fn check_ref(&self, id: &str) -> Result<(), ApplyError> {
+        if self.models.contains_key(id) {
+            Ok(())
+        } else {
+            Err(ApplyError::UnknownReference(id.to_owned()))
+        }
+    }
+
+    fn check_refs(&self, v: &Value) -> Result<(), ApplyError> {
+        let mut missing = None;
+        for_each_ref(v, &mut |id| {
+            if missing.is_none() && !self.models.contains_key(id) {
+                missing = Some(id.clone());
+            }
+        });
+        match missing {
+            Some(id) => Err(ApplyError::UnknownReference(id)),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds extracted model reps that are not in the document yet (a rep for a known id
+    /// is ignored, as Bokeh's server does), then checks that all their references
+    /// resolve. Returns the ids added.
+    fn register(&mut self, found: Vec<ModelRep>) -> Result<HashSet<Id>, ApplyError> {
+        let mut added = HashSet::new();
+        for rep in found {
+            if self.models.contains_key(&rep.id) {
+                continue;
+            }
+            let mut model = Model {
+                name: rep.name,
+                attributes: Vec::with_capacity(rep.attributes.len()),
+                columns: None,
+            };
+            for (k, v) in rep.attributes {
+                model
+                    .set_attribute(&k, v)
+                    .map_err(|(column, source)| ApplyError::Column {
+                        model: rep.id.clone(),
+                        column,
+                        source,
+                    })?;
+            }
+            added.insert(rep.id.clone());
+            self.removed.remove(&rep.id);
+            self.models.insert(rep.id, Arc::new(model));
+        }
+        for id in &added {
+            if let Some(m) = self.models.get(id) {
+                for (_, v) in &m.attributes {
+                    self.check_refs(v)?;
+                }
+            }
+        }
+        Ok(added)
+    }
+
+    /// Applies `events` in order, all or nothing: on error the document is unchanged.
+    pub fn apply(&mut self, events: Vec<DocumentEvent>) -> Result<Applied, ApplyError> {
+        let mut applied = Applied::default();
+        let mut staged = self.clone();
+        for e in events {
+            staged.apply_one(e, &mut applied)?;
+        }
+        *self = staged;
+        Ok(applied)
+    }
+
+    fn model_mut(&mut self, id: &str) -> Result<&mut Model, ApplyError> {
+        self.models
+            .get_mut(id)
+            .map(Arc::make_mut)
+            .ok_or_else(|| ApplyError::UnknownModel(id.to_owned()))
+    }
+
+    fn columns_mut(&mut self, id: &str, attr: &str) -> Result<&mut ColumnSet, ApplyError> {
+        if attr != DATA_ATTR {
+            return Err(ApplyError::NotDataAttr(attr.to_owned()));
+        }
+        let model = self.model_mut(id)?;
+        if model.columns.is_none() {
+            // A source whose `data` is still an empty map (or absent) has no columns yet.
+            let empty = match model.attributes.iter().find(|(k, _)| k == DATA_ATTR) {
+                None => true,
+                Some((_, v)) => column_pairs(v).is_some_and(|p| p.is_empty()),
+            };
+            if !empty {
+                return Err(ApplyError::NotAColumnSource(id.to_owned()));
+            }
+            model.columns = Some(ColumnSet::default());
+        }
+        model
+            .columns
+            .as_mut()
+            .ok_or_else(|| ApplyError::NotAColumnSource(id.to_owned()))
+    }
+
+    fn is_removed(&self, id: &str) -> bool {
+        !self.models.contains_key(id) && self.removed.contains(id)
+    }
+
+    fn apply_one(&mut self, event: DocumentEvent, applied: &mut Applied) -> Result<(), ApplyError> {
+        match event {
+            DocumentEvent::ModelChanged { model, attr, new } => {
+                if self.is_removed(&model) {
+                    return Ok(());
+                }
+                if !self.models.contains_key(&model) {
+                    return Err(ApplyError::UnknownModel(model));
+                }
+                let mut found = Vec::new();
+                let new = extract_models(new, &mut found);
+                let added = self.register(found)?;
+                self.check_refs(&new)?;
+                let old = self.model(&model).and_then(|m| m.attribute(&attr));
+                if old.as_ref() == Some(&new) {
+                    return Ok(());
+                }
+                let touches_refs =
+                    !added.is_empty() || has_refs(&new) || old.as_ref().is_some_and(has_refs);
+                self.model_mut(&model)?
+                    .set_attribute(&attr, new.clone())
+                    .map_err(|(column, source)| ApplyError::Column {
+                        model: model.clone(),
+                        column,
+                        source,
+                    })?;
+                applied.new_models.extend(added);
+                applied
+                    .relay
+                    .push(DocumentEvent::ModelChanged { model, attr, new });
+                if touches_refs {
+                    self.collect_garbage();
+                }
+            }
+            DocumentEvent::ColumnDataChanged {
+                model,
+                attr,
+                data,
+                cols,
+            } => {
+                if self.is_removed(&model) {
+                    return Ok(());
+                }
+                if attr != DATA_ATTR {
+                    return Err(ApplyError::NotDataAttr(attr));
+                }
+                let fresh = ColumnSet::from_pairs(&data).map_err(|(column, source)| {
+                    ApplyError::Column {
+                        model: model.clone(),
+                        column,
+                        source,
+                    }
+                })?;
+                let target = self.model_mut(&model)?;
+                let merged = match (cols, target.columns.take()) {
+                    (Some(_), Some(mut existing)) => {
+                        for (name, _) in &data {
+                            if let Some(c) = fresh.get(name) {
+                                existing.set(name.clone(), c.clone());
+                            }
+                        }
+                        existing
+                    }
+                    _ => fresh,
+                };
+                let value = merged.to_value();
+                target.columns = Some(merged);
+                if !target.attributes.iter().any(|(k, _)| k == DATA_ATTR) {
+                    target.attributes.push((DATA_ATTR.into(), Value::Null));
+                }
+                applied.relay.push(DocumentEvent::ModelChanged {
+                    model,
+                    attr,
+                    new: value,
+                });
+            }
+            DocumentEvent::ColumnsStreamed {
+                model,
+                attr,
+                data,
+                rollover,
+            } => {
+                if self.is_removed(&model) {
+                    return Ok(());
+                }
+                self.stream(&model, &attr, &data, rollover)?;
+                applied.relay.push(DocumentEvent::ColumnsStreamed {
+                    model,
+                    attr,
+                    data,
+                    rollover,
+                });
+            }
+            DocumentEvent::ColumnsPatched {
+                model,
+                attr,
+                patches,
+            } => {
+                if self.is_removed(&model) {
+                    return Ok(());
+                }
+                let columns = self.columns_mut(&model, &attr)?;
+                let mut staged = columns.clone();
+                for (name, pairs) in &patches {
+                    let col = staged
+                        .get_mut(name)
+                        .ok_or_else(|| ApplyError::UnknownColumn {
+                            model: model.clone(),
+                            column: name.clone(),
+                        })?;
+                    col.patch(pairs).map_err(|source| ApplyError::Column {
+                        model: model.clone(),
+                        column: name.clone(),
+                        source,
+                    })?;
+                }
+                *self.columns_mut(&model, &attr)? = staged;
+                applied.relay.push(DocumentEvent::ColumnsPatched {
+                    model,
+                    attr,
+                    patches,
+                });
+            }
+            DocumentEvent::RootAdded { model } => {
+                let mut found = Vec::new();
+                let root = extract_models(model, &mut found);
+                let Value::Ref(id) = &root else {
+                    return Err(ApplyError::NotAModel);
+                };
+                let added = self.register(found)?;
+                self.check_ref(id)?;
+                if !self.roots.contains(id) {
+                    self.roots.push(id.clone());
+                    applied.new_models.extend(added);
+                    applied.relay.push(DocumentEvent::RootAdded { model: root });
+                }
+            }
+            DocumentEvent::RootRemoved { model } => {
+                if let Some(pos) = self.roots.iter().position(|r| *r == model) {
+                    self.roots.remove(pos);
+                    self.collect_garbage();
+                    applied.relay.push(DocumentEvent::RootRemoved { model });
+                } else if !self.is_removed(&model) && !self.models.contains_key(&model) {
+                    return Err(ApplyError::UnknownModel(model));
+                }
+            }
+            DocumentEvent::TitleChanged { title } => {
+                if title != self.title {
+                    self.title = title.clone();
+                    applied.relay.push(DocumentEvent::TitleChanged { title });
+                }
+            }
+            DocumentEvent::MessageSent { msg_type, msg_data } => {
+                applied
+                    .relay
+                    .push(DocumentEvent::MessageSent { msg_type, msg_data });
+            }
+        }
+        Ok(())
+    }
+
+    fn stream(
+        &mut self,
+        model: &str,
+        attr: &str,
+        data: &[(String, Value)],
+        rollover: Option<usize>,
+    ) -> Result<(), ApplyError> {
+        let lengths: Vec<(String, usize)> = data
+            .iter()
+            .map(|(k, v)| {
+                let n = match v {
+                    Value::List(items) => items.len(),
+                    Value::Array(a) => a.shape.first().copied().unwrap_or(0),
+                    _ => 0,
+                };
+                (k.clone(), n)
+            })
+            .collect();
+        if lengths.windows(2).any(|w| w[0].1 != w[1].1) {
+            return Err(ApplyError::StreamLengths {
+                model: model.to_owned(),
+                lengths,
+            });
+        }
+        let columns = self.columns_mut(model, attr)?;
+        let mut staged = columns.clone();
+        if !staged.is_empty() {
+            let streamed: HashSet<&str> = data.iter().map(|(k, _)| k.as_str()).collect();
+            let existing: HashSet<&str> = staged.names().collect();
+            if streamed != existing {
+                let mut missing: Vec<String> = existing
+                    .difference(&streamed)
+                    .map(|s| s.to_string())
+                    .collect();
+                let mut unknown: Vec<String> = streamed
+                    .difference(&existing)
+                    .map(|s| s.to_string())
+                    .collect();
+                missing.sort();
+                unknown.sort();
+                return Err(ApplyError::StreamColumns {
+                    model: model.to_owned(),
+                    missing,
+                    unknown,
+                });
+            }
+        }
+        for (name, items) in data {
+            let result = match staged.get_mut(name) {
+                Some(col) => col.stream(items, rollover),
+                None => {
+                    crate::column::Column::from_value(&Value::List(Vec::new())).and_then(|mut c| {
+                        c.stream(items, rollover)?;
+                        staged.set(name.clone(), c);
+                        Ok(())
+                    })
+                }
+            };
+            result.map_err(|source| ApplyError::Column {
+                model: model.to_owned(),
+                column: name.clone(),
+                source,
+            })?;
+        }
+        *self.columns_mut(model, attr)? = staged;
+        Ok(())
+    }
+
+    /// Replaces the content with a pushed document (PUSH-DOC, spec §4): returns the events
+    /// Bokeh broadcasts for it (RootRemoved for old roots, RootAdded for new ones, then
+    /// TitleChanged if the title differs), with every model of the new document new.
+    pub fn replace_with(&mut self, doc: DocJson) -> Result<Applied, ApplyError> {
+        let next = Document::from_doc_json(doc)?;
+        let mut applied = Applied::default();
+        for r in &self.roots {
+            applied
+                .relay
+                .push(DocumentEvent::RootRemoved { model: r.clone() });
+        }
+        for r in &next.roots {
+            applied.relay.push(DocumentEvent::RootAdded {
+                model: Value::Ref(r.clone()),
+            });
+        }
+        if next.title != self.title {
+            applied.relay.push(DocumentEvent::TitleChanged {
+                title: next.title.clone(),
+            });
+        }
+        applied.new_models = next.models.keys().cloned().collect();
+        let mut removed = std::mem::take(&mut self.removed);
+        removed.extend(
+            self.models
+                .keys()
+                .filter(|id| !next.models.contains_key(*id))
+                .cloned(),
+        );
+        *self = next;
+        self.removed = removed;
+        Ok(applied)
+    }
+
+    /// Drops models no longer reachable from the roots, the config or the callbacks.
+    fn collect_garbage(&mut self) {
+        let mut reachable: HashSet<Id> = HashSet::with_capacity(self.models.len());
+        let mut stack: Vec<Id> = self.roots.clone();
+        stack.push(self.config.clone());
+        if let Some(cb) = &self.callbacks {
+            for_each_ref(cb, &mut |id| stack.push(id.clone()));
+        }
+        while let Some(id) = stack.pop() {
+            if !reachable.insert(id.clone()) {
+                continue;
+            }
+            if let Some(m) = self.models.get(&id) {
+                for (_, v) in &m.attributes {
+                    for_each_ref(v, &mut |r| {
+                        if !reachable.contains(r) {
+                            stack.push(r.clone());
+                        }
+                    });
+                }
+            }
+        }
+        if reachable.len() < self.models.len() {
+            let gone: Vec<Id> = self
+                .models
+                .keys()
+                .filter(|id| !reachable.contains(*id))
+                .cloned()
+                .collect();
+            for id in gone {
+                self.models.remove(&id);
+                self.removed.insert(id);
+            }
+        }
+    }
+
+    /// Writes the full document as DocJson (PULL-DOC-REPLY, spec §6.1): every model in
+    /// full at its first occurrence, depth first.
+    pub fn encode_doc_json(&self, enc: &mut Encoder<'_>) {
+        enc.raw("{\"version\":");
+        enc.string(BOKEH_VERSION);
+        enc.raw(",\"title\":");
+        enc.string(&self.title);
+        enc.raw(",\"config\":");
+        enc.reference(&self.config);
+        enc.raw(",\"roots\":[");
+        for (i, r) in self.roots.iter().enumerate() {
+            if i > 0 {
+                enc.raw(",");
+            }
+            enc.reference(r);
+        }
+        enc.raw("]");
+        if let Some(cb) = &self.callbacks {
+            enc.raw(",\"callbacks\":");
+            enc.value(cb);
+        }
+        enc.raw("}");
+    }
+
+    fn encodable(&self, id: &str) -> Option<EncodableModel<'_>> {
+        let m = self.models.get(id)?;
+        Some(EncodableModel {
+            name: &m.name,
+            attributes: m
+                .attributes
+                .iter()
+                .map(|(k, v)| match (&m.columns, k.as_str()) {
+                    (Some(cols), DATA_ATTR) => (k.as_str(), Cow::Owned(cols.to_value())),
+                    _ => (k.as_str(), Cow::Borrowed(v)),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Expands every model of the document: for PULL-DOC-REPLY.
+pub struct AllModels<'a>(pub &'a Document);
+
+impl ModelLookup for AllModels<'_> {
+    fn full_model(&self, id: &str) -> Option<EncodableModel<'_>> {
+        self.0.encodable(id)
+    }
+}
+
+/// Expands only the given (new) models: for relayed PATCH-DOCs, so that every recipient
+/// receives in full the models it has never seen.
+pub struct NewModels<'a> {
+    /// The document.
+    pub doc: &'a Document,
+    /// The ids to write in full.
+    pub ids: &'a HashSet<Id>,
+}
+
+impl ModelLookup for NewModels<'_> {
+    fn full_model(&self, id: &str) -> Option<EncodableModel<'_>> {
+        if self.ids.contains(id) {
+            self.doc.encodable(id)
+        } else {
+            None
+        }
+    }
+}
