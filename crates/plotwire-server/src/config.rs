@@ -1,0 +1,156 @@
+//! Server settings, with Bokeh's defaults where Bokeh has the same setting.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+/// How session ids are made and checked (Bokeh's `--session-ids`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionIdMode {
+    /// Ids are generated unsigned; tokens are not checked for signatures.
+    #[default]
+    Unsigned,
+    /// Ids are generated and signed; tokens must be signed with the secret key.
+    Signed,
+    /// Like `Signed`, but the server never generates ids: pages need an id or a token.
+    ExternalSigned,
+}
+
+impl SessionIdMode {
+    /// Whether signatures are made and checked.
+    pub fn signs(self) -> bool {
+        !matches!(self, SessionIdMode::Unsigned)
+    }
+}
+
+/// Everything the server needs to run. [`Config::default`] matches `bokeh serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (default 127.0.0.1).
+    pub address: IpAddr,
+    /// Port to listen on (default 5006).
+    pub port: u16,
+    /// URL prefix, normalised to `""` or `"/x"`.
+    pub prefix: String,
+    /// Allowed websocket origins (`host[:port]`, `*` wildcards). Empty means
+    /// `localhost:<port>`, as Bokeh.
+    pub allow_websocket_origin: Vec<String>,
+    /// Session id mode.
+    pub session_ids: SessionIdMode,
+    /// Secret key for signing; required by the signed modes.
+    pub secret_key: Option<String>,
+    /// Interval between websocket pings; `None` disables them (Bokeh: 37 s).
+    pub keep_alive: Option<Duration>,
+    /// How often unused sessions are looked for (Bokeh: 17 s).
+    pub check_unused_sessions: Duration,
+    /// How long a session without connections lives (Bokeh: 15 s).
+    pub unused_session_lifetime: Duration,
+    /// Lifetime of tokens minted for pages (Bokeh: 300 s).
+    pub session_token_expiration: Duration,
+    /// Largest accepted websocket message in bytes (Bokeh: 20 MiB).
+    pub websocket_max_message_size: usize,
+    /// Most messages queued for one connection before it is closed as too slow.
+    pub outbox_max_messages: usize,
+    /// Most bytes queued for one connection before it is closed as too slow.
+    pub outbox_max_bytes: usize,
+    /// Most binary buffers accepted in one Bokeh message.
+    pub max_buffers_per_message: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 5006,
+            prefix: String::new(),
+            allow_websocket_origin: Vec::new(),
+            session_ids: SessionIdMode::Unsigned,
+            secret_key: None,
+            keep_alive: Some(Duration::from_millis(37_000)),
+            check_unused_sessions: Duration::from_millis(17_000),
+            unused_session_lifetime: Duration::from_millis(15_000),
+            session_token_expiration: Duration::from_secs(300),
+            websocket_max_message_size: 20 * 1024 * 1024,
+            outbox_max_messages: 4096,
+            outbox_max_bytes: 256 * 1024 * 1024,
+            max_buffers_per_message: 4096,
+        }
+    }
+}
+
+/// A setting that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A signed mode without a secret key.
+    #[error("--session-ids {0} needs a secret key: set PLOTWIRE_SECRET_KEY (or BOKEH_SECRET_KEY)")]
+    MissingSecret(&'static str),
+    /// A limit of zero.
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+impl Config {
+    /// Normalises the prefix and checks that the settings fit together.
+    pub fn validated(mut self) -> Result<Config, ConfigError> {
+        self.prefix = normalize_prefix(&self.prefix);
+        if self.session_ids.signs() && self.secret_key.as_deref().is_none_or(str::is_empty) {
+            return Err(ConfigError::MissingSecret(match self.session_ids {
+                SessionIdMode::Signed => "signed",
+                _ => "external-signed",
+            }));
+        }
+        for (name, v) in [
+            (
+                "--websocket-max-message-size",
+                self.websocket_max_message_size,
+            ),
+            ("outbox message limit", self.outbox_max_messages),
+            ("outbox byte limit", self.outbox_max_bytes),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        Ok(self)
+    }
+
+    /// The secret key bytes when signing is on.
+    pub fn signing_key(&self) -> Option<&[u8]> {
+        if self.session_ids.signs() {
+            self.secret_key.as_deref().map(str::as_bytes)
+        } else {
+            None
+        }
+    }
+}
+
+/// `--prefix /foo/` → `/foo`; `""` or `/` → `""` (Bokeh's rule).
+pub fn normalize_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_normalise() {
+        assert_eq!(normalize_prefix("/foo/"), "/foo");
+        assert_eq!(normalize_prefix("foo"), "/foo");
+        assert_eq!(normalize_prefix("/"), "");
+        assert_eq!(normalize_prefix(""), "");
+    }
+
+    #[test]
+    fn signed_mode_needs_a_secret() {
+        let c = Config {
+            session_ids: SessionIdMode::Signed,
+            ..Config::default()
+        };
+        assert!(c.validated().is_err());
+    }
+}

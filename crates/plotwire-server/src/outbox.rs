@@ -1,0 +1,185 @@
+//! Bounded per-connection outboxes.
+//!
+//! Policy: the session owner never waits for a viewer. It offers each message (shared
+//! bytes, encoded once) to every recipient's outbox. An outbox holds at most
+//! `max_messages` messages and `max_bytes` bytes. A message that does not fit marks the
+//! outbox *overflowed*: the connection is then closed with code 1013 ("try again later")
+//! instead of being fed a document with a hole in it. BokehJS reconnects on such a close
+//! and pulls a fresh copy of the document, so a viewer that fell behind catches up with
+//! one PULL-DOC instead of an unbounded backlog. A stalled viewer therefore costs at most
+//! the bound in memory and never slows the owner or the other viewers.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use plotwire_protocol::frame::OutgoingMessage;
+use tokio::sync::{mpsc, Notify};
+
+/// The close code sent to a connection whose outbox overflowed.
+pub const OVERFLOW_CLOSE_CODE: u16 = 1013;
+
+struct Shared {
+    queued_bytes: AtomicUsize,
+    overflowed: AtomicBool,
+    max_bytes: usize,
+    wake: Notify,
+}
+
+/// The sending side, held by whoever produces messages for the connection.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::Sender<OutgoingMessage>,
+    shared: Arc<Shared>,
+}
+
+/// The receiving side, held by the connection's writer.
+pub struct OutboxReceiver {
+    rx: mpsc::Receiver<OutgoingMessage>,
+    shared: Arc<Shared>,
+}
+
+/// Why a message was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OfferError {
+    /// The outbox is full: the connection is being closed as too slow.
+    #[error("outbox full: the viewer is too slow")]
+    Overflow,
+    /// The connection is gone.
+    #[error("connection closed")]
+    Closed,
+}
+
+/// Makes an outbox bounded by message count and bytes.
+pub fn outbox(max_messages: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
+    let (tx, rx) = mpsc::channel(max_messages.max(1));
+    let shared = Arc::new(Shared {
+        queued_bytes: AtomicUsize::new(0),
+        overflowed: AtomicBool::new(false),
+        max_bytes,
+        wake: Notify::new(),
+    });
+    (
+        Outbox {
+            tx,
+            shared: shared.clone(),
+        },
+        OutboxReceiver { rx, shared },
+    )
+}
+
+impl Outbox {
+    /// Queues a message without waiting. On overflow the outbox is marked and the
+    /// writer is woken so that it closes the connection.
+    pub fn offer(&self, msg: OutgoingMessage) -> Result<(), OfferError> {
+        if self.shared.overflowed.load(Ordering::Acquire) {
+            return Err(OfferError::Overflow);
+        }
+        let size = msg.total_len();
+        let before = self.shared.queued_bytes.fetch_add(size, Ordering::AcqRel);
+        if before > 0 && before + size > self.shared.max_bytes {
+            self.shared.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+            return Err(self.overflow());
+        }
+        match self.tx.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.shared.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+                Err(self.overflow())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.shared.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+                Err(OfferError::Closed)
+            }
+        }
+    }
+
+    fn overflow(&self) -> OfferError {
+        self.shared.overflowed.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+        OfferError::Overflow
+    }
+
+    /// Bytes currently queued.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued_bytes.load(Ordering::Acquire)
+    }
+}
+
+/// What the writer should do next.
+pub enum Next {
+    /// Send this message.
+    Send(OutgoingMessage),
+    /// Close the connection: the viewer fell too far behind.
+    Overflowed,
+    /// Every sender is gone.
+    Done,
+}
+
+impl OutboxReceiver {
+    /// Waits for the next message, or for an overflow.
+    pub async fn next(&mut self) -> Next {
+        if self.shared.overflowed.load(Ordering::Acquire) {
+            return Next::Overflowed;
+        }
+        tokio::select! {
+            biased;
+            _ = self.shared.wake.notified() => Next::Overflowed,
+            msg = self.rx.recv() => match msg {
+                Some(m) => {
+                    self.shared.queued_bytes.fetch_sub(m.total_len(), Ordering::AcqRel);
+                    Next::Send(m)
+                }
+                None => Next::Done,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use plotwire_protocol::frame::Fragment;
+
+    fn msg(n: usize) -> OutgoingMessage {
+        OutgoingMessage {
+            frames: vec![Fragment::Binary(Bytes::from(vec![0u8; n]))],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_reader_overflows_at_the_message_bound() {
+        let (tx, mut rx) = outbox(3, 1 << 20);
+        for _ in 0..3 {
+            tx.offer(msg(10)).unwrap();
+        }
+        assert_eq!(tx.offer(msg(10)), Err(OfferError::Overflow));
+        assert_eq!(tx.offer(msg(1)), Err(OfferError::Overflow));
+        assert!(matches!(rx.next().await, Next::Overflowed));
+    }
+
+    #[tokio::test]
+    async fn the_byte_bound_counts_queued_bytes() {
+        let (tx, mut rx) = outbox(100, 100);
+        tx.offer(msg(60)).unwrap();
+        assert_eq!(tx.queued_bytes(), 60);
+        assert!(matches!(rx.next().await, Next::Send(_)));
+        assert_eq!(tx.queued_bytes(), 0);
+        tx.offer(msg(60)).unwrap();
+        assert_eq!(tx.offer(msg(60)), Err(OfferError::Overflow));
+    }
+
+    #[tokio::test]
+    async fn one_oversized_message_still_goes_to_an_empty_outbox() {
+        let (tx, mut rx) = outbox(4, 10);
+        tx.offer(msg(100)).unwrap();
+        assert!(matches!(rx.next().await, Next::Send(_)));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_receiver_reports_closed() {
+        let (tx, rx) = outbox(4, 100);
+        drop(rx);
+        assert_eq!(tx.offer(msg(1)), Err(OfferError::Closed));
+    }
+}
