@@ -1,0 +1,330 @@
+//! HTTP routes compatible with `bokeh serve` (spec §1): app pages, autoload.js, metadata,
+//! the websocket endpoint, the index of live sessions, static BokehJS and health.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use plotwire_protocol::token;
+use rand::Rng;
+
+use crate::config::{Config, SessionIdMode};
+use crate::connection::{self, ConnectionSettings};
+use crate::error::HttpError;
+use crate::origin;
+use crate::pages;
+use crate::registry::Registry;
+use crate::session::PeerKind;
+
+/// Path segments that are not app names.
+pub const RESERVED: &[&str] = &["static", "healthz", "metrics", "api", "favicon.ico"];
+
+/// Shared state of every route.
+pub struct AppState {
+    /// The settings.
+    pub config: Config,
+    /// Live sessions.
+    pub registry: Arc<Registry>,
+    /// The websocket Origin allowlist in force.
+    pub allowlist: Vec<String>,
+}
+
+type Shared = State<Arc<AppState>>;
+
+/// The routes, without the prefix.
+pub fn routes(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/favicon.ico", get(favicon))
+        .route("/static/{*path}", get(crate::assets::serve_static))
+        .route("/{app}", get(app_page))
+        .route("/{app}/", get(app_page))
+        .route("/{app}/ws", get(websocket))
+        .route("/{app}/metadata", get(metadata))
+        .route(
+            "/{app}/autoload.js",
+            get(autoload).options(autoload_options),
+        )
+        .with_state(state)
+}
+
+fn now_epoch_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn check_app(app: &str) -> Result<(), HttpError> {
+    if RESERVED.contains(&app) || app.is_empty() {
+        Err(HttpError::not_found(format!("{app:?} is not an app path")))
+    } else {
+        Ok(())
+    }
+}
+
+fn new_session_id(config: &Config) -> String {
+    let mut rng = rand::rng();
+    token::new_session_id(|n| rng.random_range(0..n), config.signing_key())
+}
+
+/// Resolves the session of a page or autoload request (spec §1.2): returns the session
+/// id and the token to create it with.
+fn resolve_session(
+    state: &AppState,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<(String, String), HttpError> {
+    let config = &state.config;
+    let mut sid = query.get("bokeh-session-id").cloned();
+    let token_arg = query.get("bokeh-token").cloned();
+    if let Some(h) = headers
+        .get("bokeh-session-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        if sid.is_some() {
+            return Err(HttpError::forbidden(
+                "session ID was provided as an argument and header",
+            ));
+        }
+        sid = Some(h.to_owned());
+    }
+    let tok = match (token_arg, sid) {
+        (Some(_), Some(_)) => {
+            return Err(HttpError::forbidden(
+                "Both token and session ID were provided",
+            ))
+        }
+        (Some(t), None) => t,
+        (None, sid) => {
+            let sid = match sid {
+                Some(s) => s,
+                None if config.session_ids == SessionIdMode::ExternalSigned => {
+                    return Err(HttpError::forbidden("No bokeh-session-id provided"))
+                }
+                None => new_session_id(config),
+            };
+            let expiry = now_epoch_secs()
+                + i64::try_from(config.session_token_expiration.as_secs()).unwrap_or(i64::MAX / 2);
+            token::generate_token(&sid, expiry, None, config.signing_key())
+                .map_err(|e| HttpError::bad_request(format!("can't make a token: {e}")))?
+        }
+    };
+    if !token::check_token_signature(&tok, config.signing_key()) {
+        return Err(HttpError::forbidden("Invalid token or session ID"));
+    }
+    let sid = token::token_session_id(&tok)
+        .map_err(|e| HttpError::forbidden(format!("Invalid token: {e}")))?;
+    if sid.is_empty() {
+        return Err(HttpError::forbidden("Invalid token: empty session ID"));
+    }
+    Ok((sid, tok))
+}
+
+async fn app_page(
+    State(state): Shared,
+    Path(app): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    check_app(&app)?;
+    let (sid, tok) = resolve_session(&state, &query, &headers)?;
+    let session = state.registry.get_or_create(&sid, &app, &tok, false);
+    let info = session.describe().await.ok_or_else(|| {
+        HttpError::unavailable("the session closed while the page was being made")
+    })?;
+    let root = pages::static_root(&state.config.prefix, None);
+    let html = pages::app_page(&info.title, &info.roots, &session.creator_token, &root);
+    Ok(([(header::CONTENT_TYPE, "text/html")], html).into_response())
+}
+
+async fn autoload(
+    State(state): Shared,
+    Path(app): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    check_app(&app)?;
+    let element = query
+        .get("bokeh-autoload-element")
+        .ok_or_else(|| HttpError::bad_request("No bokeh-autoload-element query parameter"))?;
+    let app_path = query
+        .get("bokeh-app-path")
+        .map(String::as_str)
+        .unwrap_or("/");
+    let absolute_url = query.get("bokeh-absolute-url").map(String::as_str);
+    let include_js = query.get("resources").map(String::as_str) != Some("none");
+    let (sid, tok) = resolve_session(&state, &query, &headers)?;
+    let session = state.registry.get_or_create(&sid, &app, &tok, false);
+    let root = pages::static_root(&state.config.prefix, absolute_url);
+    let js = pages::autoload_js(
+        element,
+        &session.creator_token,
+        app_path,
+        absolute_url,
+        include_js,
+        &root,
+    );
+    let mut resp = ([(header::CONTENT_TYPE, "application/javascript")], js).into_response();
+    cors(&mut resp, &headers);
+    Ok(resp)
+}
+
+fn cors(resp: &mut Response, req: &HeaderMap) {
+    let h = resp.headers_mut();
+    let origin = match (req.get(header::ORIGIN), req.contains_key(header::COOKIE)) {
+        (Some(o), true) => o.clone(),
+        _ => HeaderValue::from_static("*"),
+    };
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+}
+
+async fn autoload_options(headers: HeaderMap) -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    cors(&mut resp, &headers);
+    if let Some(o) = headers.get(header::ORIGIN) {
+        resp.headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o.clone());
+    }
+    resp.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("PUT, GET, OPTIONS"),
+    );
+    resp
+}
+
+async fn metadata(Path(app): Path<String>) -> Result<Response, HttpError> {
+    check_app(&app)?;
+    Ok(Json(serde_json::json!({ "url": format!("/{app}"), "data": {} })).into_response())
+}
+
+async fn index(State(state): Shared) -> Html<String> {
+    let prefix = &state.config.prefix;
+    let entries: Vec<pages::IndexEntry> = state
+        .registry
+        .list()
+        .into_iter()
+        .map(|s| pages::IndexEntry {
+            href: format!(
+                "{prefix}/{}/?bokeh-session-id={}",
+                s.app,
+                percent_encode(&s.id)
+            ),
+            label: format!("{} / {}", s.app, s.id),
+            detail: format!(
+                "{} connection{}",
+                s.connections,
+                if s.connections == 1 { "" } else { "s" }
+            ),
+        })
+        .collect();
+    Html(pages::index_page(&entries))
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+async fn healthz(State(state): Shared) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok", "sessions": state.registry.len() }))
+}
+
+async fn favicon() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+async fn websocket(
+    State(state): Shared,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, HttpError> {
+    check_app(&app)?;
+    if !origin::origin_allowed(&headers, &state.allowlist) {
+        let origin = headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::warn!(origin, "websocket origin refused");
+        return Err(HttpError::forbidden(format!(
+            "websocket origin {origin:?} is not allowed; start plotwire with --allow-websocket-origin"
+        )));
+    }
+    let offered: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let kind = if headers.contains_key(header::ORIGIN) {
+        PeerKind::Browser
+    } else {
+        PeerKind::Producer
+    };
+    let settings = ConnectionSettings {
+        keep_alive: state.config.keep_alive,
+        outbox_max_messages: state.config.outbox_max_messages,
+        outbox_max_bytes: state.config.outbox_max_bytes,
+        max_buffers: state.config.max_buffers_per_message,
+        max_message_bytes: state.config.websocket_max_message_size.saturating_mul(64),
+    };
+    let max = state.config.websocket_max_message_size;
+    let ws = ws.max_message_size(max).max_frame_size(max);
+    // Bokeh's select_subprotocol: exactly two values, the first echoed, the second the token.
+    let (ws, token) = match offered.as_slice() {
+        [first, tok] => (ws.protocols([first.clone()]), Some(tok.clone())),
+        _ => (ws, None),
+    };
+    let state2 = state.clone();
+    Ok(ws.on_upgrade(move |socket| async move {
+        let Some(tok) = token else {
+            return connection::refuse(socket, "subprotocols must be [\"bokeh\", token]").await;
+        };
+        if offered.first().map(String::as_str) != Some("bokeh") {
+            return connection::refuse(socket, "first subprotocol must be \"bokeh\"").await;
+        }
+        if !token::check_token_signature(&tok, state2.config.signing_key()) {
+            return connection::refuse(socket, "invalid token signature").await;
+        }
+        let payload = match token::decode_token(&tok) {
+            Ok(p) => p,
+            Err(e) => return connection::refuse(socket, &format!("invalid token: {e}")).await,
+        };
+        if let Err(e) = token::check_token_expiry(&payload, now_epoch_secs()) {
+            return connection::refuse(socket, &format!("token rejected: {e}")).await;
+        }
+        if payload.session_id.is_empty() {
+            return connection::refuse(socket, "empty session id").await;
+        }
+        let session = state2
+            .registry
+            .get_or_create(&payload.session_id, &app, &tok, true);
+        connection::run(socket, session, kind, settings).await;
+    }))
+}
