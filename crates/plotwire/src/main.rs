@@ -1,1 +1,190 @@
-fn main() {}
+//! The `plotwire` command line. Thin: it parses flags and calls the server library.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use plotwire_server::{Config, SessionIdMode};
+
+/// plotwire: a fast, Bokeh-compatible server for live, two-way plots of streaming data.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server. Unmodified BokehJS 3.9.2 and bokeh.client 3.9.2 talk to it like to `bokeh serve`.
+    Serve(ServeArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SessionIds {
+    /// Generate unsigned ids; accept any token without a signature check.
+    Unsigned,
+    /// Generate signed ids; require tokens signed with the secret key.
+    Signed,
+    /// Require signed tokens and never generate ids (pages need an id or a token).
+    ExternalSigned,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Port to listen on.
+    #[arg(long, env = "PLOTWIRE_PORT", default_value_t = 5006)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "PLOTWIRE_ADDRESS", default_value = "127.0.0.1")]
+    address: IpAddr,
+    /// URL prefix to serve everything under, e.g. /plots.
+    #[arg(long, env = "PLOTWIRE_PREFIX", default_value = "")]
+    prefix: String,
+    /// Websocket origin allowed to connect, as host[:port] with optional * wildcards (repeatable).
+    /// Same-origin pages and clients that send no Origin (bokeh.client) are always allowed.
+    /// Default: localhost:<port>. BOKEH_ALLOW_WS_ORIGIN (comma-separated) is also read.
+    #[arg(
+        long = "allow-websocket-origin",
+        env = "PLOTWIRE_ALLOW_WEBSOCKET_ORIGIN",
+        value_delimiter = ','
+    )]
+    allow_websocket_origin: Vec<String>,
+    /// How session ids are generated and checked. The secret key comes from
+    /// PLOTWIRE_SECRET_KEY or BOKEH_SECRET_KEY. Default: signed if BOKEH_SIGN_SESSIONS is
+    /// true, else unsigned.
+    #[arg(long, value_enum, env = "PLOTWIRE_SESSION_IDS")]
+    session_ids: Option<SessionIds>,
+    /// Milliseconds between websocket keep-alive pings (0 disables them).
+    #[arg(long, env = "PLOTWIRE_KEEP_ALIVE", default_value_t = 37_000)]
+    keep_alive: u64,
+    /// Milliseconds between checks for unused sessions.
+    #[arg(long, env = "PLOTWIRE_CHECK_UNUSED_SESSIONS", default_value_t = 17_000)]
+    check_unused_sessions: u64,
+    /// Milliseconds a session without connections is kept.
+    #[arg(
+        long,
+        env = "PLOTWIRE_UNUSED_SESSION_LIFETIME",
+        default_value_t = 15_000
+    )]
+    unused_session_lifetime: u64,
+    /// Seconds that tokens minted for pages stay valid.
+    #[arg(long, env = "PLOTWIRE_SESSION_TOKEN_EXPIRATION", default_value_t = 300)]
+    session_token_expiration: u64,
+    /// Largest websocket message accepted, in bytes; larger ones close the socket with 1009.
+    #[arg(long, env = "PLOTWIRE_WEBSOCKET_MAX_MESSAGE_SIZE", default_value_t = 20 * 1024 * 1024)]
+    websocket_max_message_size: usize,
+    /// Most messages queued for one viewer before it is closed as too slow (it reconnects and resyncs).
+    #[arg(long, env = "PLOTWIRE_OUTBOX_MAX_MESSAGES", default_value_t = 4096)]
+    outbox_max_messages: usize,
+    /// Most bytes queued for one viewer before it is closed as too slow.
+    #[arg(long, env = "PLOTWIRE_OUTBOX_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
+    outbox_max_bytes: usize,
+    /// Log level: error, warn, info, debug or trace (or a tracing filter such as plotwire_server=debug).
+    #[arg(long, env = "PLOTWIRE_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Log format.
+    #[arg(long, value_enum, env = "PLOTWIRE_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name)
+        .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .unwrap_or(false)
+}
+
+fn config_from(args: &ServeArgs) -> Config {
+    let secret_key = std::env::var("PLOTWIRE_SECRET_KEY")
+        .or_else(|_| std::env::var("BOKEH_SECRET_KEY"))
+        .ok()
+        .filter(|s| !s.is_empty());
+    let session_ids = match args.session_ids {
+        Some(SessionIds::Unsigned) => SessionIdMode::Unsigned,
+        Some(SessionIds::Signed) => SessionIdMode::Signed,
+        Some(SessionIds::ExternalSigned) => SessionIdMode::ExternalSigned,
+        None if env_flag("BOKEH_SIGN_SESSIONS") => SessionIdMode::Signed,
+        None => SessionIdMode::Unsigned,
+    };
+    let mut allow = args.allow_websocket_origin.clone();
+    if let Ok(extra) = std::env::var("BOKEH_ALLOW_WS_ORIGIN") {
+        allow = extra
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+    }
+    Config {
+        address: args.address,
+        port: args.port,
+        prefix: args.prefix.clone(),
+        allow_websocket_origin: allow,
+        session_ids,
+        secret_key,
+        keep_alive: (args.keep_alive > 0).then(|| Duration::from_millis(args.keep_alive)),
+        check_unused_sessions: Duration::from_millis(args.check_unused_sessions.max(1)),
+        unused_session_lifetime: Duration::from_millis(args.unused_session_lifetime),
+        session_token_expiration: Duration::from_secs(args.session_token_expiration),
+        websocket_max_message_size: args.websocket_max_message_size,
+        outbox_max_messages: args.outbox_max_messages,
+        outbox_max_bytes: args.outbox_max_bytes,
+        ..Config::default()
+    }
+}
+
+fn init_logging(level: &str, format: LogFormat) -> Result<(), String> {
+    let filter = match level {
+        "error" | "warn" | "info" | "debug" | "trace" => {
+            format!("{level},tower_http=warn,hyper=warn")
+        }
+        other => other.to_owned(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .map_err(|e| format!("bad --log-level {level:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            if let Err(e) = init_logging(&args.log_level, args.log_format) {
+                eprintln!("plotwire: {e}");
+                return ExitCode::from(2);
+            }
+            let config = config_from(&args);
+            let prefix = plotwire_server::config::normalize_prefix(&config.prefix);
+            let result = plotwire_server::serve(config, |addr| {
+                tracing::info!(
+                    "plotwire {} serving on http://{addr}{prefix}/",
+                    env!("CARGO_PKG_VERSION")
+                );
+            })
+            .await;
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("plotwire: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
