@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every plotwire test on a fresh machine: installs what the tests need (Debian
+# chromium, Python bokeh==3.9.2, Playwright, pytest, numpy), then formatting and lint
+# checks, the Rust unit, property and integration tests, and the end-to-end tests that
+# drive the real bokeh.client and real BokehJS in headless Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "installing test dependencies"
+scripts/install-test-deps.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "Rust tests (unit, property, fixture and protocol integration)"
+cargo test --workspace --locked
+
+step "building the plotwire binary for the end-to-end tests"
+cargo build -p plotwire --locked
+export PLOTWIRE_BIN="$PWD/target/debug/plotwire"
+
+step "end-to-end tests: bokeh.client ${BOKEH_VERSION:-3.9.2} and BokehJS in Chromium"
+python3 -m pytest tests/e2e -q -p no:cacheprovider
