@@ -11,7 +11,8 @@ use plotwire_protocol::{Id, ModelRep, Value, BOKEH_VERSION};
 
 use crate::column::ColumnError;
 use crate::model::{
-    column_pairs, extract_models, for_each_ref, has_refs, ColumnSet, Model, DATA_ATTR,
+    column_pairs, contains_model_rep, extract_models, for_each_ref, has_refs, ColumnSet, Model,
+    DATA_ATTR,
 };
 
 /// The title of a new, empty document (as Bokeh's).
@@ -256,6 +257,15 @@ impl Document {
     /// Applies `events` in order, all or nothing: on error the document is unchanged.
     pub fn apply(&mut self, events: Vec<DocumentEvent>) -> Result<Applied, ApplyError> {
         let mut applied = Applied::default();
+        if let [single] = events.as_slice() {
+            if is_atomic(single) {
+                // One event that validates before it mutates: no staging copy needed.
+                for e in events {
+                    self.apply_one(e, &mut applied)?;
+                }
+                return Ok(applied);
+            }
+        }
         let mut staged = self.clone();
         for e in events {
             staged.apply_one(e, &mut applied)?;
@@ -633,6 +643,17 @@ impl Document {
                 })
                 .collect(),
         })
+    }
+}
+
+/// Whether applying `event` alone either fails before changing anything or succeeds.
+/// Events that bring new models register them before checking their references, so
+/// they are applied on a staging copy instead.
+fn is_atomic(event: &DocumentEvent) -> bool {
+    match event {
+        DocumentEvent::ModelChanged { new, .. } => !contains_model_rep(new),
+        DocumentEvent::RootAdded { .. } => false,
+        _ => true,
     }
 }
 
