@@ -141,6 +141,7 @@ mod tests {
     fn prefixes_normalise() {
         assert_eq!(normalize_prefix("/foo/"), "/foo");
         assert_eq!(normalize_prefix("foo"), "/foo");
+        assert_eq!(normalize_prefix("foo/"), "/foo");
         assert_eq!(normalize_prefix("/"), "");
         assert_eq!(normalize_prefix(""), "");
     }

@@ -11,6 +11,7 @@ use rand::RngCore as _;
 use serde_json::{Map, Value};
 
 use crate::assets;
+use crate::config::normalize_prefix;
 
 /// Escapes text for HTML content and attribute values (`&`, `<`, `>`, `"`, `'`).
 pub fn escape_html(text: &str) -> String {
@@ -76,17 +77,6 @@ pub fn new_element_id() -> String {
             let _ = write!(id, "{byte:02x}");
         }
         return id;
-    }
-}
-
-/// Normalises a `--prefix` the way Bokeh does: `""`, or `"/x"` with a leading slash and no
-/// trailing slash (`"foo/"` and `"/foo/"` both become `"/foo"`).
-pub fn normalize_prefix(prefix: &str) -> String {
-    let trimmed = prefix.trim_matches('/');
-    if trimmed.is_empty() {
-        String::new()
-    } else {
-        format!("/{trimmed}")
     }
 }
 
@@ -470,11 +460,7 @@ mod tests {
     }
 
     #[test]
-    fn prefix_and_static_root() {
-        assert_eq!(normalize_prefix(""), "");
-        assert_eq!(normalize_prefix("/"), "");
-        assert_eq!(normalize_prefix("foo/"), "/foo");
-        assert_eq!(normalize_prefix("/foo/"), "/foo");
+    fn static_roots() {
         assert_eq!(static_root("", None), "/");
         assert_eq!(static_root("/foo/", None), "/foo/");
         assert_eq!(
