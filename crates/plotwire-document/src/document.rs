@@ -141,6 +141,11 @@ impl Document {
         let callbacks = doc.callbacks.map(|c| extract_models(c, &mut found));
         let mut out = Document::new();
         out.title = doc.title.unwrap_or_else(|| DEFAULT_TITLE.into());
+        if let Some(Value::Ref(_)) = &config {
+            // The sent config replaces the default one, even when it reuses its id (a
+            // document pulled from plotwire and pushed back).
+            out.models.remove(&out.config);
+        }
         out.register(found)?;
         for r in &roots {
             match r {
@@ -157,7 +162,6 @@ impl Document {
             .collect();
         if let Some(Value::Ref(id)) = config {
             out.check_ref(&id)?;
-            out.models.remove(&out.config);
             out.config = id;
         }
         if let Some(cb) = &callbacks {
