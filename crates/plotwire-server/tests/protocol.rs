@@ -1,0 +1,1432 @@
+//! The websocket protocol and HTTP routes end to end: the real router on 127.0.0.1, raw
+//! websocket clients speaking Bokeh's framing, fixture documents from the Bokeh 3.9.2
+//! captures. Every wait is bounded.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::serve::ListenerExt;
+use base64::Engine;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use plotwire_protocol::frame::{encode_message, Assembler, Fragment};
+use plotwire_protocol::message::MsgType;
+use plotwire_protocol::token::{generate_token, sign_session_id, token_session_id};
+use plotwire_server::{Config, SessionIdMode};
+use serde_json::{json, Value as Json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Response;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The bound on every single wait.
+const T: Duration = Duration::from_secs(5);
+
+async fn within<F: Future>(what: &str, f: F) -> F::Output {
+    match tokio::time::timeout(T, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {T:?} waiting for {what}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------------------
+
+/// Defaults for tests: no keep-alive pings in the way.
+fn config() -> Config {
+    Config {
+        keep_alive: None,
+        ..Config::default()
+    }
+}
+
+/// Starts the router on 127.0.0.1 with an OS-chosen port (also set as `config.port`, so
+/// that the default Origin allowlist is right). Returns the port.
+async fn start(config: Config) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    let app = plotwire_server::router(Config { port, ..config }).expect("valid config");
+    // As `plotwire_server::serve` does.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    port
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+fn token(session_id: &str) -> String {
+    generate_token(session_id, now() + 300, None, None).expect("token")
+}
+
+// ---------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/bokeh-3.9.2")
+}
+
+/// A client→server message of a capture: type, content and buffers.
+#[derive(Clone)]
+struct FixtureMsg {
+    msgtype: String,
+    content: Json,
+    buffers: Vec<(String, Bytes)>,
+}
+
+fn fixture_c2s(scenario: &str, client: &str) -> Vec<FixtureMsg> {
+    let path = fixtures()
+        .join("ws")
+        .join(scenario)
+        .join(format!("{client}.messages.jsonl"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+        .filter(|r| r["dir"] == "c2s" && r.get("header").is_some())
+        .map(|r| FixtureMsg {
+            msgtype: r["header"]["msgtype"].as_str().expect("msgtype").to_owned(),
+            content: r["content"].clone(),
+            buffers: r["buffers"]
+                .as_array()
+                .map(|bs| {
+                    bs.iter()
+                        .map(|b| {
+                            let raw = base64::engine::general_purpose::STANDARD
+                                .decode(b["b64"].as_str().expect("b64"))
+                                .expect("base64");
+                            (b["id"].as_str().expect("id").to_owned(), Bytes::from(raw))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The PUSH-DOC content of `ws/1-pushed-plain`: one root `p1062`, title "pushed doc".
+fn plain_push_doc() -> Json {
+    fixture_c2s("1-pushed-plain", "a_push_session")
+        .into_iter()
+        .find(|m| m.msgtype == "PUSH-DOC")
+        .expect("PUSH-DOC")
+        .content
+}
+
+/// Ids of the full model reps inside `j`.
+fn full_model_ids(j: &Json, out: &mut Vec<String>) {
+    match j {
+        Json::Array(items) => items.iter().for_each(|x| full_model_ids(x, out)),
+        Json::Object(obj) => {
+            if obj.get("type").and_then(Json::as_str) == Some("object") {
+                if let (Some(id), true) = (
+                    obj.get("id").and_then(Json::as_str),
+                    obj.contains_key("name"),
+                ) {
+                    out.push(id.to_owned());
+                }
+            }
+            obj.values().for_each(|x| full_model_ids(x, out));
+        }
+        _ => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A raw Bokeh websocket client
+// ---------------------------------------------------------------------------------------
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// One assembled incoming message.
+#[derive(Debug, Clone)]
+struct Received {
+    msgtype: String,
+    reqid: Option<String>,
+    content: Json,
+    buffers: Vec<(String, Bytes)>,
+}
+
+impl Received {
+    fn events(&self) -> &[Json] {
+        self.content["events"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    fn kinds(&self) -> Vec<&str> {
+        self.events()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap_or("?"))
+            .collect()
+    }
+}
+
+/// What the socket delivered next.
+#[derive(Debug)]
+enum Incoming {
+    Msg(Received),
+    Ping(Bytes),
+    /// A close frame (with its code, `None` for a close frame without status code).
+    Close(Option<u16>),
+    /// The stream ended (or failed) without a close frame.
+    End,
+}
+
+struct Client {
+    ws: Ws,
+    asm: Assembler,
+    next_id: u64,
+    received_ids: Vec<String>,
+}
+
+async fn try_connect(
+    port: u16,
+    app: &str,
+    protocols: &str,
+    origin: Option<&str>,
+) -> Result<(Ws, Response), tungstenite::Error> {
+    let mut req = format!("ws://127.0.0.1:{port}/{app}/ws")
+        .into_client_request()
+        .expect("request");
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocols.parse().expect("header"));
+    if let Some(o) = origin {
+        req.headers_mut()
+            .insert("Origin", o.parse().expect("header"));
+    }
+    within(
+        "the websocket handshake",
+        tokio_tungstenite::connect_async_with_config(req, None, true),
+    )
+    .await
+}
+
+/// Connects with `["bokeh", token]`, checks that `bokeh` was selected, and returns the
+/// client without reading anything.
+async fn connect_raw(port: u16, token: &str, origin: Option<&str>) -> Client {
+    let (ws, resp) = try_connect(port, "target", &format!("bokeh, {token}"), origin)
+        .await
+        .expect("handshake");
+    assert_eq!(resp.status(), 101);
+    assert_eq!(
+        resp.headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("bokeh"),
+        "the selected subprotocol"
+    );
+    Client::new(ws)
+}
+
+/// Connects and waits for the ACK.
+async fn connect(port: u16, session: &str) -> Client {
+    let mut c = connect_raw(port, &token(session), None).await;
+    c.expect_ack().await;
+    c
+}
+
+/// Connects as a browser (with a same-origin `Origin` header) and waits for the ACK.
+async fn connect_browser(port: u16, session: &str) -> Client {
+    let origin = format!("http://127.0.0.1:{port}");
+    let mut c = connect_raw(port, &token(session), Some(&origin)).await;
+    c.expect_ack().await;
+    c
+}
+
+/// A websocket handshake written by hand, for requests `connect_async` refuses to make
+/// or to finish (e.g. a single subprotocol, which the server answers without one).
+async fn raw_handshake(port: u16, extra_headers: &str) -> (u16, String, Option<Client>) {
+    let mut tcp = within("connect", TcpStream::connect(("127.0.0.1", port)))
+        .await
+        .expect("connect");
+    let req = format!(
+        "GET /target/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n{extra_headers}\r\n"
+    );
+    within("write", tcp.write_all(req.as_bytes()))
+        .await
+        .expect("write");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        let n = within("the handshake response", tcp.read(&mut b))
+            .await
+            .expect("read");
+        assert_eq!(n, 1, "the server closed during the handshake");
+        head.push(b[0]);
+    }
+    let head = String::from_utf8(head).expect("UTF-8 head");
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let client = if status == 101 {
+        let ws =
+            WebSocketStream::from_raw_socket(MaybeTlsStream::Plain(tcp), Role::Client, None).await;
+        Some(Client::new(ws))
+    } else {
+        None
+    };
+    (status, head, client)
+}
+
+impl Client {
+    fn new(ws: Ws) -> Client {
+        Client {
+            ws,
+            asm: Assembler::default(),
+            next_id: 0,
+            received_ids: Vec::new(),
+        }
+    }
+
+    fn msgid(&mut self) -> String {
+        self.next_id += 1;
+        format!("c{}", self.next_id)
+    }
+
+    /// Sends raw websocket messages.
+    async fn send_frames(&mut self, frames: Vec<Message>) {
+        within("sending", async {
+            for f in frames {
+                self.ws.feed(f).await.expect("send");
+            }
+            self.ws.flush().await.expect("flush");
+        })
+        .await;
+    }
+
+    /// Sends a Bokeh message as fragments; returns its msgid.
+    async fn send(
+        &mut self,
+        msgtype: MsgType,
+        content: &Json,
+        buffers: &[(String, Bytes)],
+    ) -> String {
+        let id = self.msgid();
+        let msg = encode_message(
+            &id,
+            msgtype,
+            None,
+            Bytes::from(content.to_string()),
+            buffers,
+        );
+        let frames = msg
+            .frames
+            .into_iter()
+            .map(|f| match f {
+                Fragment::Text(b) => Message::Text(Utf8Bytes::try_from(b).expect("UTF-8")),
+                Fragment::Binary(b) => Message::Binary(b),
+            })
+            .collect();
+        self.send_frames(frames).await;
+        id
+    }
+
+    async fn patch(&mut self, events: Json) -> String {
+        self.send(MsgType::PatchDoc, &json!({ "events": events }), &[])
+            .await
+    }
+
+    /// The next thing the socket delivers, assembled into messages.
+    async fn next(&mut self) -> Incoming {
+        within("the next message", async {
+            loop {
+                let fragment = match self.ws.next().await {
+                    Some(Ok(Message::Text(t))) => Fragment::Text(Bytes::from(t)),
+                    Some(Ok(Message::Binary(b))) => Fragment::Binary(b),
+                    Some(Ok(Message::Ping(p))) => return Incoming::Ping(p),
+                    Some(Ok(Message::Pong(_))) | Some(Ok(Message::Frame(_))) => continue,
+                    Some(Ok(Message::Close(f))) => {
+                        return Incoming::Close(f.map(|f: CloseFrame| u16::from(f.code)))
+                    }
+                    Some(Err(_)) | None => return Incoming::End,
+                };
+                if let Some(raw) = self
+                    .asm
+                    .push(fragment)
+                    .expect("the server's framing is valid")
+                {
+                    self.received_ids.push(raw.header.msgid.clone());
+                    return Incoming::Msg(Received {
+                        msgtype: raw.header.msgtype,
+                        reqid: raw.header.reqid,
+                        content: serde_json::from_slice(&raw.content).expect("content JSON"),
+                        buffers: raw.buffers,
+                    });
+                }
+            }
+        })
+        .await
+    }
+
+    /// The next Bokeh message (pings are skipped).
+    async fn recv(&mut self) -> Received {
+        loop {
+            match self.next().await {
+                Incoming::Msg(m) => return m,
+                Incoming::Ping(_) => continue,
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+    }
+
+    async fn expect(&mut self, msgtype: &str) -> Received {
+        let m = self.recv().await;
+        assert_eq!(m.msgtype, msgtype, "unexpected message {m:?}");
+        m
+    }
+
+    async fn expect_ack(&mut self) {
+        let m = self.expect("ACK").await;
+        assert_eq!(m.reqid, None);
+        assert_eq!(m.content, json!({}));
+    }
+
+    /// Expects a reply of `msgtype` to `reqid` as the very next message.
+    async fn expect_reply(&mut self, msgtype: &str, reqid: &str) -> Received {
+        let m = self.expect(msgtype).await;
+        assert_eq!(m.reqid.as_deref(), Some(reqid), "reqid of {m:?}");
+        m
+    }
+
+    /// Sends a PATCH-DOC and expects OK as the very next message (no echo before it).
+    async fn patch_ok(&mut self, events: Json) {
+        let id = self.patch(events).await;
+        self.expect_reply("OK", &id).await;
+    }
+
+    /// Sends a PATCH-DOC and expects ERROR; returns its text.
+    async fn patch_error(&mut self, content: &Json, buffers: &[(String, Bytes)]) -> String {
+        let id = self.send(MsgType::PatchDoc, content, buffers).await;
+        let m = self.expect_reply("ERROR", &id).await;
+        m.content["text"].as_str().expect("ERROR text").to_owned()
+    }
+
+    /// PULL-DOC-REQ → the `doc` of the reply.
+    async fn pull(&mut self) -> Json {
+        let id = self.send(MsgType::PullDocReq, &json!({}), &[]).await;
+        let m = self.expect_reply("PULL-DOC-REPLY", &id).await;
+        m.content["doc"].clone()
+    }
+
+    /// PUSH-DOC → the PATCH-DOCs received before the OK.
+    async fn push(&mut self, content: &Json) -> Vec<Received> {
+        let id = self.send(MsgType::PushDoc, content, &[]).await;
+        let mut before = Vec::new();
+        loop {
+            let m = self.recv().await;
+            if m.msgtype == "OK" {
+                assert_eq!(m.reqid.as_deref(), Some(id.as_str()));
+                return before;
+            }
+            assert_eq!(m.msgtype, "PATCH-DOC", "before the OK of a PUSH-DOC: {m:?}");
+            before.push(m);
+        }
+    }
+
+    /// Reads until the connection ends; returns the close code (`Some(None)`: a close
+    /// frame without status; `None`: no close frame) and how many messages came first.
+    async fn closing(&mut self) -> (Option<Option<u16>>, usize) {
+        let mut messages = 0;
+        loop {
+            match self.next().await {
+                Incoming::Msg(_) => messages += 1,
+                Incoming::Ping(_) => {}
+                Incoming::Close(code) => return (Some(code), messages),
+                Incoming::End => return (None, messages),
+            }
+        }
+    }
+
+    /// Expects the server to close with `code` before sending any message.
+    async fn expect_close(&mut self, code: u16) {
+        let (close, messages) = self.closing().await;
+        assert_eq!(messages, 0, "no message before the close");
+        assert_eq!(close, Some(Some(code)), "close code");
+    }
+
+    /// Expects the connection to end without any Bokeh message (no ACK): a close frame
+    /// without status code, or no frame at all.
+    async fn expect_refused(&mut self) {
+        let (close, messages) = self.closing().await;
+        assert_eq!(messages, 0, "nothing, not even an ACK, before the close");
+        assert!(
+            matches!(close, Some(None) | None),
+            "a close without status code, got {close:?}"
+        );
+    }
+
+    async fn close(mut self) {
+        let _ = within("closing", self.ws.close(None)).await;
+        // Drain until the server's close reply.
+        let _ = tokio::time::timeout(T, async { while self.ws.next().await.is_some() {} }).await;
+    }
+
+    fn assert_unique_ids(&self) {
+        let set: HashSet<&String> = self.received_ids.iter().collect();
+        assert_eq!(
+            set.len(),
+            self.received_ids.len(),
+            "msgids {:?}",
+            self.received_ids
+        );
+    }
+}
+
+/// A session kept healthy while bad input hits others: a round trip must keep working.
+struct Healthy {
+    client: Client,
+    title: String,
+}
+
+impl Healthy {
+    async fn new(port: u16) -> Healthy {
+        let mut client = connect(port, "healthy-session").await;
+        let mut doc = plain_push_doc();
+        doc["doc"]["title"] = json!("healthy");
+        client.push(&doc).await;
+        Healthy {
+            client,
+            title: "healthy".into(),
+        }
+    }
+
+    async fn check(&mut self, after: &str) {
+        self.title = format!("healthy after {after}");
+        let title = self.title.clone();
+        self.client
+            .patch_ok(json!([{ "kind": "TitleChanged", "title": title }]))
+            .await;
+        let doc = self.client.pull().await;
+        assert_eq!(doc["title"], json!(self.title), "after {after}");
+        assert_eq!(doc["roots"][0]["id"], "p1062");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests: basics, push, pull and relays
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ack_first_then_server_info() {
+    let port = start(config()).await;
+    let mut c = connect_raw(port, &token("info"), None).await;
+    let first = c.recv().await;
+    assert_eq!(first.msgtype, "ACK", "ACK is the first message");
+    let id = c.send(MsgType::ServerInfoReq, &json!({}), &[]).await;
+    let reply = c.expect_reply("SERVER-INFO-REPLY", &id).await;
+    assert_eq!(
+        reply.content,
+        json!({"version_info": {"bokeh": "3.9.2", "server": "3.9.2"}})
+    );
+    c.assert_unique_ids();
+    c.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn push_pull_relay_and_new_models_to_everyone() {
+    let port = start(config()).await;
+    let push = plain_push_doc();
+    let mut fixture_ids = Vec::new();
+    full_model_ids(&push, &mut fixture_ids);
+
+    // A pushes: it gets the replacement events, RootAdded in full, then OK.
+    let mut a = connect(port, "relay").await;
+    let echoed = a.push(&push).await;
+    let events: Vec<&Json> = echoed.iter().flat_map(|m| m.events()).collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(kinds, ["RootAdded", "TitleChanged"], "{echoed:?}");
+    assert_eq!(events[0]["model"]["type"], "object");
+    assert_eq!(events[0]["model"]["id"], "p1062");
+    assert_eq!(events[1]["title"], "pushed doc");
+
+    // B and C pull: every root and every model is there, in full.
+    let mut b = connect(port, "relay").await;
+    let mut c = connect_browser(port, "relay").await;
+    for viewer in [&mut b, &mut c] {
+        let doc = viewer.pull().await;
+        assert_eq!(doc["title"], "pushed doc");
+        let roots = doc["roots"].as_array().expect("roots");
+        assert_eq!(roots.len(), 1);
+        assert_eq!(roots[0]["id"], "p1062");
+        assert_eq!(roots[0]["type"], "object", "the root in full");
+        let mut ids = Vec::new();
+        full_model_ids(&doc, &mut ids);
+        let pulled: HashSet<&String> = ids.iter().collect();
+        assert_eq!(pulled.len(), ids.len(), "each model in full once");
+        for id in &fixture_ids {
+            assert!(pulled.contains(id), "model {id} is in the PULL-DOC-REPLY");
+        }
+    }
+
+    // A PATCH-DOC from A goes to B and C, not back to A, which gets OK.
+    a.patch_ok(
+        json!([{"kind": "ModelChanged", "model": {"id": "p1058"}, "attr": "value", "new": 7}]),
+    )
+    .await;
+    for viewer in [&mut b, &mut c] {
+        let m = viewer.expect("PATCH-DOC").await;
+        assert_eq!(
+            m.events(),
+            [json!({"kind": "ModelChanged", "model": {"id": "p1058"}, "attr": "value", "new": 7})]
+        );
+    }
+
+    // The pusher's own changes from the capture, verbatim: relayed to both, OK to A.
+    let patches: Vec<FixtureMsg> = fixture_c2s("1-pushed-plain", "a_push_session")
+        .into_iter()
+        .filter(|m| m.msgtype == "PATCH-DOC")
+        .collect();
+    assert_eq!(patches.len(), 7);
+    for p in &patches {
+        let id = a.send(MsgType::PatchDoc, &p.content, &p.buffers).await;
+        a.expect_reply("OK", &id).await;
+        for viewer in [&mut b, &mut c] {
+            let m = viewer.expect("PATCH-DOC").await;
+            assert_eq!(
+                m.kinds(),
+                [p.content["events"][0]["kind"].as_str().expect("kind")]
+            );
+        }
+    }
+    let doc = b.pull().await;
+    assert_eq!(doc["title"], "title changed by pusher");
+
+    // The browser's stream of typed arrays in buffers "0" and "1", from C: relayed to A
+    // and B with the buffers re-attached.
+    let browser_stream = fixture_c2s("1-pushed-plain", "c_browser")
+        .into_iter()
+        .find(|m| m.msgtype == "PATCH-DOC" && !m.buffers.is_empty())
+        .expect("the browser's binary stream");
+    let id = c
+        .send(
+            MsgType::PatchDoc,
+            &browser_stream.content,
+            &browser_stream.buffers,
+        )
+        .await;
+    c.expect_reply("OK", &id).await;
+    for viewer in [&mut a, &mut b] {
+        let m = viewer.expect("PATCH-DOC").await;
+        assert_eq!(m.kinds(), ["ColumnsStreamed"]);
+        let entries = m.events()[0]["data"]["entries"]
+            .as_array()
+            .expect("entries");
+        assert_eq!(entries.len(), 2);
+        for (entry, (_, sent)) in entries.iter().zip(&browser_stream.buffers) {
+            let buf_id = entry[1]["array"]["data"]["id"]
+                .as_str()
+                .expect("a buffer reference");
+            let got = m
+                .buffers
+                .iter()
+                .find(|(id, _)| id == buf_id)
+                .map(|(_, b)| b)
+                .expect("the referenced buffer is attached");
+            assert_eq!(got, sent, "the buffer bytes of column {}", entry[0]);
+        }
+    }
+
+    // A brand-new root reaches BOTH others with the model in full (the Bokeh bug: only
+    // the first got it in full).
+    let div = json!({"type": "object", "name": "Div", "id": "new-div",
+                     "attributes": {"text": "<b>new</b>"}});
+    a.patch_ok(json!([{"kind": "RootAdded", "model": div}]))
+        .await;
+    for viewer in [&mut b, &mut c] {
+        let m = viewer.expect("PATCH-DOC").await;
+        assert_eq!(m.events(), [json!({"kind": "RootAdded", "model": div})]);
+    }
+    // A new model inside a ModelChanged: in full to both as well.
+    let title = json!({"type": "object", "name": "Title", "id": "new-title",
+                       "attributes": {"text": "a brand-new Title model"}});
+    a.patch_ok(
+        json!([{"kind": "ModelChanged", "model": {"id": "p1011"}, "attr": "title", "new": title}]),
+    )
+    .await;
+    for viewer in [&mut b, &mut c] {
+        let m = viewer.expect("PATCH-DOC").await;
+        assert_eq!(m.events()[0]["new"], title);
+    }
+    // A model the others already have stays a reference.
+    a.patch_ok(
+        json!([{"kind": "ModelChanged", "model": {"id": "p1011"}, "attr": "title",
+                       "new": {"id": "new-title"}}]),
+    )
+    .await;
+    // An unchanged value is not relayed: the next relay B sees is the label.
+    c.patch_ok(json!([{"kind": "ModelChanged", "model": {"id": "p1059"}, "attr": "label", "new": "from C"}]))
+        .await;
+    for viewer in [&mut a, &mut b] {
+        let m = viewer.expect("PATCH-DOC").await;
+        assert_eq!(m.events()[0]["attr"], "label", "{m:?}");
+    }
+    let doc = a.pull().await;
+    let roots: Vec<&str> = doc["roots"]
+        .as_array()
+        .expect("roots")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(roots, ["p1062", "new-div"]);
+
+    for cl in [&a, &b, &c] {
+        cl.assert_unique_ids();
+    }
+    for cl in [a, b, c] {
+        cl.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ui_events_go_from_browsers_to_producers_only() {
+    let port = start(config()).await;
+    let mut producer = connect(port, "events").await;
+    producer.push(&plain_push_doc()).await;
+    let mut b1 = connect_browser(port, "events").await;
+    let mut b2 = connect_browser(port, "events").await;
+    b1.pull().await;
+    b2.pull().await;
+
+    // The browser's button_click, as BokehJS sent it in the capture.
+    let click = fixture_c2s("1-pushed-plain", "c_browser")
+        .into_iter()
+        .find(|m| m.content.to_string().contains("button_click"))
+        .expect("a button_click");
+    let id = b1.send(MsgType::PatchDoc, &click.content, &[]).await;
+    b1.expect_reply("OK", &id).await;
+    let m = producer.expect("PATCH-DOC").await;
+    assert_eq!(m.kinds(), ["MessageSent"]);
+    assert_eq!(m.events()[0]["msg_data"]["name"], "button_click");
+    assert_eq!(
+        m.events()[0]["msg_data"]["values"]["entries"][0],
+        json!(["model", {"id": "p1059"}])
+    );
+
+    // The other browser did not get it: its next relay is the following change.
+    b1.patch_ok(
+        json!([{"kind": "ModelChanged", "model": {"id": "p1058"}, "attr": "value", "new": 5}]),
+    )
+    .await;
+    let m = b2.expect("PATCH-DOC").await;
+    assert_eq!(
+        m.kinds(),
+        ["ModelChanged"],
+        "b2 must not see the click: {m:?}"
+    );
+    let m = producer.expect("PATCH-DOC").await;
+    assert_eq!(m.kinds(), ["ModelChanged"]);
+
+    // A producer's MessageSent (like the server's clear_input) goes to the browsers.
+    let clear = json!([{"kind": "MessageSent", "msg_type": "bokeh_event",
+        "msg_data": {"type": "event", "name": "clear_input",
+                     "values": {"type": "map", "entries": [["model", {"id": "p1059"}]]}}}]);
+    producer.patch_ok(clear.clone()).await;
+    for b in [&mut b1, &mut b2] {
+        let m = b.expect("PATCH-DOC").await;
+        assert_eq!(m.events(), clear.as_array().expect("list").as_slice());
+    }
+    for c in [producer, b1, b2] {
+        c.close().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests: bad input
+// ---------------------------------------------------------------------------------------
+
+fn text(s: &str) -> Message {
+    Message::text(s.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn protocol_violations_close_only_the_offender() {
+    let port = start(config()).await;
+    let mut healthy = Healthy::new(port).await;
+    let victim = "victim";
+
+    // A binary fragment where the header is expected.
+    let mut c = connect(port, victim).await;
+    c.send_frames(vec![Message::binary(vec![1u8, 2, 3])]).await;
+    c.expect_close(1002).await;
+    healthy.check("a binary header").await;
+
+    // A malformed buffer header.
+    let mut c = connect(port, victim).await;
+    c.send_frames(vec![
+        text(r#"{"msgid":"m1","msgtype":"PATCH-DOC","num_buffers":1}"#),
+        text("{}"),
+        text(r#"{"events":[]}"#),
+        text(r#"{"id":"0","extra":true}"#),
+    ])
+    .await;
+    c.expect_close(1002).await;
+    healthy.check("a malformed buffer header").await;
+
+    // An unknown msgtype.
+    let mut c = connect(port, victim).await;
+    c.send_frames(vec![
+        text(r#"{"msgid":"m1","msgtype":"NOPE"}"#),
+        text("{}"),
+        text("{}"),
+    ])
+    .await;
+    c.expect_close(1002).await;
+    healthy.check("an unknown msgtype").await;
+
+    // A message type only the server sends.
+    let mut c = connect(port, victim).await;
+    c.send(MsgType::Ack, &json!({}), &[]).await;
+    c.expect_close(1002).await;
+    healthy.check("an ACK from a client").await;
+
+    // Content that is not JSON at all is a framing error (Bokeh: close 10001).
+    let mut c = connect(port, victim).await;
+    c.send_frames(vec![
+        text(r#"{"msgid":"m1","msgtype":"PATCH-DOC"}"#),
+        text("{}"),
+        text("{not json"),
+    ])
+    .await;
+    c.expect_close(1002).await;
+    healthy.check("content that is not JSON").await;
+
+    // A garbage token: refused at open, no ACK.
+    let (mut ws, resp) = try_connect(port, "target", "bokeh, garbage", None)
+        .await
+        .map(|(ws, r)| (Client::new(ws), r))
+        .expect("the handshake completes");
+    assert_eq!(resp.status(), 101);
+    ws.expect_refused().await;
+    healthy.check("a garbage token").await;
+
+    // An expired token.
+    let expired = generate_token(victim, now() - 10, None, None).expect("token");
+    let mut c = connect_raw(port, &expired, None).await;
+    c.expect_refused().await;
+    healthy.check("an expired token").await;
+
+    // A wrong first subprotocol.
+    let (ws, _) = try_connect(
+        port,
+        "target",
+        &format!("notbokeh, {}", token(victim)),
+        None,
+    )
+    .await
+    .expect("handshake");
+    Client::new(ws).expect_refused().await;
+    healthy.check("a wrong first subprotocol").await;
+
+    // Only one subprotocol: nothing is selected, and the socket is closed without ACK.
+    let (status, head, client) = raw_handshake(port, "Sec-WebSocket-Protocol: bokeh\r\n").await;
+    assert_eq!(status, 101, "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("sec-websocket-protocol"),
+        "{head}"
+    );
+    client.expect("an upgraded socket").expect_refused().await;
+    // No subprotocol at all.
+    let (status, _, client) = raw_handshake(port, "").await;
+    assert_eq!(status, 101);
+    client.expect("an upgraded socket").expect_refused().await;
+    healthy.check("a single subprotocol").await;
+
+    // A wrong Origin: HTTP 403 on the upgrade.
+    match try_connect(
+        port,
+        "target",
+        &format!("bokeh, {}", token(victim)),
+        Some("http://evil.example:8000"),
+    )
+    .await
+    {
+        Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
+        Err(e) => panic!("expected HTTP 403, got {e}"),
+        Ok(_) => panic!("a foreign Origin was accepted"),
+    }
+    healthy.check("a wrong Origin").await;
+    healthy.client.assert_unique_ids();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn handling_errors_reply_error_and_apply_nothing() {
+    let port = start(config()).await;
+    let mut healthy = Healthy::new(port).await;
+    let mut e = connect(port, "errors").await;
+    e.push(&plain_push_doc()).await;
+    let mut viewer = connect(port, "errors").await;
+    viewer.pull().await;
+    let x_len = |doc: &Json| -> usize {
+        fn find<'a>(j: &'a Json, id: &str) -> Option<&'a Json> {
+            match j {
+                Json::Object(o)
+                    if o.get("id") == Some(&json!(id)) && o.contains_key("attributes") =>
+                {
+                    Some(j)
+                }
+                Json::Object(o) => o.values().find_map(|v| find(v, id)),
+                Json::Array(a) => a.iter().find_map(|v| find(v, id)),
+                _ => None,
+            }
+        }
+        let src = find(doc, "p1008").expect("src");
+        let entries = src["attributes"]["data"]["entries"]
+            .as_array()
+            .expect("entries");
+        let x = entries.iter().find(|e| e[0] == "x").expect("x");
+        x[1].as_array().map(Vec::len).expect("a list")
+    };
+
+    // Unknown model: ERROR naming it; the connection stays open.
+    let text = e
+        .patch_error(
+            &json!({"events": [{"kind": "ModelChanged", "model": {"id": "p-no-such-model"},
+                                "attr": "value", "new": 1}]}),
+            &[],
+        )
+        .await;
+    assert!(text.contains("p-no-such-model"), "{text}");
+    healthy.check("an unknown model").await;
+
+    // Valid JSON that is not a PATCH-DOC content.
+    let text = e.patch_error(&json!({"events": 5}), &[]).await;
+    assert!(!text.is_empty());
+    let text = e.patch_error(&json!([1, 2, 3]), &[]).await;
+    assert!(!text.is_empty());
+    // An event that does not decode (unknown kind, a reference to a missing buffer).
+    e.patch_error(&json!({"events": [{"kind": "Nope"}]}), &[])
+        .await;
+    e.patch_error(
+        &json!({"events": [{"kind": "ModelChanged", "model": {"id": "p1058"}, "attr": "tags",
+                            "new": {"type": "bytes", "data": {"id": "missing"}}}]}),
+        &[],
+    )
+    .await;
+    // A PUSH-DOC without a doc.
+    let id = e.send(MsgType::PushDoc, &json!({"nodoc": 1}), &[]).await;
+    e.expect_reply("ERROR", &id).await;
+    healthy.check("invalid content").await;
+
+    let stream = |x: Json, y: Json| {
+        json!({"events": [{"kind": "ColumnsStreamed", "model": {"id": "p1008"}, "attr": "data",
+            "data": {"type": "map", "entries": [["x", x], ["y", y]]}, "rollover": null}]})
+    };
+    // Strings into a numeric column.
+    let text = e
+        .patch_error(&stream(json!(["a", "b"]), json!([1, 2])), &[])
+        .await;
+    assert!(text.contains('x'), "{text}");
+    // Unequal lengths.
+    e.patch_error(&stream(json!([5, 6]), json!([25])), &[])
+        .await;
+    // A missing column.
+    e.patch_error(
+        &json!({"events": [{"kind": "ColumnsStreamed", "model": {"id": "p1008"}, "attr": "data",
+            "data": {"type": "map", "entries": [["x", [5]]]}, "rollover": null}]}),
+        &[],
+    )
+    .await;
+    // A typed array whose buffer does not match its dtype.
+    e.patch_error(
+        &stream(
+            json!({"type": "typed_array", "array": {"type": "bytes", "data": {"id": "0"}},
+                   "order": "little", "dtype": "float64"}),
+            json!([1]),
+        ),
+        &[("0".to_owned(), Bytes::from_static(&[1, 2, 3]))],
+    )
+    .await;
+    healthy.check("bad streams").await;
+
+    // A 2-event PATCH-DOC whose 2nd event is bad: the 1st is not applied either.
+    let text = e
+        .patch_error(
+            &json!({"events": [
+                {"kind": "TitleChanged", "title": "must not stick"},
+                {"kind": "ModelChanged", "model": {"id": "p-missing"}, "attr": "value", "new": 1}
+            ]}),
+            &[],
+        )
+        .await;
+    assert!(text.contains("p-missing"), "{text}");
+    e.patch_error(
+        &json!({"events": [
+            {"kind": "ColumnsStreamed", "model": {"id": "p1008"}, "attr": "data",
+             "data": {"type": "map", "entries": [["x", [5]], ["y", [25]]]}, "rollover": null},
+            {"kind": "ColumnsPatched", "model": {"id": "p1008"}, "attr": "data",
+             "patches": {"type": "map", "entries": [["y", [[99, 1]]]]}}
+        ]}),
+        &[],
+    )
+    .await;
+    let doc = e.pull().await;
+    assert_eq!(doc["title"], "pushed doc", "the 1st event was not applied");
+    assert_eq!(x_len(&doc), 5, "the stream was not applied");
+    healthy.check("a half-bad PATCH-DOC").await;
+
+    // Nothing of the failed PATCH-DOCs reached the viewer: its next message is this one.
+    e.patch_ok(json!([{"kind": "TitleChanged", "title": "after the errors"}]))
+        .await;
+    let m = viewer.expect("PATCH-DOC").await;
+    assert_eq!(
+        m.events(),
+        [json!({"kind": "TitleChanged", "title": "after the errors"})]
+    );
+    e.assert_unique_ids();
+    e.close().await;
+    viewer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oversized_messages_close_1009() {
+    // Big enough for the fixture PUSH-DOC (6.4 kB) of the healthy session.
+    let port = start(Config {
+        websocket_max_message_size: 16 * 1024,
+        ..config()
+    })
+    .await;
+    let mut healthy = Healthy::new(port).await;
+    for (i, frames) in [
+        // An oversized content fragment.
+        vec![
+            text(r#"{"msgid":"m1","msgtype":"PATCH-DOC"}"#),
+            text("{}"),
+            text(&format!(
+                "{{\"events\":[],\"pad\":\"{}\"}}",
+                "x".repeat(64 * 1024)
+            )),
+        ],
+        // An oversized binary buffer.
+        vec![
+            text(r#"{"msgid":"m1","msgtype":"PATCH-DOC","num_buffers":1}"#),
+            text("{}"),
+            text(r#"{"events":[]}"#),
+            text(r#"{"id":"0"}"#),
+            Message::binary(vec![0u8; 64 * 1024]),
+        ],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut c = connect(port, "big").await;
+        c.send_frames(frames).await;
+        c.expect_close(1009).await;
+        healthy.check(&format!("oversized message {i}")).await;
+    }
+    // Just under the limit is fine.
+    let mut c = connect(port, "big").await;
+    let id = c
+        .send(
+            MsgType::PatchDoc,
+            &json!({"events": [], "pad": "x".repeat(15 * 1024)}),
+            &[],
+        )
+        .await;
+    c.expect_reply("OK", &id).await;
+    c.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_sent_before_the_ack_is_queued() {
+    let port = start(config()).await;
+    let mut healthy = Healthy::new(port).await;
+    for _ in 0..5 {
+        let mut c = connect_raw(port, &token("eager"), None).await;
+        let id = c.send(MsgType::PullDocReq, &json!({}), &[]).await;
+        c.expect_ack().await;
+        let reply = c.expect_reply("PULL-DOC-REPLY", &id).await;
+        assert_eq!(reply.content["doc"]["title"], "Bokeh Application");
+        c.close().await;
+    }
+    healthy.check("eager clients").await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests: signed sessions, keep-alive, unused sessions
+// ---------------------------------------------------------------------------------------
+
+const SECRET: &str = "fixture-secret-key-0123456789abcdefghijklmnopqrstuvwxyz";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signed_sessions_need_signed_tokens() {
+    let port = start(Config {
+        session_ids: SessionIdMode::Signed,
+        secret_key: Some(SECRET.into()),
+        ..config()
+    })
+    .await;
+    let secret = Some(SECRET.as_bytes());
+    let signed_id = sign_session_id("signedsession", SECRET.as_bytes());
+
+    // A correctly signed token.
+    let good = generate_token(&signed_id, now() + 300, None, secret).expect("token");
+    let mut c = connect_raw(port, &good, None).await;
+    c.expect_ack().await;
+    assert_eq!(c.pull().await["title"], "Bokeh Application");
+
+    // Unsigned token; signed token for an unsigned id; a signature made with another key.
+    let unsigned = generate_token(&signed_id, now() + 300, None, None).expect("token");
+    let unsigned_id = generate_token("unsigned-id", now() + 300, None, secret).expect("token");
+    let other_key = generate_token(
+        &sign_session_id("signedsession", b"another key"),
+        now() + 300,
+        None,
+        Some(b"another key"),
+    )
+    .expect("token");
+    for bad in [unsigned, unsigned_id, other_key] {
+        connect_raw(port, &bad, None).await.expect_refused().await;
+    }
+    // The good connection is unaffected.
+    assert_eq!(c.pull().await["title"], "Bokeh Application");
+
+    // Pages: an unsigned id is 403 with a JSON error; a signed one is served.
+    let (status, headers, body) = http_get(port, "/target/?bokeh-session-id=unsigned-id").await;
+    assert_eq!(status, 403);
+    assert!(header(&headers, "content-type").is_some_and(|v| v.contains("json")));
+    let err: Json = serde_json::from_slice(&body).expect("a JSON body");
+    assert!(
+        err["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{err}"
+    );
+    let (status, _, body) = http_get(port, &format!("/target/?bokeh-session-id={signed_id}")).await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8(body).expect("UTF-8");
+    assert!(
+        page.contains(&good),
+        "the page embeds the session's creator token"
+    );
+    c.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keep_alive_pings_count_up() {
+    let port = start(Config {
+        keep_alive: Some(Duration::from_millis(200)),
+        ..config()
+    })
+    .await;
+    let mut c = connect(port, "pings").await;
+    let started = Instant::now();
+    let mut payloads = Vec::new();
+    while payloads.len() < 3 {
+        match c.next().await {
+            Incoming::Ping(p) => payloads.push(String::from_utf8(p.to_vec()).expect("ASCII")),
+            other => panic!("expected a ping, got {other:?}"),
+        }
+    }
+    assert_eq!(payloads, ["0", "1", "2"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // The connection still works (pongs were answered by the client).
+    assert_eq!(c.pull().await["title"], "Bokeh Application");
+    c.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unused_sessions_are_discarded_but_survive_a_quick_reconnect() {
+    let port = start(Config {
+        check_unused_sessions: Duration::from_millis(100),
+        unused_session_lifetime: Duration::from_millis(300),
+        ..config()
+    })
+    .await;
+    let sessions = |port| async move {
+        let (status, _, body) = http_get(port, "/healthz").await;
+        assert_eq!(status, 200);
+        serde_json::from_slice::<Json>(&body).expect("JSON")["sessions"]
+            .as_u64()
+            .expect("sessions")
+    };
+
+    let mut a = connect(port, "short-lived").await;
+    a.patch_ok(json!([{"kind": "TitleChanged", "title": "kept title"}]))
+        .await;
+    a.close().await;
+
+    // A quick reconnect (well within the lifetime) finds the same document.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut b = connect(port, "short-lived").await;
+    assert_eq!(b.pull().await["title"], "kept title");
+    // Connected sessions are never discarded, however long they live.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(b.pull().await["title"], "kept title");
+    assert_eq!(sessions(port).await, 1);
+    b.close().await;
+
+    // Once everyone left: gone after lifetime + check interval.
+    let deadline = Instant::now() + T;
+    while sessions(port).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the unused session was never discarded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut c = connect(port, "short-lived").await;
+    let doc = c.pull().await;
+    assert_eq!(doc["title"], "Bokeh Application", "a fresh document");
+    assert_eq!(doc["roots"], json!([]));
+    c.close().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests: bounded outboxes
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_viewer_is_cut_off_without_slowing_anyone() {
+    const N: usize = 2000;
+    const ITEMS: usize = 1280; // 10 KiB of float64 per stream
+    let test_started = Instant::now();
+    let port = start(Config {
+        outbox_max_messages: 8,
+        ..config()
+    })
+    .await;
+    let mut producer = connect(port, "firehose").await;
+    let doc = json!({"doc": {"version": "3.9.2", "title": "firehose", "roots": [
+        {"type": "object", "name": "ColumnDataSource", "id": "cds",
+         "attributes": {"data": {"type": "map", "entries": [["x", []]]}}}]}});
+    producer.push(&doc).await;
+
+    // The stalled viewer: connects, pulls, then never reads again.
+    let mut stalled = connect(port, "firehose").await;
+    stalled.pull().await;
+
+    // The reading viewer counts the relays in a task and checks their order.
+    let mut reader = connect(port, "firehose").await;
+    reader.pull().await;
+    let (count_tx, mut count_rx) = tokio::sync::watch::channel(0usize);
+    let reading = tokio::spawn(async move {
+        let mut n = 0usize;
+        while n < N {
+            let m = reader.expect("PATCH-DOC").await;
+            assert_eq!(m.kinds(), ["ColumnsStreamed"]);
+            let first = f64::from_le_bytes(m.buffers[0].1[..8].try_into().expect("8 bytes"));
+            assert_eq!(first, n as f64, "relays arrive in order, none missing");
+            n += 1;
+            let _ = count_tx.send(n);
+        }
+        reader
+    });
+
+    let stream_event = json!({"events": [{"kind": "ColumnsStreamed", "model": {"id": "cds"},
+        "attr": "data", "data": {"type": "map", "entries": [["x", {"type": "typed_array",
+        "array": {"type": "bytes", "data": {"id": "0"}}, "order": "little", "dtype": "float64"}]]},
+        "rollover": 4096}]});
+    let mut slowest = Duration::ZERO;
+    for i in 0..N {
+        let payload: Vec<u8> = std::iter::repeat_n(i as f64, ITEMS)
+            .flat_map(f64::to_le_bytes)
+            .collect();
+        let sent = Instant::now();
+        let id = producer
+            .send(
+                MsgType::PatchDoc,
+                &stream_event,
+                &[("0".to_owned(), Bytes::from(payload))],
+            )
+            .await;
+        producer.expect_reply("OK", &id).await;
+        slowest = slowest.max(sent.elapsed());
+        // Pace the test by the reading viewer (never by the stalled one).
+        if i % 8 == 7 {
+            within("the reading viewer", count_rx.wait_for(|n| *n > i))
+                .await
+                .expect("the reader is alive");
+        }
+    }
+    assert!(slowest < Duration::from_secs(1), "an OK took {slowest:?}");
+    let reader = within("the reader to finish", reading)
+        .await
+        .expect("reader task");
+
+    // The stalled viewer was cut off: reading it now gives what was queued, then a close
+    // with 1013 (or the end of the stream).
+    // (2000 x 10 KiB is far more than the default socket buffers hold: tcp_wmem max 4 MiB,
+    // and a receive buffer that is never read does not grow.)
+    let (close, relays) = stalled.closing().await;
+    assert!(relays < N, "the stalled viewer got every relay ({relays})");
+    assert!(matches!(close, Some(Some(1013)) | None), "close {close:?}");
+
+    // The session is fine: the producer and the reader still talk.
+    producer
+        .patch_ok(json!([{"kind": "TitleChanged", "title": "still alive"}]))
+        .await;
+    let mut reader = reader;
+    assert_eq!(reader.expect("PATCH-DOC").await.kinds(), ["TitleChanged"]);
+    assert!(
+        test_started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        test_started.elapsed()
+    );
+    producer.close().await;
+    reader.close().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests: HTTP
+// ---------------------------------------------------------------------------------------
+
+/// A minimal HTTP/1.1 GET with `Connection: close`: status, headers (lowercase names), body.
+async fn http_get(port: u16, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut tcp = within("connect", TcpStream::connect(("127.0.0.1", port)))
+        .await
+        .expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    within("write", tcp.write_all(req.as_bytes()))
+        .await
+        .expect("write");
+    let mut raw = Vec::new();
+    within("the response", tcp.read_to_end(&mut raw))
+        .await
+        .expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8(raw[..split].to_vec()).expect("UTF-8 head");
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    if header(&headers, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let eol = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .expect("chunk size");
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..eol]).expect("hex").trim(), 16)
+                    .expect("chunk size");
+            rest = &rest[eol + 2..];
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+        body = out;
+    }
+    (status, headers, body)
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_routes() {
+    let port = start(config()).await;
+
+    let (status, headers, body) = http_get(port, "/healthz").await;
+    assert_eq!(status, 200);
+    assert!(header(&headers, "content-type").is_some_and(|v| v.contains("application/json")));
+    let health: Json = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(health["status"], "ok");
+
+    let (status, _, body) = http_get(port, "/target/metadata").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_slice::<Json>(&body).expect("JSON"),
+        json!({"url": "/target", "data": {}})
+    );
+
+    let (status, headers, body) = http_get(port, "/target/autoload.js").await;
+    assert_eq!(status, 400);
+    assert!(header(&headers, "content-type").is_some_and(|v| v.contains("json")));
+    let err: Json = serde_json::from_slice(&body).expect("JSON");
+    assert!(
+        err["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("bokeh-autoload-element")),
+        "{err}"
+    );
+
+    let (status, headers, body) = http_get(port, "/static/js/bokeh.min.js?v=x").await;
+    assert_eq!(status, 200);
+    let cache = header(&headers, "cache-control").expect("Cache-Control");
+    let max_age: u64 = cache
+        .split(',')
+        .find_map(|p| p.trim().strip_prefix("max-age="))
+        .and_then(|v| v.parse().ok())
+        .expect("max-age");
+    assert!(max_age >= 315_360_000, "{cache}");
+    assert!(header(&headers, "content-type").is_some_and(|v| v.contains("javascript")));
+    assert!(body.len() > 100_000, "the bundle ({} bytes)", body.len());
+
+    // A page creates its session and embeds a token for it.
+    let (status, _, body) = http_get(port, "/target/?bokeh-session-id=abc").await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8(body).expect("UTF-8");
+    let token_in = |page: &str| -> String {
+        let at = page.find("\"token\"").expect("a token in the page");
+        let rest = &page[at + 7..];
+        let start = rest.find('"').expect("token value") + 1;
+        let end = start + rest[start..].find('"').expect("token end");
+        rest[start..end].to_owned()
+    };
+    assert_eq!(token_session_id(&token_in(&page)).expect("a token"), "abc");
+
+    // A pushed session: its pages embed the pusher's token.
+    let pusher_token = token("pushed-page");
+    let mut pusher = connect_raw(port, &pusher_token, None).await;
+    pusher.expect_ack().await;
+    pusher.push(&plain_push_doc()).await;
+    let (status, _, body) = http_get(port, "/target/?bokeh-session-id=pushed-page").await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8(body).expect("UTF-8");
+    assert_eq!(token_in(&page), pusher_token, "the creator's token");
+    assert!(page.contains("p1062"), "the page names the root");
+    assert!(page.contains("<title>pushed doc</title>"), "the page title");
+
+    // The index lists both sessions.
+    let (status, _, body) = http_get(port, "/").await;
+    assert_eq!(status, 200);
+    let index = String::from_utf8(body).expect("UTF-8");
+    assert!(index.contains("/target/?bokeh-session-id=abc"), "{index}");
+    assert!(
+        index.contains("/target/?bokeh-session-id=pushed-page"),
+        "{index}"
+    );
+    pusher.close().await;
+}
