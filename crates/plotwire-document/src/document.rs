@@ -289,22 +289,7 @@ impl Document {
         if attr != DATA_ATTR {
             return Err(ApplyError::NotDataAttr(attr.to_owned()));
         }
-        let model = self.model_mut(id)?;
-        if model.columns.is_none() {
-            // A source whose `data` is still an empty map (or absent) has no columns yet.
-            let empty = match model.attributes.iter().find(|(k, _)| k == DATA_ATTR) {
-                None => true,
-                Some((_, v)) => column_pairs(v).is_some_and(|p| p.is_empty()),
-            };
-            if !empty {
-                return Err(ApplyError::NotAColumnSource(id.to_owned()));
-            }
-            model.columns = Some(ColumnSet::default());
-        }
-        model
-            .columns
-            .as_mut()
-            .ok_or_else(|| ApplyError::NotAColumnSource(id.to_owned()))
+        ensure_columns(self.model_mut(id)?, id)
     }
 
     fn is_removed(&self, id: &str) -> bool {
@@ -365,6 +350,7 @@ impl Document {
                     }
                 })?;
                 let target = self.model_mut(&model)?;
+                ensure_columns(target, &model)?;
                 let merged = match (cols, target.columns.take()) {
                     (Some(_), Some(mut existing)) => {
                         for (name, _) in &data {
@@ -378,9 +364,6 @@ impl Document {
                 };
                 let value = merged.to_value();
                 target.columns = Some(merged);
-                if !target.attributes.iter().any(|(k, _)| k == DATA_ATTR) {
-                    target.attributes.push((DATA_ATTR.into(), Value::Null));
-                }
                 applied.relay.push(DocumentEvent::ModelChanged {
                     model,
                     attr,
@@ -650,6 +633,34 @@ impl Document {
     }
 }
 
+/// The columns of a column data source, created empty for a source whose `data` is
+/// still empty or absent (Bokeh leaves out default values). Models that are not data
+/// sources (their type name does not end in `DataSource`) have no columns.
+fn ensure_columns<'m>(model: &'m mut Model, id: &str) -> Result<&'m mut ColumnSet, ApplyError> {
+    if model.columns.is_none() {
+        let data = model.attributes.iter().position(|(k, _)| k == DATA_ATTR);
+        let empty = match data {
+            None => model.name.ends_with("DataSource"),
+            Some(i) => model
+                .attributes
+                .get(i)
+                .and_then(|(_, v)| column_pairs(v))
+                .is_some_and(|p| p.is_empty()),
+        };
+        if !empty {
+            return Err(ApplyError::NotAColumnSource(id.to_owned()));
+        }
+        if data.is_none() {
+            model.attributes.push((DATA_ATTR.into(), Value::Null));
+        }
+        model.columns = Some(ColumnSet::default());
+    }
+    model
+        .columns
+        .as_mut()
+        .ok_or_else(|| ApplyError::NotAColumnSource(id.to_owned()))
+}
+
 /// Whether applying `event` alone either fails before changing anything or succeeds.
 /// Events that bring new models register them before checking their references, so
 /// they are applied on a staging copy instead.
@@ -686,5 +697,50 @@ impl ModelLookup for NewModels<'_> {
         } else {
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plotwire_protocol::codec::Buffers;
+    use plotwire_protocol::event::{decode_doc_message, decode_patch};
+
+    fn doc(roots: &str) -> Document {
+        let content = format!(r#"{{"doc":{{"title":"t","roots":{roots}}}}}"#);
+        let dj = decode_doc_message(content.as_bytes(), &Buffers::new()).unwrap();
+        Document::from_doc_json(dj).unwrap()
+    }
+
+    fn stream(id: &str) -> Vec<DocumentEvent> {
+        let content = format!(
+            r#"{{"events":[{{"kind":"ColumnsStreamed","model":{{"id":"{id}"}},"attr":"data","data":{{"type":"map","entries":[["x",[1,2]]]}}}}]}}"#
+        );
+        decode_patch(content.as_bytes(), &Buffers::new()).unwrap()
+    }
+
+    fn pulled(d: &Document) -> String {
+        let lookup = AllModels(d);
+        let mut enc = Encoder::new(&lookup);
+        d.encode_doc_json(&mut enc);
+        String::from_utf8(enc.finish().0.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_source_sent_without_data_gets_columns_that_are_pulled() {
+        let mut d = doc(r#"[{"type":"object","name":"ColumnDataSource","id":"s"}]"#);
+        d.apply(stream("s")).unwrap();
+        assert!(pulled(&d).contains(r#""data":{"type":"map","entries":[["x",[1,2]]]}"#));
+    }
+
+    #[test]
+    fn models_that_are_not_sources_refuse_column_events() {
+        let mut d = doc(r#"[{"type":"object","name":"Slider","id":"w","attributes":{"value":1}}]"#);
+        let before = pulled(&d);
+        assert!(matches!(
+            d.apply(stream("w")),
+            Err(ApplyError::NotAColumnSource(_))
+        ));
+        assert_eq!(pulled(&d), before);
     }
 }
