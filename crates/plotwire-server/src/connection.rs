@@ -13,9 +13,12 @@ use plotwire_protocol::event::{decode_doc_message, decode_patch};
 use plotwire_protocol::frame::{Assembler, Fragment, OutgoingMessage, RawMessage};
 use plotwire_protocol::message::MsgType;
 use plotwire_protocol::BOKEH_VERSION;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use crate::outbox::{outbox, Next, Outbox, OVERFLOW_CLOSE_CODE};
+use crate::outbox::{outbox, Next, Outbox, OutboxReceiver, OVERFLOW_CLOSE_CODE};
+
+/// The close reason sent to a viewer that fell too far behind.
+const OVERFLOW_REASON: &str = "viewer too slow: reconnect to resync";
 use crate::session::{error_message, next_msgid, Command, ConnId, PeerKind, SessionHandle};
 
 static CONN_COUNTER: AtomicU64 = AtomicU64::new(1);
@@ -59,6 +62,7 @@ pub async fn run(
     let (out, out_rx) = outbox(settings.outbox_max_messages, settings.outbox_max_bytes);
     let (sink, stream) = socket.split();
     let (close_tx, close_rx) = mpsc::channel::<Closing>(1);
+    let (stop_tx, stop_rx) = watch::channel(false);
     tracing::debug!(session = %session.id, conn, ?kind, "connection opened");
 
     if !session
@@ -72,8 +76,14 @@ pub async fn run(
         session.detach();
         return;
     }
-    let writer = tokio::spawn(write_loop(sink, out_rx, close_rx, settings.keep_alive));
-    let closing = read_loop(stream, &session, conn, &out, &settings).await;
+    let writer = tokio::spawn(write_loop(
+        sink,
+        out_rx,
+        close_rx,
+        stop_tx,
+        settings.keep_alive,
+    ));
+    let closing = read_loop(stream, stop_rx, &session, conn, &out, &settings).await;
     if let Some(c) = closing {
         tracing::warn!(session = %session.id, conn, code = c.code, reason = %c.reason, "closing connection");
         let _ = close_tx.send(c).await;
@@ -88,6 +98,7 @@ pub async fn run(
 
 async fn read_loop(
     mut stream: futures_util::stream::SplitStream<WebSocket>,
+    mut stop: watch::Receiver<bool>,
     session: &SessionHandle,
     conn: ConnId,
     out: &Outbox,
@@ -95,7 +106,15 @@ async fn read_loop(
 ) -> Option<Closing> {
     let mut assembler =
         Assembler::new(settings.max_buffers).with_max_message_bytes(settings.max_message_bytes);
-    while let Some(frame) = stream.next().await {
+    loop {
+        let frame = tokio::select! {
+            frame = stream.next() => match frame {
+                Some(f) => f,
+                None => return None,
+            },
+            // The writer gave up on this connection (its viewer stopped reading).
+            _ = stop.wait_for(|s| *s) => return None,
+        };
         let fragment = match frame {
             Ok(Message::Text(t)) => Fragment::Text(t.into()),
             Ok(Message::Binary(b)) => Fragment::Binary(b),
@@ -118,7 +137,6 @@ async fn read_loop(
             }
         }
     }
-    None
 }
 
 fn read_error(e: axum::Error) -> Option<Closing> {
@@ -232,10 +250,35 @@ fn to_ws(f: plotwire_protocol::frame::Fragment) -> Option<Message> {
     }
 }
 
+/// How long a close frame may take to go out before the socket is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+async fn send_message(sink: &mut Sink, msg: OutgoingMessage) -> bool {
+    for f in msg.frames {
+        if let Some(m) = to_ws(f) {
+            if sink.feed(m).await.is_err() {
+                return false;
+            }
+        }
+    }
+    sink.flush().await.is_ok()
+}
+
+async fn close_with(sink: &mut Sink, code: u16, reason: String) {
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await;
+}
+
 async fn write_loop(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut out: crate::outbox::OutboxReceiver,
+    mut sink: Sink,
+    mut out: OutboxReceiver,
     mut close_rx: mpsc::Receiver<Closing>,
+    stop: watch::Sender<bool>,
     keep_alive: Option<Duration>,
 ) {
     let mut ping = keep_alive.map(|every| {
@@ -257,32 +300,25 @@ async fn write_loop(
             biased;
             c = close_rx.recv() => {
                 if let Some(c) = c {
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code: c.code, reason: c.reason.into() }))).await;
+                    close_with(&mut sink, c.code, c.reason).await;
                 }
                 break;
             }
             next = out.next() => match next {
                 Next::Send(msg) => {
-                    let mut ok = true;
-                    for f in msg.frames {
-                        if let Some(m) = to_ws(f) {
-                            if sink.feed(m).await.is_err() {
-                                ok = false;
-                                break;
-                            }
+                    tokio::select! {
+                        ok = send_message(&mut sink, msg) => if !ok {
+                            break;
+                        },
+                        // The viewer stopped reading while this write was blocked.
+                        _ = out.overflowed() => {
+                            close_with(&mut sink, OVERFLOW_CLOSE_CODE, OVERFLOW_REASON.into()).await;
+                            break;
                         }
-                    }
-                    if !ok || sink.flush().await.is_err() {
-                        break;
                     }
                 }
                 Next::Overflowed => {
-                    let _ = sink
-                        .send(Message::Close(Some(CloseFrame {
-                            code: OVERFLOW_CLOSE_CODE,
-                            reason: "viewer too slow: reconnect to resync".into(),
-                        })))
-                        .await;
+                    close_with(&mut sink, OVERFLOW_CLOSE_CODE, OVERFLOW_REASON.into()).await;
                     break;
                 }
                 Next::Done => break,
@@ -295,5 +331,6 @@ async fn write_loop(
             }
         }
     }
-    let _ = sink.close().await;
+    stop.send_replace(true);
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
 }

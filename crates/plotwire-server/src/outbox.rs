@@ -9,20 +9,19 @@
 //! one PULL-DOC instead of an unbounded backlog. A stalled viewer therefore costs at most
 //! the bound in memory and never slows the owner or the other viewers.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use plotwire_protocol::frame::OutgoingMessage;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch};
 
 /// The close code sent to a connection whose outbox overflowed.
 pub const OVERFLOW_CLOSE_CODE: u16 = 1013;
 
 struct Shared {
     queued_bytes: AtomicUsize,
-    overflowed: AtomicBool,
     max_bytes: usize,
-    wake: Notify,
+    overflowed: watch::Sender<bool>,
 }
 
 /// The sending side, held by whoever produces messages for the connection.
@@ -36,6 +35,7 @@ pub struct Outbox {
 pub struct OutboxReceiver {
     rx: mpsc::Receiver<OutgoingMessage>,
     shared: Arc<Shared>,
+    overflowed: watch::Receiver<bool>,
 }
 
 /// Why a message was not queued.
@@ -52,18 +52,22 @@ pub enum OfferError {
 /// Makes an outbox bounded by message count and bytes.
 pub fn outbox(max_messages: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
     let (tx, rx) = mpsc::channel(max_messages.max(1));
+    let (overflowed, overflowed_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         queued_bytes: AtomicUsize::new(0),
-        overflowed: AtomicBool::new(false),
         max_bytes,
-        wake: Notify::new(),
+        overflowed,
     });
     (
         Outbox {
             tx,
             shared: shared.clone(),
         },
-        OutboxReceiver { rx, shared },
+        OutboxReceiver {
+            rx,
+            shared,
+            overflowed: overflowed_rx,
+        },
     )
 }
 
@@ -71,7 +75,7 @@ impl Outbox {
     /// Queues a message without waiting. On overflow the outbox is marked and the
     /// writer is woken so that it closes the connection.
     pub fn offer(&self, msg: OutgoingMessage) -> Result<(), OfferError> {
-        if self.shared.overflowed.load(Ordering::Acquire) {
+        if *self.shared.overflowed.borrow() {
             return Err(OfferError::Overflow);
         }
         let size = msg.total_len();
@@ -94,8 +98,7 @@ impl Outbox {
     }
 
     fn overflow(&self) -> OfferError {
-        self.shared.overflowed.store(true, Ordering::Release);
-        self.shared.wake.notify_one();
+        self.shared.overflowed.send_replace(true);
         OfferError::Overflow
     }
 
@@ -118,12 +121,9 @@ pub enum Next {
 impl OutboxReceiver {
     /// Waits for the next message, or for an overflow.
     pub async fn next(&mut self) -> Next {
-        if self.shared.overflowed.load(Ordering::Acquire) {
-            return Next::Overflowed;
-        }
         tokio::select! {
             biased;
-            _ = self.shared.wake.notified() => Next::Overflowed,
+            _ = self.overflowed.wait_for(|o| *o) => Next::Overflowed,
             msg = self.rx.recv() => match msg {
                 Some(m) => {
                     self.shared.queued_bytes.fetch_sub(m.total_len(), Ordering::AcqRel);
@@ -131,6 +131,14 @@ impl OutboxReceiver {
                 }
                 None => Next::Done,
             },
+        }
+    }
+
+    /// Resolves once the outbox has overflowed, so that a write blocked on a viewer
+    /// that stopped reading can be abandoned.
+    pub async fn overflowed(&mut self) {
+        if self.overflowed.wait_for(|o| *o).await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 }
