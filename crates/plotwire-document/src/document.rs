@@ -734,6 +734,38 @@ mod tests {
     }
 
     #[test]
+    fn inline_base64_ndarrays_stream_like_buffers() {
+        let nd = |data: &str| {
+            format!(
+                r#"{{"type":"ndarray","array":{{"type":"bytes","data":{data}}},"shape":[2],"dtype":"float64","order":"little"}}"#
+            )
+        };
+        // Python's inline form: standard base64 of gzip (here 5.0, 6.5).
+        let inline = nd(r#""H4sIAAEAAAAC/2NgAAERBzDFIOUAAIvSndoQAAAA""#);
+        let mut d = doc(&format!(
+            r#"[{{"type":"object","name":"ColumnDataSource","id":"s","attributes":{{"data":{{"type":"map","entries":[["x",{inline}]]}}}}}}]"#
+        ));
+        let content = format!(
+            r#"{{"events":[{{"kind":"ColumnsStreamed","model":{{"id":"s"}},"attr":"data","data":{{"type":"map","entries":[["x",{}]]}},"rollover":3}}]}}"#,
+            nd(r#"{"id":"b"}"#)
+        );
+        let mut bufs = Buffers::new();
+        bufs.insert(
+            "b".into(),
+            bytes::Bytes::from([7.0f64, 8.0].map(f64::to_le_bytes).concat()),
+        );
+        d.apply(decode_patch(content.as_bytes(), &bufs).unwrap())
+            .unwrap();
+        let col = d
+            .model("s")
+            .and_then(|m| m.columns.as_ref())
+            .and_then(|c| c.get("x"))
+            .unwrap();
+        let values: Vec<f64> = (0..col.len()).filter_map(|i| col.get_f64(i)).collect();
+        assert_eq!(values, [6.5, 7.0, 8.0]);
+    }
+
+    #[test]
     fn models_that_are_not_sources_refuse_column_events() {
         let mut d = doc(r#"[{"type":"object","name":"Slider","id":"w","attributes":{"value":1}}]"#);
         let before = pulled(&d);
