@@ -1,0 +1,196 @@
+//! Figures and the final table: one row per measured figure, plotwire's and Bokeh's side
+//! by side with their ratio.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Whether a bigger figure is better (throughput) or worse (latency, memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    /// Throughput: the ratio is plotwire / bokeh.
+    Higher,
+    /// Latency or memory: the ratio is bokeh / plotwire.
+    Lower,
+}
+
+/// One server's result for one row.
+#[derive(Debug, Clone)]
+pub enum Figure {
+    /// A measured value, with an optional remark (e.g. "680/2000 in the time bound").
+    Value(f64, Option<String>),
+    /// The scenario failed; the error is reported under the table.
+    Failed,
+    /// The server was not run (`--only`) or the scenario depended on a failed one.
+    Skipped,
+}
+
+impl Figure {
+    /// The value, if measured.
+    fn value(&self) -> Option<f64> {
+        match self {
+            Figure::Value(v, _) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+/// One table row.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The scenario, e.g. "1 ingest (2000 × 10 pts, ack-gated)".
+    pub scenario: String,
+    /// The figure's name and unit, e.g. "batches/s".
+    pub metric: &'static str,
+    /// Which direction is better.
+    pub better: Better,
+    /// plotwire's figure.
+    pub plotwire: Figure,
+    /// Bokeh's figure.
+    pub bokeh: Figure,
+}
+
+impl Row {
+    /// How many times better plotwire is (> 1 favours plotwire), when both were measured.
+    pub fn ratio(&self) -> Option<f64> {
+        let (p, b) = (self.plotwire.value()?, self.bokeh.value()?);
+        let r = match self.better {
+            Better::Higher => p / b,
+            Better::Lower => b / p,
+        };
+        r.is_finite().then_some(r)
+    }
+}
+
+/// The `q`-quantile (0..=1) of `samples` by nearest rank, or `None` when empty.
+pub fn quantile(samples: &[Duration], q: f64) -> Option<Duration> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
+}
+
+/// Milliseconds as f64.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A figure with 3 to 4 significant digits.
+fn number(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1000.0 {
+        format!("{v:.0}")
+    } else if a >= 100.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// A cell of the table.
+fn cell(figure: &Figure) -> String {
+    match figure {
+        Figure::Value(v, None) => number(*v),
+        Figure::Value(v, Some(remark)) => format!("{} ({remark})", number(*v)),
+        Figure::Failed => "error".to_owned(),
+        Figure::Skipped => "-".to_owned(),
+    }
+}
+
+/// Renders `rows` as a Markdown table.
+pub fn table(rows: &[Row]) -> String {
+    let header = [
+        "scenario".to_owned(),
+        "figure".to_owned(),
+        "plotwire".to_owned(),
+        "bokeh serve".to_owned(),
+        "ratio".to_owned(),
+    ];
+    let body: Vec<[String; 5]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.scenario.clone(),
+                format!(
+                    "{} ({} is better)",
+                    r.metric,
+                    match r.better {
+                        Better::Higher => "higher",
+                        Better::Lower => "lower",
+                    }
+                ),
+                cell(&r.plotwire),
+                cell(&r.bokeh),
+                r.ratio()
+                    .map_or_else(|| "-".to_owned(), |x| format!("{}x", number(x))),
+            ]
+        })
+        .collect();
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for line in &body {
+        for (w, c) in widths.iter_mut().zip(line) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let write_line = |out: &mut String, cells: &[String; 5]| {
+        out.push('|');
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            let pad = w.saturating_sub(c.chars().count());
+            // Text columns left-aligned, figures right-aligned.
+            if i < 2 {
+                let _ = write!(out, " {c}{} |", " ".repeat(pad));
+            } else {
+                let _ = write!(out, " {}{c} |", " ".repeat(pad));
+            }
+        }
+        out.push('\n');
+    };
+    write_line(&mut out, &header);
+    out.push('|');
+    for (i, w) in widths.iter().enumerate() {
+        let dashes = "-".repeat(*w);
+        if i < 2 {
+            let _ = write!(out, " {dashes} |");
+        } else {
+            let _ = write!(out, " {}: |", &dashes[1..]);
+        }
+    }
+    out.push('\n');
+    for line in &body {
+        write_line(&mut out, line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_by_nearest_rank() {
+        let s: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(quantile(&s, 0.5), Some(Duration::from_millis(50)));
+        assert_eq!(quantile(&s, 0.99), Some(Duration::from_millis(99)));
+        assert_eq!(quantile(&s, 0.0), Some(Duration::from_millis(1)));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn ratio_points_towards_plotwire() {
+        let row = |better, p, b| Row {
+            scenario: String::new(),
+            metric: "m",
+            better,
+            plotwire: Figure::Value(p, None),
+            bokeh: Figure::Value(b, None),
+        };
+        assert_eq!(row(Better::Higher, 10.0, 2.0).ratio(), Some(5.0));
+        assert_eq!(row(Better::Lower, 2.0, 10.0).ratio(), Some(5.0));
+        assert_eq!(row(Better::Lower, 0.0, 10.0).ratio(), None);
+    }
+}

@@ -1,0 +1,336 @@
+//! Starting, probing and stopping the two servers under test.
+//!
+//! Each server is a child process owned by a [`ServerProcess`] guard that kills it when
+//! dropped: at the end of the run, on an error, and when Ctrl-C cancels the run.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{sleep, timeout, Instant};
+
+use crate::client::Endpoint;
+use crate::error::{err, Context, Result};
+
+/// The app path both servers are reached under. Bokeh serves `target.py` as `/target`;
+/// plotwire treats any app path as an empty Bokeh app.
+pub const APP: &str = "target";
+
+/// The longest server log line forwarded whole.
+const MAX_LOG_LINE: usize = 300;
+
+/// A temporary directory, removed when dropped.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates a fresh directory under the system temp dir.
+    ///
+    /// # Errors
+    /// When the directory cannot be created.
+    pub fn new(prefix: &str) -> Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).context(|| format!("creating {}", path.display()))?;
+        Ok(TempDir { path })
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A running server process. Dropping it kills the process and reaps it.
+pub struct ServerProcess {
+    /// `plotwire` or `bokeh`.
+    pub name: &'static str,
+    /// Where its Bokeh websocket is.
+    pub endpoint: Endpoint,
+    child: Child,
+    /// Kept alive until the process is gone (Bokeh reads `target.py` from it).
+    _workdir: Option<TempDir>,
+}
+
+impl ServerProcess {
+    /// The process id (of the server itself: the bench spawns it directly, and the
+    /// `bokeh` launcher `exec`s Python, so the id stays the same).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Fails if the process has exited.
+    ///
+    /// # Errors
+    /// The process is gone (its exit status is quoted), or its status cannot be read.
+    pub fn check_alive(&mut self) -> Result<()> {
+        match self
+            .child
+            .try_wait()
+            .context(|| format!("{}: checking the process", self.name))?
+        {
+            Some(status) => Err(err(format!("{} exited: {status}", self.name))),
+            None => Ok(()),
+        }
+    }
+
+    /// The resident set size in KiB (`VmRSS` of `/proc/<pid>/status`).
+    ///
+    /// # Errors
+    /// When the file cannot be read or has no `VmRSS` line.
+    pub fn rss_kib(&self) -> Result<u64> {
+        read_status_kib(self.pid(), "VmRSS:")
+    }
+
+    /// The time the process's live threads have spent on a CPU so far, in nanoseconds
+    /// (the sum of `/proc/<pid>/task/*/schedstat`), if `/proc` tells. Finer than
+    /// [`ServerProcess::cpu_time`]'s 10 ms ticks; threads that have exited are not counted.
+    pub fn on_cpu(&self) -> Option<Duration> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).ok()?;
+        let mut total: u64 = 0;
+        for task in tasks.take(10_000) {
+            let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            let ns: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
+            total = total.saturating_add(ns);
+        }
+        Some(Duration::from_nanos(total))
+    }
+
+    /// The CPU time the process has used so far, if `/proc` tells.
+    pub fn cpu_time(&self) -> Option<CpuTime> {
+        cpu_time(&format!("/proc/{}/stat", self.pid()))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+///
+/// # Errors
+/// When no port can be bound.
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context(|| "binding a free port")?;
+    Ok(listener
+        .local_addr()
+        .context(|| "reading the free port")?
+        .port())
+}
+
+/// Removes the environment variables that would change either server's configuration
+/// (`PLOTWIRE_*` flags, `BOKEH_*` signing and origin settings), so both run on defaults.
+fn clean_env(command: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if key_text.starts_with("PLOTWIRE_") || key_text.starts_with("BOKEH_") {
+            command.env_remove(&key);
+        }
+    }
+}
+
+/// Spawns `command` with stdout discarded and stderr forwarded line by line, prefixed
+/// with `[name]`, to the bench's stderr.
+fn spawn(name: &'static str, mut command: Command) -> Result<Child> {
+    clean_env(&mut command);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .context(|| format!("{name}: starting {command:?}"))?;
+    if let Some(stderr) = child.stderr.take() {
+        // Ends at EOF, when the process exits; never joined, so it cannot block shutdown.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                match line {
+                    Ok(line) => eprintln!("[{name}] {}", shorten(&line)),
+                    Err(_) => break,
+                }
+            }
+        });
+    }
+    Ok(child)
+}
+
+/// At most [`MAX_LOG_LINE`] characters of a server's log line, noting how much was cut
+/// (Bokeh logs whole `sys.modules` dumps on one line).
+fn shorten(line: &str) -> String {
+    match line.char_indices().nth(MAX_LOG_LINE) {
+        Some((end, _)) => format!("{} [... {} more bytes]", &line[..end], line.len() - end),
+        None => line.to_owned(),
+    }
+}
+
+/// Starts `plotwire serve` on `port` and waits until it answers HTTP.
+///
+/// # Errors
+/// When it cannot be started, exits, or does not answer within `startup`.
+pub async fn start_plotwire(bin: &Path, port: u16, startup: Duration) -> Result<ServerProcess> {
+    let mut command = Command::new(bin);
+    command.args(["serve", "--port", &port.to_string(), "--log-level", "warn"]);
+    let child = spawn("plotwire", command)?;
+    let mut server = ServerProcess {
+        name: "plotwire",
+        endpoint: Endpoint {
+            port,
+            app: APP.to_owned(),
+        },
+        child,
+        _workdir: None,
+    };
+    wait_http(&mut server, startup).await?;
+    Ok(server)
+}
+
+/// Starts `bokeh serve <tmp>/target.py` (an empty app) on `port` and waits until it
+/// answers HTTP.
+///
+/// # Errors
+/// When it cannot be started, exits, or does not answer within `startup`.
+pub async fn start_bokeh(bin: &str, port: u16, startup: Duration) -> Result<ServerProcess> {
+    let workdir = TempDir::new("plotwire-bench")?;
+    let script = workdir.path().join(format!("{APP}.py"));
+    std::fs::write(&script, "# empty app\n").context(|| format!("writing {}", script.display()))?;
+    let origin = format!("127.0.0.1:{port}");
+    let mut command = Command::new(bin);
+    command.arg("serve").arg(&script).args([
+        "--port",
+        &port.to_string(),
+        "--address",
+        "127.0.0.1",
+        "--allow-websocket-origin",
+        &origin,
+        "--log-level",
+        "warning",
+    ]);
+    let child = spawn("bokeh", command)?;
+    let mut server = ServerProcess {
+        name: "bokeh",
+        endpoint: Endpoint {
+            port,
+            app: APP.to_owned(),
+        },
+        child,
+        _workdir: Some(workdir),
+    };
+    wait_http(&mut server, startup).await?;
+    Ok(server)
+}
+
+/// Polls `GET /` every 100 ms until any HTTP response comes back, the process exits, or
+/// `startup` has passed.
+async fn wait_http(server: &mut ServerProcess, startup: Duration) -> Result<()> {
+    let deadline = Instant::now() + startup;
+    let port = server.endpoint.port;
+    let max_polls = startup.as_millis() / 100 + 1;
+    for _ in 0..max_polls {
+        server.check_alive()?;
+        if timeout(Duration::from_secs(2), http_answers(port))
+            .await
+            .unwrap_or(false)
+        {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        sleep(Duration::from_millis(100)).await;
+    }
+    Err(err(format!(
+        "{} did not answer HTTP on 127.0.0.1:{port} within {} s",
+        server.name,
+        startup.as_secs()
+    )))
+}
+
+/// Whether `GET /` on 127.0.0.1:`port` gets an HTTP status line back.
+async fn http_answers(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let request = format!("GET / HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut head = [0u8; 7];
+    stream.read_exact(&mut head).await.is_ok() && &head == b"HTTP/1."
+}
+
+/// A `Key:   1234 kB` line of `/proc/<pid>/status`, in KiB.
+fn read_status_kib(pid: u32, key: &str) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).context(|| format!("reading {path}"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .context(|| format!("{path} has no {key} line"))?;
+    line.trim_start_matches(key)
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .context(|| format!("parsing {line:?} of {path}"))
+}
+
+/// User and system CPU time of a process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuTime {
+    /// Time in user mode.
+    pub user: Duration,
+    /// Time in the kernel.
+    pub system: Duration,
+    /// Minor page faults (fresh pages of large allocations show up here).
+    pub minor_faults: u64,
+}
+
+impl CpuTime {
+    /// The time used since `earlier`.
+    pub fn since(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+            minor_faults: self.minor_faults.saturating_sub(earlier.minor_faults),
+        }
+    }
+}
+
+/// The bench's own CPU time (all threads), if `/proc` tells.
+pub fn own_cpu_time() -> Option<CpuTime> {
+    cpu_time("/proc/self/stat")
+}
+
+/// utime and stime of a `/proc/<pid>/stat` file, assuming the usual 100 clock ticks per
+/// second.
+fn cpu_time(path: &str) -> Option<CpuTime> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name (field 2) may contain spaces; the fields after its ')' are fixed.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace();
+    // After ')' come state (field 3) … minflt is field 10, utime 14, stime 15.
+    let minor_faults: u64 = fields.nth(7)?.parse().ok()?;
+    let utime: u64 = fields.nth(3)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(CpuTime {
+        user: Duration::from_millis(utime.saturating_mul(10)),
+        system: Duration::from_millis(stime.saturating_mul(10)),
+        minor_faults,
+    })
+}
