@@ -418,6 +418,19 @@ impl Chunked<BinRun> {
         }
     }
 
+    /// Replaces the chunks by one contiguous chunk, so that later reads of the whole
+    /// column share it instead of joining the chunks again.
+    fn compact(&mut self) {
+        if self.segs.len() <= 1 {
+            return;
+        }
+        let esz = self.segs.front().map(|s| s.esz).unwrap_or(1);
+        let end = self.end_abs();
+        let bytes = self.contiguous();
+        self.segs = VecDeque::from([BinRun { bytes, esz }]);
+        self.ends = VecDeque::from([end]);
+    }
+
     /// Writes elements `data[j*esz..(j+1)*esz]` at `indices[j]`; `indices` ascending.
     /// Each touched chunk is made writable once (in place when unshared).
     fn write(&mut self, indices: &[usize], data: &[u8], esz: usize) {
@@ -1502,6 +1515,14 @@ impl Column {
         self.storage.convert_to(target);
         self.storage.write(indices, fresh);
         Ok(())
+    }
+
+    /// Joins a binary column's chunks into one, so that encoding the whole column
+    /// (PULL-DOC-REPLY) no longer copies until the next stream. Other kinds are unchanged.
+    pub fn compact(&mut self) {
+        if let Storage::Binary { chunks, .. } = &mut self.storage {
+            chunks.compact();
+        }
     }
 
     /// The whole column as a wire value: a binary column becomes a `Value::Array` with its

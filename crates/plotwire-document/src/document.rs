@@ -557,6 +557,22 @@ impl Document {
         Ok(applied)
     }
 
+    /// Joins the chunks of every binary column, so that the next full encoding shares
+    /// one buffer per column instead of copying. Called before a PULL-DOC-REPLY.
+    pub fn compact_columns(&mut self) {
+        for model in self.models.values_mut() {
+            if model
+                .columns
+                .as_ref()
+                .is_some_and(|c| c.has_chunked_binary())
+            {
+                if let Some(cols) = Arc::make_mut(model).columns.as_mut() {
+                    cols.compact();
+                }
+            }
+        }
+    }
+
     /// Drops models no longer reachable from the roots, the config or the callbacks.
     fn collect_garbage(&mut self) {
         let mut reachable: HashSet<Id> = HashSet::with_capacity(self.models.len());

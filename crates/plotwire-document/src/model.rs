@@ -3,7 +3,7 @@
 
 use plotwire_protocol::{Id, ModelRep, Value};
 
-use crate::column::{Column, ColumnError};
+use crate::column::{Column, ColumnError, ColumnKind};
 
 /// The attribute that holds a column data source's columns.
 pub const DATA_ATTR: &str = "data";
@@ -62,6 +62,20 @@ impl ColumnSet {
     /// True when there are no columns.
     pub fn is_empty(&self) -> bool {
         self.columns.is_empty()
+    }
+
+    /// Whether some binary column is split into several chunks.
+    pub fn has_chunked_binary(&self) -> bool {
+        self.columns
+            .iter()
+            .any(|(_, c)| c.chunk_count() > 1 && matches!(c.kind(), ColumnKind::Binary { .. }))
+    }
+
+    /// Joins the chunks of every binary column (see [`Column::compact`]).
+    pub fn compact(&mut self) {
+        for (_, c) in &mut self.columns {
+            c.compact();
+        }
     }
 
     /// The columns as one `{"type":"map"}` value, for encoding.

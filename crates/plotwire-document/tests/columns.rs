@@ -1176,3 +1176,24 @@ fn slice_patch_with_an_object_array_of_images() {
         Value::List(vec![image(2, 2), image(1, 3), image(3, 1)])
     );
 }
+
+#[test]
+fn compaction_joins_binary_chunks_once_and_then_shares_them() {
+    let mut c = Column::from_value(&f64_array(&[1.0, 2.0])).unwrap();
+    c.stream(&f64_array(&[3.0]), None).unwrap();
+    c.stream(&f64_array(&[4.0, 5.0]), Some(4)).unwrap();
+    assert_eq!(c.chunk_count(), 3);
+    c.compact();
+    assert_eq!(c.chunk_count(), 1);
+    assert_eq!(array_f64(&c.to_value()), vec![2.0, 3.0, 4.0, 5.0]);
+    let ptr = |v: &Value| match v {
+        Value::Array(a) => match &a.data {
+            ArrayData::Binary(b) => b.as_ptr(),
+            ArrayData::List(_) => panic!("list body"),
+        },
+        _ => panic!("not an array"),
+    };
+    assert_eq!(ptr(&c.to_value()), ptr(&c.to_value()), "reads after compaction share one buffer");
+    c.stream(&f64_array(&[6.0]), Some(4)).unwrap();
+    assert_eq!(array_f64(&c.to_value()), vec![3.0, 4.0, 5.0, 6.0]);
+}

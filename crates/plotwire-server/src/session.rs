@@ -242,6 +242,7 @@ impl Owner {
                 self.peers.remove(&conn);
             }
             Command::Pull { conn, msgid } => {
+                self.doc.compact_columns();
                 let lookup = AllModels(&self.doc);
                 let mut enc = Encoder::new(&lookup);
                 enc.raw("{\"doc\":");
