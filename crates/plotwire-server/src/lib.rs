@@ -14,6 +14,7 @@ pub mod assets;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod listener;
 pub mod origin;
 pub mod outbox;
 pub mod pages;
@@ -24,7 +25,6 @@ pub mod session;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use axum::Router;
 
 pub use config::{Config, ConfigError, SessionIdMode};
@@ -65,8 +65,9 @@ pub enum ServeError {
     },
 }
 
-/// Runs the server on `config.address:config.port` until Ctrl-C, with TCP_NODELAY set
-/// on every connection. `on_ready` is called with the bound address.
+/// Runs the server on `config.address:config.port` until Ctrl-C, on a
+/// [`listener::FastAckListener`] (TCP_NODELAY, and TCP_QUICKACK on Linux). `on_ready` is
+/// called with the bound address.
 pub async fn serve(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
     let addr = SocketAddr::new(config.address, config.port);
     let app = router(config)?;
@@ -77,12 +78,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<
         .local_addr()
         .map_err(|source| ServeError::Io { addr, source })?;
     on_ready(bound);
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app)
+    axum::serve(listener::FastAckListener::new(listener), app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down");
