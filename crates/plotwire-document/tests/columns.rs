@@ -1193,7 +1193,11 @@ fn compaction_joins_binary_chunks_once_and_then_shares_them() {
         },
         _ => panic!("not an array"),
     };
-    assert_eq!(ptr(&c.to_value()), ptr(&c.to_value()), "reads after compaction share one buffer");
+    assert_eq!(
+        ptr(&c.to_value()),
+        ptr(&c.to_value()),
+        "reads after compaction share one buffer"
+    );
     c.stream(&f64_array(&[6.0]), Some(4)).unwrap();
     assert_eq!(array_f64(&c.to_value()), vec![3.0, 4.0, 5.0, 6.0]);
 }
