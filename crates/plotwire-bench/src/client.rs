@@ -4,6 +4,11 @@
 //! The same code talks to plotwire and to `bokeh serve`, so every difference in the
 //! figures comes from the server.
 
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -12,7 +17,8 @@ use futures_util::{SinkExt, StreamExt};
 use plotwire_protocol::frame::{encode_message, Assembler, Fragment, RawMessage};
 use plotwire_protocol::message::MsgType;
 use plotwire_protocol::token::generate_token;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -32,7 +38,68 @@ const TOKEN_LIFETIME_SECS: i64 = 3600;
 /// How many unrelated messages a request may skip while it waits for its reply.
 const MAX_SKIPPED_MESSAGES: usize = 100_000;
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<Counted>;
+
+/// A TCP stream that counts the bytes read from it (the bytes on the wire: websocket
+/// framing included).
+pub struct Counted {
+    inner: TcpStream,
+    read: Arc<AtomicU64>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &poll {
+            let n = buf.filled().len().saturating_sub(before);
+            self.read.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Options for [`Conn::connect_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectOptions {
+    /// `SO_RCVBUF` for the client's socket (a small one makes a viewer that stops reading
+    /// push back on the server sooner).
+    pub recv_buffer: Option<u32>,
+}
 
 /// Where a server's Bokeh websocket is: `ws://127.0.0.1:<port>/<app>/ws`.
 #[derive(Debug, Clone)]
@@ -53,6 +120,7 @@ pub struct Sender {
 pub struct Receiver {
     stream: SplitStream<Ws>,
     assembler: Assembler,
+    read: Arc<AtomicU64>,
 }
 
 /// One Bokeh client connection, ACK already received.
@@ -76,6 +144,19 @@ impl Conn {
     /// # Errors
     /// Connection or handshake failures, a first message other than ACK, or `deadline`.
     pub async fn connect(endpoint: &Endpoint, session_id: &str, deadline: Instant) -> Result<Conn> {
+        Conn::connect_with(endpoint, session_id, deadline, ConnectOptions::default()).await
+    }
+
+    /// [`Conn::connect`] with socket options.
+    ///
+    /// # Errors
+    /// As [`Conn::connect`], plus a socket option that cannot be set.
+    pub async fn connect_with(
+        endpoint: &Endpoint,
+        session_id: &str,
+        deadline: Instant,
+        options: ConnectOptions,
+    ) -> Result<Conn> {
         let token = generate_token(
             session_id,
             now_epoch_secs().saturating_add(TOKEN_LIFETIME_SECS),
@@ -94,11 +175,23 @@ impl Conn {
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", protocols);
 
-        let tcp = timeout_at(deadline, TcpStream::connect(("127.0.0.1", endpoint.port)))
+        let socket = TcpSocket::new_v4().context(|| "creating a socket")?;
+        if let Some(size) = options.recv_buffer {
+            socket
+                .set_recv_buffer_size(size)
+                .context(|| "setting SO_RCVBUF")?;
+        }
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], endpoint.port));
+        let tcp = timeout_at(deadline, socket.connect(addr))
             .await
-            .context(|| format!("connecting to 127.0.0.1:{}", endpoint.port))?
-            .context(|| format!("connecting to 127.0.0.1:{}", endpoint.port))?;
+            .context(|| format!("connecting to {addr}"))?
+            .context(|| format!("connecting to {addr}"))?;
         tcp.set_nodelay(true).context(|| "setting TCP_NODELAY")?;
+        let read = Arc::new(AtomicU64::new(0));
+        let tcp = Counted {
+            inner: tcp,
+            read: Arc::clone(&read),
+        };
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_INCOMING_BYTES))
             .max_frame_size(Some(MAX_INCOMING_BYTES));
@@ -115,6 +208,7 @@ impl Conn {
             rx: Receiver {
                 stream,
                 assembler: Assembler::default().with_max_message_bytes(MAX_INCOMING_BYTES),
+                read,
             },
         };
         let first = conn.rx.recv(deadline).await.context(|| "waiting for ACK")?;
@@ -228,6 +322,12 @@ impl Sender {
 }
 
 impl Receiver {
+    /// The bytes read from the socket so far (websocket framing and the handshake
+    /// response included).
+    pub fn bytes_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
     /// Receives the next complete Bokeh message. Pings and pongs are skipped.
     ///
     /// # Errors

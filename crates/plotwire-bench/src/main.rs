@@ -1,50 +1,80 @@
-//! `plotwire-bench`: runs the same raw Bokeh protocol client against plotwire and against
-//! `bokeh serve` 3.9.2 in one run, and prints a table of both figures and their ratio.
+//! `plotwire-bench`: runs the same workloads against plotwire and against `bokeh serve`
+//! 3.9.2 in one run, prints a table (workload, metric, bokeh, plotwire, ratio, target)
+//! and writes it as JSON.
 //!
 //! Absolute figures drift on shared machines; the ratios, measured side by side in the
 //! same run, are what matter. Progress goes to stderr, the table to stdout.
 //!
-//! Scenarios (each run on one server, then the other, before the next scenario):
-//! 1. ack-gated ingest: small ColumnsStreamed PATCH-DOCs, each waiting for its OK;
-//! 2. fan-out: one producer, K viewers, pipelined streams, send → receive latency;
-//! 3. big column: push 1M float64 points, then ack-gated streams of 1000 points;
-//! 4. pull latency: PULL-DOC round trips of that big document;
-//! 5. memory: the servers' RSS, idle and after scenario 3.
+//! Workloads (each runs on plotwire, then on Bokeh, before the next; every one checks that
+//! no data was lost, reordered or corrupted, see [`data`]):
+//! 1. ingest: ack-gated streams of 1k and 100k points, binary and JSON, with rollover;
+//! 2. fan-out: 100 points at 50 batches/s to K = 1, 10, 100, 1000 raw viewers;
+//! 3. big document: a fresh viewer pulls 1e6 and 1e7 points;
+//! 4. browser: `bench/browser_workload.py` (BokehJS in Chromium, `bokeh.client` producer);
+//! 5. slow viewer: fan-out to 100 viewers, with and without one that never reads.
+//!
+//! `--quick` is a smoke run that asserts correctness only (exit status 1 on any loss,
+//! reordering, corruption or failure), never speed.
 
+mod bigdoc;
+mod browser;
 mod client;
+mod data;
 mod error;
+mod fanout;
+mod ingest;
 mod report;
-mod scenarios;
 mod servers;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use clap::{Parser, ValueEnum};
+use plotwire_protocol::message::MsgType;
 use tokio::time::Instant;
 
-use crate::error::{err, Result};
-use crate::report::{ms, quantile, Better, Figure, Row};
-use crate::scenarios::{BigColumn, Fanout, Ingest};
-use crate::servers::{free_port, own_cpu_time, start_bokeh, start_plotwire, ServerProcess};
+use crate::bigdoc::BigDoc;
+use crate::browser::{Browser, Summary};
+use crate::client::{Conn, Endpoint};
+use crate::data::{start_clock, Encoding};
+use crate::error::{err, Context, Result};
+use crate::fanout::{Fanout, FanoutSpec};
+use crate::ingest::{Ingest, IngestSpec};
+use crate::report::{ms, number, quantile, Better, Figure, Row, Target};
+use crate::servers::{
+    free_port, start_bokeh, start_plotwire, ServerProcess, UsageReport, SESSION_CLEANUP,
+};
 
-/// Benchmarks plotwire against `bokeh serve` 3.9.2 with identical raw protocol clients.
+/// Benchmarks plotwire against `bokeh serve` 3.9.2 with identical clients.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Cli {
-    /// Smaller scenarios, for a smoke run of about a minute.
+    /// A few seconds per workload; asserts correctness only (CI smoke test).
     #[arg(long)]
     quick: bool,
     /// Run against one server only (`--only plotwire` skips Bokeh).
     #[arg(long, value_enum)]
     only: Option<Only>,
-    /// The plotwire binary to benchmark (build it in release mode).
+    /// Run only these workloads (repeatable; default all).
+    #[arg(long = "workload", value_enum)]
+    workloads: Vec<Workload>,
+    /// The plotwire binary to benchmark (build it in release mode for figures).
     #[arg(long, default_value = "target/release/plotwire")]
     plotwire_bin: PathBuf,
-    /// The `bokeh` launcher, run as `<bokeh-bin> serve target.py ...`.
-    #[arg(long, default_value = "bokeh")]
-    bokeh_bin: String,
+    /// Python with bokeh 3.9.2 (runs `bokeh serve`) and Playwright (runs the browser
+    /// workload). Default: `.bench-venv/bin/python` if it exists, else `python3`.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// The browser workload script.
+    #[arg(long, default_value = "bench/browser_workload.py")]
+    browser_script: PathBuf,
+    /// Where to write the results as JSON. Default: `target/bench/results.json`
+    /// (`results-quick.json` with `--quick`).
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 /// Which server `--only` keeps.
@@ -56,98 +86,148 @@ enum Only {
     Bokeh,
 }
 
-/// Sizes and time bounds of the scenarios.
+/// The workloads, for `--workload`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Workload {
+    /// 1: ack-gated ingest.
+    Ingest,
+    /// 2: fan-out to K viewers.
+    Fanout,
+    /// 3: pulling a big document.
+    Bigdoc,
+    /// 4: the browser workload script.
+    Browser,
+    /// 5: fan-out with a stalled viewer.
+    Slow,
+}
+
+/// The largest websocket message both servers accept (the 1e7-point push is 160 MB).
+const MAX_MESSAGE_BYTES: usize = 200 * 1024 * 1024;
+
+/// Sizes and bounds of the workloads.
 #[derive(Debug, Clone)]
 struct Params {
-    ingest_count: usize,
-    ingest_points: usize,
-    ingest_budget: Duration,
-    fan_viewers: usize,
-    fan_streams: usize,
-    fan_points: usize,
-    fan_budget: Duration,
-    big_points: usize,
-    big_streams: usize,
-    big_stream_points: usize,
+    ingest: Vec<IngestSpec>,
+    fanout: FanoutSpec,
+    fanout_viewers: Vec<usize>,
+    slow_viewers: usize,
+    big_points: Vec<usize>,
     big_budget: Duration,
-    pulls: usize,
-    pull_budget: Duration,
+    browser_limit: Duration,
     startup: Duration,
+    /// Whether to wait for each run's sessions to be dropped (full runs: RSS figures).
+    cleanup: bool,
+    settle: Duration,
 }
 
 impl Params {
+    /// How long to wait after each run at least and at most: see [`ServerProcess::settle`].
+    fn settle(&self) -> (Duration, Duration) {
+        let min = if self.cleanup {
+            SESSION_CLEANUP
+        } else {
+            Duration::ZERO
+        };
+        (min, self.settle)
+    }
+
     /// The full run, or the `--quick` smoke run.
     fn new(quick: bool) -> Params {
-        let full = Params {
-            ingest_count: 2000,
-            ingest_points: 10,
-            ingest_budget: Duration::from_secs(30),
-            fan_viewers: 20,
-            fan_streams: 1000,
-            fan_points: 100,
-            fan_budget: Duration::from_secs(120),
-            big_points: 1_000_000,
-            big_streams: 200,
-            big_stream_points: 1000,
-            big_budget: Duration::from_secs(60),
-            pulls: 20,
-            pull_budget: Duration::from_secs(60),
-            startup: Duration::from_secs(60),
+        let (small_max, small_budget, big_max, big_budget, rollover) = if quick {
+            (
+                100,
+                Duration::from_secs(1),
+                5,
+                Duration::from_secs(2),
+                200_000,
+            )
+        } else {
+            (
+                20_000,
+                Duration::from_secs(5),
+                1000,
+                Duration::from_secs(5),
+                1_000_000,
+            )
         };
-        if !quick {
-            return full;
+        let mut ingest = Vec::new();
+        for (points, max_batches, budget) in [
+            (1_000, small_max, small_budget),
+            (100_000, big_max, big_budget),
+        ] {
+            for encoding in [Encoding::Binary, Encoding::Json] {
+                ingest.push(IngestSpec {
+                    points,
+                    encoding,
+                    max_batches,
+                    budget,
+                    rollover,
+                });
+            }
         }
+        let fanout = FanoutSpec {
+            viewers: 1,
+            points: 100,
+            rate_hz: 50,
+            duration: Duration::from_secs(if quick { 2 } else { 5 }),
+            drain: Duration::from_secs(10),
+            stalled: false,
+            rollover,
+            setup_budget: Duration::from_secs(if quick { 30 } else { 180 }),
+        };
         Params {
-            ingest_count: 200,
-            ingest_budget: Duration::from_secs(8),
-            fan_viewers: 5,
-            fan_streams: 200,
-            fan_budget: Duration::from_secs(20),
-            big_points: 200_000,
-            big_streams: 40,
-            big_budget: Duration::from_secs(10),
-            pulls: 5,
-            pull_budget: Duration::from_secs(10),
-            ..full
+            ingest,
+            fanout,
+            fanout_viewers: if quick {
+                vec![1, 10]
+            } else {
+                vec![1, 10, 100, 1000]
+            },
+            slow_viewers: if quick { 10 } else { 100 },
+            big_points: if quick {
+                vec![1_000_000]
+            } else {
+                vec![1_000_000, 10_000_000]
+            },
+            big_budget: Duration::from_secs(if quick { 60 } else { 180 }),
+            browser_limit: Duration::from_secs(if quick { 90 } else { 240 }),
+            startup: Duration::from_secs(60),
+            cleanup: !quick,
+            settle: Duration::from_secs(if quick { 5 } else { 30 }),
         }
     }
 }
 
-/// A scenario's result on one server: `None` when not run, `Err` with the message on failure.
+/// A run's result on one server: `None` when not run, `Err` with the message on failure.
 type Outcome<T> = Option<std::result::Result<T, String>>;
-
-/// The big-column figures that outlive the connection.
-#[derive(Debug)]
-struct BigSummary {
-    push: Duration,
-    planned: usize,
-    done: usize,
-    elapsed: Duration,
-    rtts: Vec<Duration>,
-}
 
 /// Everything measured on one server.
 #[derive(Default)]
 struct Results {
-    ingest: Outcome<Ingest>,
-    /// Server on-CPU time during scenario 1.
-    ingest_cpu: Option<Duration>,
-    fanout: Outcome<Fanout>,
-    /// Server on-CPU time during scenario 2 (set-up included: 20 connects and pulls).
-    fanout_cpu: Option<Duration>,
-    big: Outcome<BigSummary>,
-    pull: Outcome<Vec<Duration>>,
-    rss_idle_kib: Outcome<u64>,
-    rss_big_kib: Outcome<u64>,
+    ingest: Vec<Outcome<Ingest>>,
+    fanout: Vec<Outcome<Fanout>>,
+    slow_base: Outcome<Fanout>,
+    slow: Outcome<Fanout>,
+    big: Vec<Outcome<BigDoc>>,
+    browser: Outcome<Browser>,
+    rss_idle_kib: Option<u64>,
+}
+
+/// A failed run, or a correctness violation in a run that finished.
+#[derive(Debug, Clone)]
+struct Problem {
+    /// What happened, with the workload and server.
+    text: String,
+    /// Data lost, reordered or corrupted (as opposed to a run that failed or timed out).
+    violation: bool,
 }
 
 /// One server under test and what was measured on it.
 struct Subject {
     server: ServerProcess,
     results: Results,
-    /// Scenario 3's connection, kept open for scenario 4.
-    big_conn: Option<BigColumn>,
     version: String,
+    problems: Vec<Problem>,
 }
 
 /// A progress line on stderr.
@@ -155,86 +235,197 @@ fn progress(line: impl AsRef<str>) {
     eprintln!("[bench] {}", line.as_ref());
 }
 
-/// Runs `scenario` on `subject`, printing progress and the server's CPU time, and turns a
-/// failure into an `Err(message)` (adding whether the server process died).
-///
-/// Also returns the time the server spent on a CPU during the scenario, when `/proc` tells.
-async fn measure<T, F>(
-    subject: &mut Subject,
+/// Distinguishes the sessions of one run.
+static SESSION_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh session id for `workload`, unique within the run and across runs.
+pub fn session_id(workload: &str) -> String {
+    let n = SESSION_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("bench-{workload}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// Asks a server for its SERVER-INFO-REPLY and returns its `version_info` as JSON text.
+async fn server_info(endpoint: &Endpoint) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut conn = Conn::connect(endpoint, &session_id("info"), deadline).await?;
+    let reply = conn
+        .request(
+            MsgType::ServerInfoReq,
+            Bytes::from_static(b"{}"),
+            &[],
+            deadline,
+        )
+        .await?;
+    conn.close().await;
+    let content: serde_json::Value =
+        serde_json::from_slice(&reply.content).context(|| "SERVER-INFO-REPLY content")?;
+    Ok(content
+        .get("version_info")
+        .map_or_else(|| content.to_string(), ToString::to_string))
+}
+
+/// Runs one workload on `subject`: prints progress, turns a failure into `Err(message)`
+/// (noting whether the server died), records problems, then waits for the server to go
+/// idle so the next run starts clean.
+async fn attempt<T>(
+    server: &ServerProcess,
+    problems: &mut Vec<Problem>,
     title: &str,
-    summary: impl Fn(&T) -> String,
-    scenario: F,
-) -> (std::result::Result<T, String>, Option<Duration>)
-where
-    F: std::future::Future<Output = Result<T>>,
-{
-    let name = subject.server.name;
+    settle: (Duration, Duration),
+    summary: impl Fn(&T) -> (String, Option<String>),
+    run: impl std::future::Future<Output = Result<T>>,
+) -> std::result::Result<T, String> {
+    let name = server.name;
     progress(format!("{title}: {name} ..."));
-    let server_before = subject.server.cpu_time();
-    let on_cpu_before = subject.server.on_cpu();
-    let client_before = own_cpu_time();
     let started = Instant::now();
-    let result = scenario.await;
-    let mut cpu = format!("; {:.2} s wall", started.elapsed().as_secs_f64());
-    let on_cpu = match (on_cpu_before, subject.server.on_cpu()) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-        _ => None,
-    };
-    if let Some(on_cpu) = on_cpu {
-        cpu.push_str(&format!(", server on-CPU {:.3} s", on_cpu.as_secs_f64()));
-    }
-    if let (Some(a), Some(b)) = (server_before, subject.server.cpu_time()) {
-        let used = b.since(a);
-        cpu.push_str(&format!(
-            " (user {:.2} s + sys {:.2} s), {} minor faults",
-            used.user.as_secs_f64(),
-            used.system.as_secs_f64(),
-            used.minor_faults
-        ));
-    }
-    if let (Some(a), Some(b)) = (client_before, own_cpu_time()) {
-        let used = b.since(a);
-        cpu.push_str(&format!(
-            ", client CPU user {:.2} s + sys {:.2} s",
-            used.user.as_secs_f64(),
-            used.system.as_secs_f64()
-        ));
-    }
+    let result = run.await;
+    let wall = started.elapsed().as_secs_f64();
     let result = match result {
         Ok(value) => {
-            progress(format!("{title}: {name}: {}{cpu}", summary(&value)));
+            let (line, problem) = summary(&value);
+            progress(format!("{title}: {name}: {line} ({wall:.1} s)"));
+            if let Some(problem) = problem {
+                progress(format!("PROBLEM {title} on {name}: {problem}"));
+                problems.push(Problem {
+                    text: format!("{title} on {name}: {problem}"),
+                    violation: true,
+                });
+            }
             Ok(value)
         }
         Err(e) => {
             let mut message = format!("{title} on {name}: {e}");
-            if let Err(dead) = subject.server.check_alive() {
-                message.push_str(&format!(" ({dead})"));
+            if !server.is_running() {
+                message.push_str(&format!(" ({name} has exited)"));
             }
-            progress(format!("FAILED {message}"));
+            progress(format!("FAILED {message} ({wall:.1} s)"));
+            problems.push(Problem {
+                text: message.clone(),
+                violation: false,
+            });
             Err(message)
         }
     };
-    (result, on_cpu)
+    let waited = server.settle(settle.0, settle.1).await;
+    if waited > Duration::from_secs(3) {
+        progress(format!(
+            "{name} busy after {title}: waited {:.1} s for it to go idle",
+            waited.as_secs_f64()
+        ));
+    }
+    result
 }
 
-/// Per second.
-fn rate(count: usize, elapsed: Duration) -> f64 {
-    count as f64 / elapsed.as_secs_f64().max(1e-9)
-}
-
-/// "p50 x ms, p99 y ms" of `samples`.
+/// "p50 x ms, p99 y ms, max z ms" of `samples`.
 fn percentiles(samples: &[Duration]) -> String {
-    match (quantile(samples, 0.5), quantile(samples, 0.99)) {
-        (Some(p50), Some(p99)) => format!("p50 {:.3} ms, p99 {:.3} ms", ms(p50), ms(p99)),
+    match (
+        quantile(samples, 0.5),
+        quantile(samples, 0.99),
+        quantile(samples, 1.0),
+    ) {
+        (Some(p50), Some(p99), Some(max)) => format!(
+            "p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            ms(p50),
+            ms(p99),
+            ms(max)
+        ),
         _ => "no samples".to_owned(),
     }
 }
 
-/// Runs every scenario on every subject and returns the report for stdout.
-async fn run(cli: &Cli) -> Result<String> {
+/// CPU cores and peak RSS of a usage window, for progress lines.
+fn usage_line(u: &UsageReport) -> String {
+    format!(
+        "server {} cores, peak RSS {} MiB",
+        u.cores()
+            .map_or_else(|| "?".to_owned(), |c| format!("{c:.2}")),
+        u.peak_rss_kib
+            .map_or_else(|| "?".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0))
+    )
+}
+
+/// The progress line of a fan-out run, and its correctness problem if any. `strict`
+/// also counts undelivered batches as a problem (the quick run).
+fn fanout_summary(f: &Fanout, strict: bool) -> (String, Option<String>) {
+    let mut line = format!(
+        "{} viewers (set-up {:.1} s), {} batches sent, delivered {:.2} % ({} viewers got \
+         the end marker), latency {}, {}, client CPU {:.2} s, {} OKs",
+        f.viewers,
+        f.setup.as_secs_f64(),
+        f.sent,
+        100.0 * f.delivered_fraction(),
+        f.finished_viewers,
+        percentiles(&f.latencies),
+        usage_line(&f.usage),
+        f.client_cpu.map_or(0.0, |c| c.as_secs_f64()),
+        f.oks
+    );
+    if let Some(note) = &f.producer_note {
+        line.push_str(&format!("; {note}"));
+    }
+    if let Some(s) = &f.stalled {
+        line.push_str(&format!("; stalled viewer: {}", s.outcome));
+    }
+    let mut problems = Vec::new();
+    if !f.is_clean() {
+        problems.push(format!(
+            "lost {} points, {} batches reordered, {} corrupted, {} viewers closed ({}); first: {}",
+            f.lost_points,
+            f.reordered,
+            f.corrupted,
+            f.closed.0,
+            f.closed.1.as_deref().unwrap_or("-"),
+            f.first_problem.as_deref().unwrap_or("-")
+        ));
+        if let Some(s) = f.stalled.as_ref().filter(|s| !s.clean) {
+            problems.push(format!(
+                "stalled viewer: {}",
+                s.problem.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    if strict && !f.is_complete() {
+        problems.push(format!(
+            "incomplete delivery: {}/{} batch deliveries, {}/{} viewers finished",
+            f.delivered,
+            f.sent * f.viewers as u64,
+            f.finished_viewers,
+            f.viewers
+        ));
+    }
+    if strict && f.sent == 0 {
+        problems.push("no batch was sent".to_owned());
+    }
+    (line, (!problems.is_empty()).then(|| problems.join("; ")))
+}
+
+/// The python to use: `--python`, else `.bench-venv/bin/python` if present, else `python3`.
+fn python_path(cli: &Cli) -> PathBuf {
+    if let Some(p) = &cli.python {
+        return p.clone();
+    }
+    let venv = Path::new(".bench-venv/bin/python");
+    if venv.exists() {
+        venv.to_path_buf()
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+/// Runs every workload on every subject; returns the report for stdout and whether the
+/// run passed (no failure on plotwire and no correctness problem; with `--quick`, no
+/// failure at all).
+async fn run(cli: &Cli) -> Result<(String, bool)> {
+    start_clock();
+    let run_start = Instant::now();
     let params = Params::new(cli.quick);
     let mode = if cli.quick { "quick" } else { "full" };
-    progress(format!("mode {mode}: {params:?}"));
+    let python = python_path(cli);
+    let wants = |w: Workload| cli.workloads.is_empty() || cli.workloads.contains(&w);
+    progress(format!("mode {mode}, python {}", python.display()));
 
     let mut subjects: Vec<Subject> = Vec::new();
     if cli.only != Some(Only::Bokeh) {
@@ -247,31 +438,31 @@ async fn run(cli: &Cli) -> Result<String> {
         }
         let port = free_port()?;
         progress(format!("starting plotwire on 127.0.0.1:{port}"));
-        let server = start_plotwire(&cli.plotwire_bin, port, params.startup).await?;
+        let server =
+            start_plotwire(&cli.plotwire_bin, port, MAX_MESSAGE_BYTES, params.startup).await?;
         subjects.push(Subject {
             server,
             results: Results::default(),
-            big_conn: None,
             version: String::new(),
+            problems: Vec::new(),
         });
     }
     if cli.only != Some(Only::Plotwire) {
         let port = free_port()?;
         progress(format!("starting bokeh serve on 127.0.0.1:{port}"));
-        let server = start_bokeh(&cli.bokeh_bin, port, params.startup).await?;
+        let server = start_bokeh(&python, port, MAX_MESSAGE_BYTES, params.startup).await?;
         subjects.push(Subject {
             server,
             results: Results::default(),
-            big_conn: None,
             version: String::new(),
+            problems: Vec::new(),
         });
     }
-
     for s in &mut subjects {
-        s.version = scenarios::server_info(&s.server.endpoint)
+        s.version = server_info(&s.server.endpoint)
             .await
             .map_err(|e| err(format!("{}: SERVER-INFO: {e}", s.server.name)))?;
-        s.results.rss_idle_kib = Some(s.server.rss_kib().map_err(|e| e.to_string()));
+        s.results.rss_idle_kib = s.server.rss_kib().ok();
         progress(format!(
             "{} ready, pid {}, version_info {}",
             s.server.name,
@@ -281,128 +472,176 @@ async fn run(cli: &Cli) -> Result<String> {
     }
 
     let p = &params;
-    for s in &mut subjects {
-        let endpoint = s.server.endpoint.clone();
-        let (result, cpu) = measure(
-            s,
-            "1 ingest",
-            |r: &Ingest| {
-                format!(
-                    "{}/{} batches in {:.2} s = {:.1}/s, {}",
-                    r.done,
-                    r.planned,
-                    r.elapsed.as_secs_f64(),
-                    rate(r.done, r.elapsed),
-                    percentiles(&r.rtts)
-                )
-            },
-            scenarios::ingest(&endpoint, p.ingest_count, p.ingest_points, p.ingest_budget),
-        )
-        .await;
-        s.results.ingest = Some(result);
-        s.results.ingest_cpu = cpu;
-    }
+    let strict = cli.quick;
+    let mut timings: Vec<(String, Duration)> = Vec::new();
 
-    for s in &mut subjects {
-        let endpoint = s.server.endpoint.clone();
-        let (result, cpu) = measure(
-            s,
-            "2 fan-out",
-            |r: &Fanout| {
-                format!(
-                    "{} streams sent, {}/{} relays to {} viewers in {:.2} s = {:.0}/s, {} OKs, \
-                     latency {}",
-                    r.sent,
-                    r.delivered,
-                    r.expected,
-                    r.viewers,
-                    r.wall.as_secs_f64(),
-                    rate(r.delivered, r.wall),
-                    r.oks,
-                    percentiles(&r.latencies)
-                )
-            },
-            scenarios::fanout(
-                &endpoint,
-                p.fan_viewers,
-                p.fan_streams,
-                p.fan_points,
-                p.fan_budget,
-            ),
-        )
-        .await;
-        s.results.fanout = Some(result);
-        s.results.fanout_cpu = cpu;
-    }
-
-    for s in &mut subjects {
-        let endpoint = s.server.endpoint.clone();
-        let (result, _) = measure(
-            s,
-            "3 big column",
-            |r: &BigColumn| {
-                format!(
-                    "push of {} points {:.1} ms; {}/{} streams in {:.2} s = {:.1}/s, {}",
-                    r.initial_points,
-                    ms(r.push),
-                    r.rtts.len(),
-                    r.planned,
-                    r.elapsed.as_secs_f64(),
-                    rate(r.rtts.len(), r.elapsed),
-                    percentiles(&r.rtts)
-                )
-            },
-            scenarios::big_column(
-                &endpoint,
-                p.big_points,
-                p.big_streams,
-                p.big_stream_points,
-                p.big_budget,
-            ),
-        )
-        .await;
-        s.results.big = Some(result.map(|big| {
-            let summary = BigSummary {
-                push: big.push,
-                planned: big.planned,
-                done: big.rtts.len(),
-                elapsed: big.elapsed,
-                rtts: big.rtts.clone(),
-            };
-            s.big_conn = Some(big);
-            summary
-        }));
-        let rss = s.server.rss_kib().map_err(|e| e.to_string());
-        if let Ok(kib) = &rss {
-            progress(format!(
-                "5 memory: {}: RSS {:.1} MiB after scenario 3",
-                s.server.name,
-                *kib as f64 / 1024.0
-            ));
+    if wants(Workload::Ingest) {
+        let t = Instant::now();
+        for spec in &p.ingest {
+            let title = format!("1 ingest {}k {}", spec.points / 1000, spec.encoding.name());
+            for s in &mut subjects {
+                let summary = |r: &Ingest| {
+                    (
+                        format!(
+                            "{} batches, {} points in {:.2} s = {} points/s, ack {}, final pull \
+                             {:.1} ms, {}",
+                            r.batches,
+                            r.points,
+                            r.elapsed.as_secs_f64(),
+                            number(r.points_per_sec()),
+                            percentiles(&r.acks),
+                            ms(r.pull),
+                            usage_line(&r.usage)
+                        ),
+                        r.check.clone().or_else(|| {
+                            (r.batches == 0).then(|| "no batch acknowledged".to_owned())
+                        }),
+                    )
+                };
+                let fut = ingest::run(&s.server, *spec);
+                let outcome =
+                    attempt(&s.server, &mut s.problems, &title, p.settle(), summary, fut).await;
+                s.results.ingest.push(Some(outcome));
+            }
         }
-        s.results.rss_big_kib = Some(rss);
+        timings.push(("1 ingest".to_owned(), t.elapsed()));
     }
 
-    for s in &mut subjects {
-        let Some(mut big) = s.big_conn.take() else {
-            continue;
-        };
-        let expected = big.expected_points();
-        let (result, _) = measure(
-            s,
-            "4 pull",
-            |r: &Vec<Duration>| {
-                format!(
-                    "{} pulls of {expected} points per column, {}",
-                    r.len(),
-                    percentiles(r)
+    if wants(Workload::Fanout) {
+        let t = Instant::now();
+        for &k in &p.fanout_viewers {
+            let spec = FanoutSpec {
+                viewers: k,
+                ..p.fanout
+            };
+            let title = format!("2 fan-out K={k}");
+            for s in &mut subjects {
+                let fut = fanout::run(&s.server, spec);
+                let outcome = attempt(
+                    &s.server,
+                    &mut s.problems,
+                    &title,
+                    p.settle(),
+                    |f| fanout_summary(f, strict),
+                    fut,
                 )
-            },
-            scenarios::pull_latency(&mut big.conn, p.pulls, expected, p.pull_budget),
-        )
-        .await;
-        s.results.pull = Some(result);
-        big.conn.close().await;
+                .await;
+                s.results.fanout.push(Some(outcome));
+            }
+        }
+        timings.push(("2 fan-out".to_owned(), t.elapsed()));
+    }
+
+    if wants(Workload::Slow) {
+        let t = Instant::now();
+        let k = p.slow_viewers;
+        for s in &mut subjects {
+            for stalled in [false, true] {
+                let spec = FanoutSpec {
+                    viewers: k,
+                    stalled,
+                    ..p.fanout
+                };
+                let title = if stalled {
+                    format!("5 slow viewer K={k} + 1 stalled")
+                } else {
+                    format!("5 slow viewer K={k} (baseline)")
+                };
+                let fut = fanout::run(&s.server, spec);
+                let outcome = attempt(
+                    &s.server,
+                    &mut s.problems,
+                    &title,
+                    p.settle(),
+                    |f| fanout_summary(f, strict),
+                    fut,
+                )
+                .await;
+                if stalled {
+                    s.results.slow = Some(outcome);
+                } else {
+                    s.results.slow_base = Some(outcome);
+                }
+            }
+        }
+        timings.push(("5 slow viewer".to_owned(), t.elapsed()));
+    }
+
+    if wants(Workload::Bigdoc) {
+        let t = Instant::now();
+        for &n in &p.big_points {
+            let title = format!("3 big doc {n} points");
+            for s in &mut subjects {
+                let summary = |b: &BigDoc| {
+                    (
+                        format!(
+                            "{} points: push {:.1} ms, connect {:.1} ms, pull {:.1} ms, {:.1} MB \
+                             read, server RSS {} MiB",
+                            b.points,
+                            ms(b.push),
+                            ms(b.connect),
+                            ms(b.pull),
+                            b.pull_bytes as f64 / 1e6,
+                            b.rss_kib.map_or_else(
+                                || "?".to_owned(),
+                                |k| format!("{:.1}", k as f64 / 1024.0)
+                            )
+                        ),
+                        b.check.clone(),
+                    )
+                };
+                let fut = bigdoc::run(&s.server, n, p.big_budget);
+                let outcome =
+                    attempt(&s.server, &mut s.problems, &title, p.settle(), summary, fut).await;
+                s.results.big.push(Some(outcome));
+            }
+        }
+        timings.push(("3 big doc".to_owned(), t.elapsed()));
+    }
+
+    if wants(Workload::Browser) {
+        let t = Instant::now();
+        for s in &mut subjects {
+            let summary = |b: &Browser| {
+                (
+                    format!(
+                        "points visible p50 {:.1} / p99 {:.1} / max {:.1} ms (n {}), slider round \
+                         trip p50 {:.1} / p99 {:.1} / max {:.1} ms (n {}), {} points checked, \
+                         {:.1} s, {}",
+                        b.points_visible.p50,
+                        b.points_visible.p99,
+                        b.points_visible.max,
+                        b.points_visible.n,
+                        b.slider_roundtrip.p50,
+                        b.slider_roundtrip.p99,
+                        b.slider_roundtrip.max,
+                        b.slider_roundtrip.n,
+                        b.checked_points,
+                        b.wall.as_secs_f64(),
+                        usage_line(&b.usage)
+                    ),
+                    None,
+                )
+            };
+            let fut = browser::run(
+                &s.server,
+                &python,
+                &cli.browser_script,
+                cli.quick,
+                p.browser_limit,
+            );
+            let outcome = attempt(
+                &s.server,
+                &mut s.problems,
+                "4 browser",
+                p.settle(),
+                summary,
+                fut,
+            )
+            .await;
+            s.results.browser = Some(outcome);
+        }
+        timings.push(("4 browser".to_owned(), t.elapsed()));
     }
 
     let none = Results::default();
@@ -412,33 +651,71 @@ async fn run(cli: &Cli) -> Result<String> {
             .find(|s| s.server.name == name)
             .map_or(&none, |s| &s.results)
     };
-    let rows = rows(p, find("plotwire"), find("bokeh"));
-    let mut notes: Vec<String> = Vec::new();
-    for s in &subjects {
-        let r = &s.results;
-        let errors = [
-            error_of(&r.ingest),
-            error_of(&r.fanout),
-            error_of(&r.big),
-            error_of(&r.pull),
-            error_of(&r.rss_idle_kib),
-            error_of(&r.rss_big_kib),
-        ];
-        notes.extend(errors.into_iter().flatten().map(|e| format!("error: {e}")));
-    }
-    let versions: Vec<String> = subjects
+    let (pw, bk) = (find("plotwire"), find("bokeh"));
+    let rows = rows(p, pw, bk, cli.quick);
+    let problems: Vec<String> = subjects
         .iter()
-        .map(|s| format!("{} {}", s.server.name, s.version))
+        .flat_map(|s| s.problems.iter().map(|p| p.text.clone()))
         .collect();
-    Ok(render(mode, &versions, &rows, &notes))
+    // Quick: nothing may go wrong. Full: nothing on plotwire, and no data lost, reordered
+    // or corrupted on Bokeh (a Bokeh run that times out is only reported).
+    let passed = subjects.iter().all(|s| {
+        s.problems.is_empty()
+            || (!cli.quick && s.server.name == "bokeh" && s.problems.iter().all(|p| !p.violation))
+    });
+    let total = run_start.elapsed();
+    timings.push(("total".to_owned(), total));
+
+    let versions: Vec<(String, String)> = subjects
+        .iter()
+        .map(|s| (s.server.name.to_owned(), s.version.clone()))
+        .collect();
+    let json_path = cli.json.clone().unwrap_or_else(|| {
+        PathBuf::from(if cli.quick {
+            "target/bench/results-quick.json"
+        } else {
+            "target/bench/results.json"
+        })
+    });
+    let browser_raw = |r: &Results| match &r.browser {
+        Some(Ok(b)) => b.raw.clone(),
+        Some(Err(e)) => serde_json::json!({"error": e}),
+        None => serde_json::Value::Null,
+    };
+    let json = serde_json::json!({
+        "mode": mode,
+        "started_utc": utc_now(),
+        "machine": machine(),
+        "servers": versions.iter().map(|(n, v)| serde_json::json!({"name": n, "version_info": v})).collect::<Vec<_>>(),
+        "params": format!("{p:?}"),
+        "rows": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
+        "problems": problems,
+        "passed": passed,
+        "browser_raw": {"plotwire": browser_raw(pw), "bokeh": browser_raw(bk)},
+        "durations_s": timings.iter().map(|(n, d)| (n.clone(), serde_json::json!(d.as_secs_f64()))).collect::<serde_json::Map<_, _>>(),
+    });
+    let written = write_json(&json_path, &json);
+    let mut out = render(mode, &versions, &rows, &problems, &timings);
+    match written {
+        Ok(abs) => out.push_str(&format!("results written to {}\n", abs.display())),
+        Err(e) => out.push_str(&format!("could not write {}: {e}\n", json_path.display())),
+    }
+    out.push_str(if passed {
+        "result: PASSED (no failure, no data lost, reordered or corrupted)\n"
+    } else {
+        "result: FAILED (see problems above)\n"
+    });
+    Ok((out, passed))
 }
 
-/// The error message of a failed outcome.
-fn error_of<T>(outcome: &Outcome<T>) -> Option<String> {
-    match outcome {
-        Some(Err(e)) => Some(e.clone()),
-        _ => None,
+/// Writes `json` to `path` (creating its directory); returns the absolute path.
+fn write_json(path: &Path, json: &serde_json::Value) -> Result<PathBuf> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
     }
+    let text = serde_json::to_string_pretty(json).context(|| "serializing the results")?;
+    std::fs::write(path, text + "\n").context(|| format!("writing {}", path.display()))?;
+    Ok(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()))
 }
 
 /// A table figure from an outcome: `f` gives the value and an optional remark.
@@ -450,114 +727,341 @@ fn figure<T>(outcome: &Outcome<T>, f: impl Fn(&T) -> Option<(f64, Option<String>
     }
 }
 
-/// A remark when fewer than planned were done within the time bound.
-fn partial(done: usize, planned: usize) -> Option<String> {
-    (done < planned).then(|| format!("{done}/{planned}, time bound"))
-}
-
 /// The quantile of `samples` in milliseconds, as a table value.
 fn quantile_ms(samples: &[Duration], q: f64) -> Option<(f64, Option<String>)> {
     quantile(samples, q).map(|d| (ms(d), None))
 }
 
-/// CPU time per item in microseconds, as a table value.
-fn per_item_us(cpu: Duration, items: usize) -> Option<(f64, Option<String>)> {
-    (items > 0).then(|| (cpu.as_secs_f64() * 1e6 / items as f64, None))
+/// KiB as MiB, as a table value.
+fn mib(kib: Option<u64>) -> Option<(f64, Option<String>)> {
+    kib.map(|k| (k as f64 / 1024.0, None))
 }
 
-/// The table rows, plotwire's and Bokeh's figures side by side.
-fn rows(p: &Params, pw: &Results, bk: &Results) -> Vec<Row> {
-    let mut rows = Vec::new();
-    let mut row =
-        |scenario: &str, metric: &'static str, better: Better, fig: &dyn Fn(&Results) -> Figure| {
-            rows.push(Row {
-                scenario: scenario.to_owned(),
-                metric,
-                better,
-                plotwire: fig(pw),
-                bokeh: fig(bk),
-            });
+/// A "k" label for a count of points: 1k, 100k, 1M.
+fn points_label(n: usize) -> String {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1000 && n.is_multiple_of(1000) {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+/// The rows of one fan-out run; returns the indices of its p99 and CPU rows.
+fn fanout_rows(
+    row: &mut impl FnMut(&str, &str, Better, &FigureOf<'_>) -> usize,
+    w: &str,
+    get: &dyn Fn(&Results) -> Outcome<Fanout>,
+) -> (usize, usize) {
+    row(w, "latency p50, ms", Better::Lower, &|r| {
+        figure(&get(r), |f| quantile_ms(&f.latencies, 0.5))
+    });
+    let p99 = row(w, "latency p99, ms", Better::Lower, &|r| {
+        figure(&get(r), |f| quantile_ms(&f.latencies, 0.99))
+    });
+    row(w, "latency max, ms", Better::Lower, &|r| {
+        figure(&get(r), |f| quantile_ms(&f.latencies, 1.0))
+    });
+    row(w, "delivered, %", Better::Higher, &|r| {
+        figure(&get(r), |f| {
+            let remark = f.producer_note.as_ref().map(|_| "producer late".to_owned());
+            Some((100.0 * f.delivered_fraction(), remark))
+        })
+    });
+    let cpu = row(w, "server CPU, cores", Better::Lower, &|r| {
+        figure(&get(r), |f| f.usage.cores().map(|c| (c, None)))
+    });
+    row(w, "server RSS peak, MiB", Better::Lower, &|r| {
+        figure(&get(r), |f| mib(f.usage.peak_rss_kib))
+    });
+    (p99, cpu)
+}
+
+/// One server's figure of a row, from its results.
+type FigureOf<'a> = dyn Fn(&Results) -> Figure + 'a;
+
+/// Rows being built from both servers' results.
+struct Rows<'a> {
+    rows: Vec<Row>,
+    pw: &'a Results,
+    bk: &'a Results,
+}
+
+impl Rows<'_> {
+    /// Adds a row (workload, metric, direction, each server's figure); returns its index.
+    fn add(&mut self, workload: &str, metric: &str, better: Better, fig: &FigureOf<'_>) -> usize {
+        self.rows.push(Row {
+            workload: workload.to_owned(),
+            metric: metric.to_owned(),
+            better,
+            bokeh: fig(self.bk),
+            plotwire: fig(self.pw),
+            target: None,
+        });
+        self.rows.len() - 1
+    }
+}
+
+/// The table rows, Bokeh's and plotwire's figures side by side, with plotwire's targets
+/// (full runs only: the quick run asserts correctness, never speed).
+fn rows(p: &Params, pw: &Results, bk: &Results, quick: bool) -> Vec<Row> {
+    let mut table = Rows {
+        rows: Vec::new(),
+        pw,
+        bk,
+    };
+    let mut row = |workload: &str, metric: &str, better: Better, fig: &FigureOf<'_>| {
+        table.add(workload, metric, better, fig)
+    };
+    let mut targets: Vec<(usize, Target)> = Vec::new();
+
+    for (i, spec) in p.ingest.iter().enumerate() {
+        let w = format!(
+            "1 ingest: {}-pt batches, {}, 1 in flight",
+            points_label(spec.points),
+            spec.encoding.name()
+        );
+        let get = |r: &Results| r.ingest.get(i).cloned().flatten();
+        let idx = row(&w, "points/s", Better::Higher, &|r| {
+            figure(&get(r), |x| {
+                Some((x.points_per_sec(), Some(format!("{} batches", x.batches))))
+            })
+        });
+        if spec.points == 1000 {
+            targets.push((
+                idx,
+                Target {
+                    goal: "≥ 30x bokeh".to_owned(),
+                    pass: None,
+                },
+            ));
+        }
+        if spec.points == 100_000 && spec.encoding == Encoding::Binary {
+            targets.push((
+                idx,
+                Target {
+                    goal: "≥ 30M points/s".to_owned(),
+                    pass: None,
+                },
+            ));
+        }
+        row(&w, "ack latency p50, ms", Better::Lower, &|r| {
+            figure(&get(r), |x| quantile_ms(&x.acks, 0.5))
+        });
+        row(&w, "ack latency p99, ms", Better::Lower, &|r| {
+            figure(&get(r), |x| quantile_ms(&x.acks, 0.99))
+        });
+        row(&w, "server CPU per 1M points, ms", Better::Lower, &|r| {
+            figure(&get(r), |x| {
+                let cpu = x.usage.cpu?;
+                (x.points > 0).then(|| {
+                    let per = cpu.as_secs_f64() * 1e3 * 1e6 / x.points as f64;
+                    let cores = x.usage.cores().map(|c| format!("{c:.2} cores"));
+                    (per, cores)
+                })
+            })
+        });
+        row(&w, "server RSS peak, MiB", Better::Lower, &|r| {
+            figure(&get(r), |x| mib(x.usage.peak_rss_kib))
+        });
+    }
+
+    for (i, &k) in p.fanout_viewers.iter().enumerate() {
+        let w = format!(
+            "2 fan-out: K={k} viewers, {} pts at {}/s for {} s",
+            p.fanout.points,
+            p.fanout.rate_hz,
+            p.fanout.duration.as_secs()
+        );
+        let get = |r: &Results| r.fanout.get(i).cloned().flatten();
+        let (p99, cpu) = fanout_rows(&mut row, &w, &get);
+        if k == 100 {
+            targets.push((
+                p99,
+                Target {
+                    goal: "≤ 10 ms".to_owned(),
+                    pass: None,
+                },
+            ));
+        }
+        if k == 1000 {
+            targets.push((
+                p99,
+                Target {
+                    goal: "≤ 50 ms".to_owned(),
+                    pass: None,
+                },
+            ));
+            targets.push((
+                cpu,
+                Target {
+                    goal: "< 1 core".to_owned(),
+                    pass: None,
+                },
+            ));
+        }
+    }
+
+    for (i, &n) in p.big_points.iter().enumerate() {
+        let w = format!("3 big doc: fresh viewer pulls {} pts", points_label(n));
+        let get = |r: &Results| r.big.get(i).cloned().flatten();
+        row(&w, "pull time, ms", Better::Lower, &|r| {
+            figure(&get(r), |b| Some((ms(b.pull), None)))
+        });
+        row(&w, "bytes on the wire, MB", Better::Lower, &|r| {
+            figure(&get(r), |b| Some((b.pull_bytes as f64 / 1e6, None)))
+        });
+        row(&w, "push time, ms", Better::Lower, &|r| {
+            figure(&get(r), |b| Some((ms(b.push), None)))
+        });
+        row(&w, "server RSS with the doc, MiB", Better::Lower, &|r| {
+            figure(&get(r), |b| mib(b.rss_kib))
+        });
+    }
+
+    {
+        let w = "4 browser: BokehJS in Chromium + bokeh.client";
+        let get = |r: &Results| r.browser.clone();
+        let stat = |pick: fn(&Browser) -> Summary, q: fn(&Summary) -> f64| {
+            move |r: &Results| {
+                figure(&get(r), |b| {
+                    Some((q(&pick(b)), Some(format!("n {}", pick(b).n))))
+                })
+            }
         };
+        row(
+            w,
+            "points visible p50, ms",
+            Better::Lower,
+            &stat(|b| b.points_visible, |s| s.p50),
+        );
+        row(
+            w,
+            "points visible p99, ms",
+            Better::Lower,
+            &stat(|b| b.points_visible, |s| s.p99),
+        );
+        row(
+            w,
+            "points visible max, ms",
+            Better::Lower,
+            &stat(|b| b.points_visible, |s| s.max),
+        );
+        row(
+            w,
+            "slider round trip p50, ms",
+            Better::Lower,
+            &stat(|b| b.slider_roundtrip, |s| s.p50),
+        );
+        row(
+            w,
+            "slider round trip p99, ms",
+            Better::Lower,
+            &stat(|b| b.slider_roundtrip, |s| s.p99),
+        );
+        row(
+            w,
+            "slider round trip max, ms",
+            Better::Lower,
+            &stat(|b| b.slider_roundtrip, |s| s.max),
+        );
+        row(w, "points checked in the page", Better::Neither, &|r| {
+            figure(&get(r), |b| Some((b.checked_points as f64, None)))
+        });
+    }
 
-    let s1 = format!(
-        "1 ingest: {} x {} pts, ack-gated",
-        p.ingest_count, p.ingest_points
-    );
-    row(&s1, "batches/s", Better::Higher, &|r| {
-        figure(&r.ingest, |i| {
-            Some((rate(i.done, i.elapsed), partial(i.done, i.planned)))
-        })
-    });
-    row(&s1, "round trip p50, ms", Better::Lower, &|r| {
-        figure(&r.ingest, |i| quantile_ms(&i.rtts, 0.5))
-    });
-    row(&s1, "round trip p99, ms", Better::Lower, &|r| {
-        figure(&r.ingest, |i| quantile_ms(&i.rtts, 0.99))
-    });
-    row(&s1, "server CPU per batch, us", Better::Lower, &|r| {
-        figure(&r.ingest, |i| per_item_us(r.ingest_cpu?, i.done))
-    });
+    {
+        let w = format!(
+            "5 slow viewer: K={} viewers, {} pts at {}/s",
+            p.slow_viewers, p.fanout.points, p.fanout.rate_hz
+        );
+        let base = |r: &Results| r.slow_base.clone();
+        let slow = |r: &Results| r.slow.clone();
+        row(
+            &w,
+            "others' p99 without a stalled viewer, ms",
+            Better::Lower,
+            &|r| figure(&base(r), |f| quantile_ms(&f.latencies, 0.99)),
+        );
+        let p99 = row(
+            &w,
+            "others' p99 with 1 stalled viewer, ms",
+            Better::Lower,
+            &|r| figure(&slow(r), |f| quantile_ms(&f.latencies, 0.99)),
+        );
+        row(
+            &w,
+            "others' delivered with 1 stalled, %",
+            Better::Higher,
+            &|r| figure(&slow(r), |f| Some((100.0 * f.delivered_fraction(), None))),
+        );
+        row(&w, "server RSS peak without, MiB", Better::Lower, &|r| {
+            figure(&base(r), |f| mib(f.usage.peak_rss_kib))
+        });
+        let rss = row(
+            &w,
+            "server RSS peak with 1 stalled, MiB",
+            Better::Lower,
+            &|r| figure(&slow(r), |f| mib(f.usage.peak_rss_kib)),
+        );
+        targets.push((
+            p99,
+            Target {
+                goal: "≤ 2x the run without".to_owned(),
+                pass: None,
+            },
+        ));
+        targets.push((
+            rss,
+            Target {
+                goal: "≤ the run without + 16 MiB".to_owned(),
+                pass: None,
+            },
+        ));
+    }
 
-    let s2 = format!(
-        "2 fan-out: 1 -> {} viewers, {} x {} pts pipelined",
-        p.fan_viewers, p.fan_streams, p.fan_points
-    );
-    row(&s2, "delivered msgs/s", Better::Higher, &|r| {
-        figure(&r.fanout, |f| {
-            Some((rate(f.delivered, f.wall), partial(f.delivered, f.expected)))
-        })
-    });
-    row(&s2, "send->receive p50, ms", Better::Lower, &|r| {
-        figure(&r.fanout, |f| quantile_ms(&f.latencies, 0.5))
-    });
-    row(&s2, "send->receive p99, ms", Better::Lower, &|r| {
-        figure(&r.fanout, |f| quantile_ms(&f.latencies, 0.99))
-    });
-    row(
-        &s2,
-        "server CPU per delivered msg, us",
-        Better::Lower,
-        &|r| figure(&r.fanout, |f| per_item_us(r.fanout_cpu?, f.delivered)),
-    );
-
-    let s3 = format!(
-        "3 big column: {} pts, then {} x {} pts ack-gated",
-        p.big_points, p.big_streams, p.big_stream_points
-    );
-    row(&s3, "PUSH-DOC -> OK, ms", Better::Lower, &|r| {
-        figure(&r.big, |b| Some((ms(b.push), None)))
-    });
-    row(&s3, "streams/s", Better::Higher, &|r| {
-        figure(&r.big, |b| {
-            Some((rate(b.done, b.elapsed), partial(b.done, b.planned)))
-        })
-    });
-    row(&s3, "stream round trip p99, ms", Better::Lower, &|r| {
-        figure(&r.big, |b| quantile_ms(&b.rtts, 0.99))
-    });
-
-    let s4 = format!("4 pull: {} x PULL-DOC of the big doc", p.pulls);
-    row(&s4, "round trip p50, ms", Better::Lower, &|r| {
-        figure(&r.pull, |v| {
-            quantile_ms(v, 0.5).map(|(x, _)| (x, partial(v.len(), p.pulls)))
-        })
-    });
-    row(&s4, "round trip max, ms", Better::Lower, &|r| {
-        figure(&r.pull, |v| quantile_ms(v, 1.0))
-    });
-
-    let s5 = "5 memory: server VmRSS";
-    row(s5, "idle, MiB", Better::Lower, &|r| {
-        figure(&r.rss_idle_kib, |k| Some((*k as f64 / 1024.0, None)))
-    });
-    row(s5, "after scenario 3, MiB", Better::Lower, &|r| {
-        figure(&r.rss_big_kib, |k| Some((*k as f64 / 1024.0, None)))
-    });
+    let mut rows = table.rows;
+    if quick {
+        return rows;
+    }
+    // Judge the targets on plotwire's figures.
+    for (idx, mut target) in targets {
+        let Some(r) = rows.get(idx) else { continue };
+        let pwv = r.plotwire.value();
+        target.pass = match target.goal.as_str() {
+            "≥ 30x bokeh" => r.ratio().map(|x| x >= 30.0),
+            "≥ 30M points/s" => pwv.map(|v| v >= 30e6),
+            "≤ 10 ms" => pwv.map(|v| v <= 10.0),
+            "≤ 50 ms" => pwv.map(|v| v <= 50.0),
+            "< 1 core" => pwv.map(|v| v < 1.0),
+            "≤ 2x the run without" => {
+                let without = idx
+                    .checked_sub(1)
+                    .and_then(|i| rows.get(i))
+                    .and_then(|b| b.plotwire.value());
+                pwv.zip(without)
+                    .map(|(with, without)| with <= 2.0 * without)
+            }
+            "≤ the run without + 16 MiB" => {
+                let without = idx
+                    .checked_sub(1)
+                    .and_then(|i| rows.get(i))
+                    .and_then(|b| b.plotwire.value());
+                pwv.zip(without)
+                    .map(|(with, without)| with <= without + 16.0)
+            }
+            _ => None,
+        };
+        if let Some(r) = rows.get_mut(idx) {
+            r.target = Some(target);
+        }
+    }
     rows
 }
 
-/// The report: machine info, the table, the note on ratios, errors.
-fn render(mode: &str, versions: &[String], rows: &[Row], notes: &[String]) -> String {
+/// Machine facts for the report: cores and CPU model.
+fn machine() -> String {
     let nproc = std::thread::available_parallelism().map_or(0, usize::from);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -568,23 +1072,66 @@ fn render(mode: &str, versions: &[String], rows: &[Row], notes: &[String]) -> St
                 .map(|(_, model)| model.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
+    format!("nproc {nproc}, {cpu}")
+}
+
+/// The report: machine info, the table, the targets, the problems, the durations.
+fn render(
+    mode: &str,
+    versions: &[(String, String)],
+    rows: &[Row],
+    problems: &[String],
+    timings: &[(String, Duration)],
+) -> String {
     let mut out = String::new();
     out.push_str(&format!("plotwire-bench ({mode} run), {}\n", utc_now()));
-    out.push_str(&format!("machine: nproc {nproc}, {cpu}\n"));
-    for v in versions {
-        out.push_str(&format!("server: {v}\n"));
+    out.push_str(&format!("machine: {}\n", machine()));
+    for (name, version) in versions {
+        out.push_str(&format!("server: {name} {version}\n"));
     }
     out.push('\n');
     out.push_str(&report::table(rows));
     out.push('\n');
     out.push_str(
-        "ratio = how many times better plotwire is (plotwire/bokeh for rates, bokeh/plotwire for\n\
-         times and memory). Both servers ran in this run on this machine with identical client\n\
-         code; absolute figures drift on shared machines, the ratios are what matter.\n",
+        "ratio = how many times better plotwire is, so > 1 favours plotwire (plotwire/bokeh for\n\
+         rates and fractions, bokeh/plotwire for times, CPU, memory and bytes). Both servers ran\n\
+         in this run on this machine with identical client code; absolute figures drift on\n\
+         shared machines, the ratios are what matter.\n",
     );
-    for n in notes {
-        out.push_str(&format!("{n}\n"));
+    let judged: Vec<&Row> = rows.iter().filter(|r| r.target.is_some()).collect();
+    if !judged.is_empty() {
+        out.push_str("\ntargets (plotwire):\n");
+        for r in judged {
+            if let Some(t) = &r.target {
+                let measured = match (&r.plotwire, t.goal.contains("bokeh")) {
+                    (Figure::Value(_, _), true) => r
+                        .ratio()
+                        .map_or_else(|| "-".to_owned(), |x| format!("{}x bokeh", number(x))),
+                    (Figure::Value(v, _), false) => number(*v),
+                    (Figure::Failed, _) => "failed".to_owned(),
+                    (Figure::Skipped, _) => "not run".to_owned(),
+                };
+                out.push_str(&format!(
+                    "  {:4}  {} / {}: {measured} (target {})\n",
+                    t.verdict(),
+                    r.workload,
+                    r.metric,
+                    t.goal
+                ));
+            }
+        }
     }
+    if !problems.is_empty() {
+        out.push_str("\nproblems:\n");
+        for p in problems {
+            out.push_str(&format!("  {p}\n"));
+        }
+    }
+    out.push_str("\ndurations:");
+    for (name, d) in timings {
+        out.push_str(&format!(" {name} {:.0} s;", d.as_secs_f64()));
+    }
+    out.push('\n');
     out
 }
 
@@ -634,9 +1181,13 @@ fn main() -> ExitCode {
         }
     });
     match outcome {
-        Ok(report) => {
+        Ok((report, passed)) => {
             print!("{report}");
-            ExitCode::SUCCESS
+            if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             eprintln!("plotwire-bench: {e}");

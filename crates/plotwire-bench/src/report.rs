@@ -11,6 +11,19 @@ pub enum Better {
     Higher,
     /// Latency or memory: the ratio is bokeh / plotwire.
     Lower,
+    /// A count for information (e.g. points checked): no ratio.
+    Neither,
+}
+
+impl Better {
+    /// `higher`, `lower` or `info`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Better::Higher => "higher",
+            Better::Lower => "lower",
+            Better::Neither => "info",
+        }
+    }
 }
 
 /// One server's result for one row.
@@ -26,10 +39,44 @@ pub enum Figure {
 
 impl Figure {
     /// The value, if measured.
-    fn value(&self) -> Option<f64> {
+    pub fn value(&self) -> Option<f64> {
         match self {
             Figure::Value(v, _) => Some(*v),
             _ => None,
+        }
+    }
+
+    /// The figure as JSON: `{"value": x, "remark": ..}`, `{"status": "failed"}` or
+    /// `{"status": "skipped"}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Figure::Value(v, remark) => serde_json::json!({
+                "status": "ok",
+                "value": v.is_finite().then_some(*v),
+                "remark": remark,
+            }),
+            Figure::Failed => serde_json::json!({"status": "failed"}),
+            Figure::Skipped => serde_json::json!({"status": "skipped"}),
+        }
+    }
+}
+
+/// A target plotwire should meet, and whether it did.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The goal, e.g. "≥ 30× bokeh".
+    pub goal: String,
+    /// `Some(true)` met, `Some(false)` missed, `None` not measurable (a run failed).
+    pub pass: Option<bool>,
+}
+
+impl Target {
+    /// `PASS`, `MISS` or `n/a`.
+    pub fn verdict(&self) -> &'static str {
+        match self.pass {
+            Some(true) => "PASS",
+            Some(false) => "MISS",
+            None => "n/a",
         }
     }
 }
@@ -37,16 +84,18 @@ impl Figure {
 /// One table row.
 #[derive(Debug, Clone)]
 pub struct Row {
-    /// The scenario, e.g. "1 ingest (2000 × 10 pts, ack-gated)".
-    pub scenario: String,
-    /// The figure's name and unit, e.g. "batches/s".
-    pub metric: &'static str,
+    /// The workload, e.g. "1 ingest: 1k-pt batches, binary".
+    pub workload: String,
+    /// The figure's name and unit, e.g. "points/s".
+    pub metric: String,
     /// Which direction is better.
     pub better: Better,
-    /// plotwire's figure.
-    pub plotwire: Figure,
     /// Bokeh's figure.
     pub bokeh: Figure,
+    /// plotwire's figure.
+    pub plotwire: Figure,
+    /// A target on this row, if any.
+    pub target: Option<Target>,
 }
 
 impl Row {
@@ -56,8 +105,25 @@ impl Row {
         let r = match self.better {
             Better::Higher => p / b,
             Better::Lower => b / p,
+            Better::Neither => return None,
         };
         r.is_finite().then_some(r)
+    }
+
+    /// The row as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "workload": self.workload,
+            "metric": self.metric,
+            "better": self.better.name(),
+            "bokeh": self.bokeh.to_json(),
+            "plotwire": self.plotwire.to_json(),
+            "ratio": self.ratio(),
+            "target": self.target.as_ref().map(|t| serde_json::json!({
+                "goal": t.goal,
+                "pass": t.pass,
+            })),
+        })
     }
 }
 
@@ -77,10 +143,12 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// A figure with 3 to 4 significant digits.
-fn number(v: f64) -> String {
+/// A figure with 3 to 4 significant digits (millions as `12.3M`).
+pub fn number(v: f64) -> String {
     let a = v.abs();
-    if a >= 1000.0 {
+    if a >= 1e7 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1000.0 {
         format!("{v:.0}")
     } else if a >= 100.0 {
         format!("{v:.1}")
@@ -101,32 +169,35 @@ fn cell(figure: &Figure) -> String {
     }
 }
 
-/// Renders `rows` as a Markdown table.
+/// Renders `rows` as a Markdown table: workload, metric, bokeh, plotwire, ratio, target.
+/// Rows that neither server ran are left out.
 pub fn table(rows: &[Row]) -> String {
+    let rows: Vec<&Row> = rows
+        .iter()
+        .filter(|r| !matches!((&r.bokeh, &r.plotwire), (Figure::Skipped, Figure::Skipped)))
+        .collect();
+    const COLUMNS: usize = 6;
     let header = [
-        "scenario".to_owned(),
-        "figure".to_owned(),
+        "workload".to_owned(),
+        "metric".to_owned(),
+        "bokeh".to_owned(),
         "plotwire".to_owned(),
-        "bokeh serve".to_owned(),
         "ratio".to_owned(),
+        "target".to_owned(),
     ];
-    let body: Vec<[String; 5]> = rows
+    let body: Vec<[String; COLUMNS]> = rows
         .iter()
         .map(|r| {
             [
-                r.scenario.clone(),
-                format!(
-                    "{} ({} is better)",
-                    r.metric,
-                    match r.better {
-                        Better::Higher => "higher",
-                        Better::Lower => "lower",
-                    }
-                ),
-                cell(&r.plotwire),
+                r.workload.clone(),
+                r.metric.clone(),
                 cell(&r.bokeh),
+                cell(&r.plotwire),
                 r.ratio()
                     .map_or_else(|| "-".to_owned(), |x| format!("{}x", number(x))),
+                r.target
+                    .as_ref()
+                    .map_or_else(String::new, |t| format!("{} {}", t.verdict(), t.goal)),
             ]
         })
         .collect();
@@ -136,16 +207,17 @@ pub fn table(rows: &[Row]) -> String {
             *w = (*w).max(c.chars().count());
         }
     }
+    // Text columns left-aligned, figures right-aligned.
+    let left = |i: usize| i < 2 || i == 5;
     let mut out = String::new();
-    let write_line = |out: &mut String, cells: &[String; 5]| {
+    let write_line = |out: &mut String, cells: &[String; COLUMNS]| {
         out.push('|');
         for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
-            let pad = w.saturating_sub(c.chars().count());
-            // Text columns left-aligned, figures right-aligned.
-            if i < 2 {
-                let _ = write!(out, " {c}{} |", " ".repeat(pad));
+            let pad = " ".repeat(w.saturating_sub(c.chars().count()));
+            if left(i) {
+                let _ = write!(out, " {c}{pad} |");
             } else {
-                let _ = write!(out, " {}{c} |", " ".repeat(pad));
+                let _ = write!(out, " {pad}{c} |");
             }
         }
         out.push('\n');
@@ -154,7 +226,7 @@ pub fn table(rows: &[Row]) -> String {
     out.push('|');
     for (i, w) in widths.iter().enumerate() {
         let dashes = "-".repeat(*w);
-        if i < 2 {
+        if left(i) {
             let _ = write!(out, " {dashes} |");
         } else {
             let _ = write!(out, " {}: |", &dashes[1..]);
@@ -183,11 +255,12 @@ mod tests {
     #[test]
     fn ratio_points_towards_plotwire() {
         let row = |better, p, b| Row {
-            scenario: String::new(),
-            metric: "m",
+            workload: String::new(),
+            metric: "m".to_owned(),
             better,
             plotwire: Figure::Value(p, None),
             bokeh: Figure::Value(b, None),
+            target: None,
         };
         assert_eq!(row(Better::Higher, 10.0, 2.0).ratio(), Some(5.0));
         assert_eq!(row(Better::Lower, 2.0, 10.0).ratio(), Some(5.0));

@@ -6,6 +6,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,6 +20,16 @@ use crate::error::{err, Context, Result};
 /// The app path both servers are reached under. Bokeh serves `target.py` as `/target`;
 /// plotwire treats any app path as an empty Bokeh app.
 pub const APP: &str = "target";
+
+/// Both servers check for unused sessions this often (ms) …
+const CHECK_UNUSED_SESSIONS_MS: &str = "500";
+
+/// … and drop a session this long (ms) after its last connection closed, so that one
+/// run's documents do not inflate the next run's RSS.
+const UNUSED_SESSION_LIFETIME_MS: &str = "1000";
+
+/// How long after its last connection closed a session is surely gone.
+pub const SESSION_CLEANUP: Duration = Duration::from_millis(1600);
 
 /// The longest server log line forwarded whole.
 const MAX_LOG_LINE: usize = 300;
@@ -87,6 +99,16 @@ impl ServerProcess {
         }
     }
 
+    /// Whether the process is still running (not exited, not a zombie), from `/proc`.
+    pub fn is_running(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).is_ok_and(|stat| {
+            stat.rfind(')')
+                .and_then(|i| stat.get(i + 1..))
+                .and_then(|rest| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z" && state != "X")
+        })
+    }
+
     /// The resident set size in KiB (`VmRSS` of `/proc/<pid>/status`).
     ///
     /// # Errors
@@ -95,23 +117,129 @@ impl ServerProcess {
         read_status_kib(self.pid(), "VmRSS:")
     }
 
-    /// The time the process's live threads have spent on a CPU so far, in nanoseconds
-    /// (the sum of `/proc/<pid>/task/*/schedstat`), if `/proc` tells. Finer than
-    /// [`ServerProcess::cpu_time`]'s 10 ms ticks; threads that have exited are not counted.
-    pub fn on_cpu(&self) -> Option<Duration> {
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).ok()?;
-        let mut total: u64 = 0;
-        for task in tasks.take(10_000) {
-            let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
-            let ns: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
-            total = total.saturating_add(ns);
-        }
-        Some(Duration::from_nanos(total))
-    }
-
     /// The CPU time the process has used so far, if `/proc` tells.
     pub fn cpu_time(&self) -> Option<CpuTime> {
         cpu_time(&format!("/proc/{}/stat", self.pid()))
+    }
+
+    /// Starts measuring the process: CPU time from now, and RSS sampled every 50 ms.
+    pub fn usage(&self) -> Usage {
+        Usage::start(self.pid())
+    }
+
+    /// Waits `min` (for the last run's sessions to be dropped), then until the process is
+    /// idle (under 5 % of a core over 300 ms), at most `limit` in all; returns how long it
+    /// took. A server still working through a backlog from the last run would otherwise
+    /// skew the next one.
+    pub async fn settle(&self, min: Duration, limit: Duration) -> Duration {
+        let start = Instant::now();
+        sleep(min.min(limit)).await;
+        let step = Duration::from_millis(300);
+        let max_steps = limit.as_millis() / step.as_millis() + 1;
+        for _ in 0..max_steps {
+            let before = self.cpu_time();
+            sleep(step).await;
+            let used = match (before, self.cpu_time()) {
+                (Some(a), Some(b)) => b.since(a).total(),
+                _ => break,
+            };
+            if used.as_secs_f64() < 0.05 * step.as_secs_f64() || start.elapsed() >= limit {
+                break;
+            }
+        }
+        start.elapsed()
+    }
+}
+
+/// The CPU time and peak RSS of a process over a window (see [`ServerProcess::usage`]).
+pub struct Usage {
+    pid: u32,
+    cpu_start: Option<CpuTime>,
+    started: Instant,
+    peak_kib: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+/// What a [`Usage`] measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UsageReport {
+    /// Wall time of the window.
+    pub wall: Duration,
+    /// CPU time (user + system) used in the window, from `/proc/<pid>/stat`.
+    pub cpu: Option<Duration>,
+    /// The highest VmRSS sampled in the window (and at its end), in KiB.
+    pub peak_rss_kib: Option<u64>,
+}
+
+impl UsageReport {
+    /// Cores used on average: CPU seconds per wall second.
+    pub fn cores(&self) -> Option<f64> {
+        let wall = self.wall.as_secs_f64();
+        self.cpu
+            .filter(|_| wall > 0.0)
+            .map(|c| c.as_secs_f64() / wall)
+    }
+}
+
+/// RSS samples are taken this often.
+const RSS_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A window never samples for longer than this (the sampler is bounded).
+const MAX_USAGE_WINDOW: Duration = Duration::from_secs(1800);
+
+impl Usage {
+    /// Starts a window on process `pid`.
+    fn start(pid: u32) -> Usage {
+        let peak_kib = Arc::new(AtomicU64::new(read_status_kib(pid, "VmRSS:").unwrap_or(0)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (peak, stop) = (Arc::clone(&peak_kib), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let max = MAX_USAGE_WINDOW.as_millis() / RSS_INTERVAL.as_millis();
+                for _ in 0..max {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if let Ok(kib) = read_status_kib(pid, "VmRSS:") {
+                        peak.fetch_max(kib, Ordering::Relaxed);
+                    }
+                    sleep(RSS_INTERVAL).await;
+                }
+            })
+        };
+        Usage {
+            pid,
+            cpu_start: cpu_time(&format!("/proc/{pid}/stat")),
+            started: Instant::now(),
+            peak_kib,
+            stop,
+            sampler,
+        }
+    }
+
+    /// Ends the window.
+    pub fn finish(self) -> UsageReport {
+        let wall = self.started.elapsed();
+        let cpu = match (
+            self.cpu_start,
+            cpu_time(&format!("/proc/{}/stat", self.pid)),
+        ) {
+            (Some(a), Some(b)) => Some(b.since(a).total()),
+            _ => None,
+        };
+        self.stop.store(true, Ordering::Relaxed);
+        self.sampler.abort();
+        let end = read_status_kib(self.pid, "VmRSS:").ok();
+        if let Some(kib) = end {
+            self.peak_kib.fetch_max(kib, Ordering::Relaxed);
+        }
+        let peak = self.peak_kib.load(Ordering::Relaxed);
+        UsageReport {
+            wall,
+            cpu,
+            peak_rss_kib: (peak > 0).then_some(peak),
+        }
     }
 }
 
@@ -159,15 +287,50 @@ fn spawn(name: &'static str, mut command: Command) -> Result<Child> {
     if let Some(stderr) = child.stderr.take() {
         // Ends at EOF, when the process exits; never joined, so it cannot block shutdown.
         std::thread::spawn(move || {
+            let mut repeats = LogRepeats::default();
             for line in BufReader::new(stderr).lines() {
                 match line {
-                    Ok(line) => eprintln!("[{name}] {}", shorten(&line)),
+                    Ok(line) => match repeats.count(&line) {
+                        n if n <= MAX_REPEATS => eprintln!("[{name}] {}", shorten(&line)),
+                        n if n == MAX_REPEATS + 1 => {
+                            eprintln!("[{name}] (further repeats of that line are not shown)");
+                        }
+                        _ => {}
+                    },
                     Err(_) => break,
                 }
             }
         });
     }
     Ok(child)
+}
+
+/// How many times the same server log message is forwarded (Bokeh logs one line per
+/// closed viewer with a pending write: a thousand at once in the fan-out).
+const MAX_REPEATS: u64 = 3;
+
+/// The most distinct log messages counted.
+const MAX_DISTINCT_MESSAGES: usize = 10_000;
+
+/// Counts log messages, ignoring a leading timestamp (anything before the first letter).
+#[derive(Default)]
+struct LogRepeats {
+    seen: std::collections::HashMap<String, u64>,
+}
+
+impl LogRepeats {
+    /// How many times this message has been seen, this one included.
+    fn count(&mut self, line: &str) -> u64 {
+        let message = line.trim_start_matches(|c: char| !c.is_alphabetic());
+        if let Some(n) = self.seen.get_mut(message) {
+            *n += 1;
+            return *n;
+        }
+        if self.seen.len() < MAX_DISTINCT_MESSAGES {
+            self.seen.insert(message.to_owned(), 1);
+        }
+        1
+    }
 }
 
 /// At most [`MAX_LOG_LINE`] characters of a server's log line, noting how much was cut
@@ -183,9 +346,26 @@ fn shorten(line: &str) -> String {
 ///
 /// # Errors
 /// When it cannot be started, exits, or does not answer within `startup`.
-pub async fn start_plotwire(bin: &Path, port: u16, startup: Duration) -> Result<ServerProcess> {
+pub async fn start_plotwire(
+    bin: &Path,
+    port: u16,
+    max_message_bytes: usize,
+    startup: Duration,
+) -> Result<ServerProcess> {
     let mut command = Command::new(bin);
-    command.args(["serve", "--port", &port.to_string(), "--log-level", "warn"]);
+    command.args([
+        "serve",
+        "--port",
+        &port.to_string(),
+        "--websocket-max-message-size",
+        &max_message_bytes.to_string(),
+        "--check-unused-sessions",
+        CHECK_UNUSED_SESSIONS_MS,
+        "--unused-session-lifetime",
+        UNUSED_SESSION_LIFETIME_MS,
+        "--log-level",
+        "warn",
+    ]);
     let child = spawn("plotwire", command)?;
     let mut server = ServerProcess {
         name: "plotwire",
@@ -200,24 +380,35 @@ pub async fn start_plotwire(bin: &Path, port: u16, startup: Duration) -> Result<
     Ok(server)
 }
 
-/// Starts `bokeh serve <tmp>/target.py` (an empty app) on `port` and waits until it
-/// answers HTTP.
+/// Starts `<python> -m bokeh serve <tmp>/target.py` (an empty app) on `port` and waits
+/// until it answers HTTP. Running Python directly keeps the server's pid the child's.
 ///
 /// # Errors
 /// When it cannot be started, exits, or does not answer within `startup`.
-pub async fn start_bokeh(bin: &str, port: u16, startup: Duration) -> Result<ServerProcess> {
+pub async fn start_bokeh(
+    python: &Path,
+    port: u16,
+    max_message_bytes: usize,
+    startup: Duration,
+) -> Result<ServerProcess> {
     let workdir = TempDir::new("plotwire-bench")?;
     let script = workdir.path().join(format!("{APP}.py"));
     std::fs::write(&script, "# empty app\n").context(|| format!("writing {}", script.display()))?;
     let origin = format!("127.0.0.1:{port}");
-    let mut command = Command::new(bin);
-    command.arg("serve").arg(&script).args([
+    let mut command = Command::new(python);
+    command.args(["-m", "bokeh", "serve"]).arg(&script).args([
         "--port",
         &port.to_string(),
         "--address",
         "127.0.0.1",
         "--allow-websocket-origin",
         &origin,
+        "--websocket-max-message-size",
+        &max_message_bytes.to_string(),
+        "--check-unused-sessions",
+        CHECK_UNUSED_SESSIONS_MS,
+        "--unused-session-lifetime",
+        UNUSED_SESSION_LIFETIME_MS,
         "--log-level",
         "warning",
     ]);
@@ -302,6 +493,11 @@ pub struct CpuTime {
 }
 
 impl CpuTime {
+    /// User plus system time.
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
+
     /// The time used since `earlier`.
     pub fn since(self, earlier: CpuTime) -> CpuTime {
         CpuTime {
