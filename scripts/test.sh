@@ -20,9 +20,12 @@ cargo clippy --all-targets --locked -- -D warnings
 step "Rust tests (unit, property, fixture and protocol integration)"
 cargo test --workspace --locked
 
-step "building the plotwire binary for the end-to-end tests"
-cargo build -p plotwire --locked
+step "building the plotwire binary for the end-to-end tests (and the bench for its smoke run)"
+cargo build -p plotwire -p plotwire-bench --locked
 export PLOTWIRE_BIN="$PWD/target/debug/plotwire"
 
 step "end-to-end tests: bokeh.client ${BOKEH_VERSION:-3.9.2} and BokehJS in Chromium"
 python3 -m pytest tests/e2e -q -p no:cacheprovider
+
+step "bench smoke run: every workload on plotwire and bokeh serve, correctness only"
+target/debug/plotwire-bench --quick --plotwire-bin target/debug/plotwire --python python3
