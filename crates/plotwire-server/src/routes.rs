@@ -22,6 +22,9 @@ use crate::pages;
 use crate::registry::Registry;
 use crate::session::PeerKind;
 
+/// Bytes tungstenite reads from a websocket at a time.
+const WS_READ_BUFFER: usize = 16 * 1024;
+
 /// Path segments that are not app names.
 pub const RESERVED: &[&str] = &["static", "healthz", "metrics", "api", "favicon.ico"];
 
@@ -295,7 +298,13 @@ async fn websocket(
         max_message_bytes: state.config.websocket_max_message_size.saturating_mul(64),
     };
     let max = state.config.websocket_max_message_size;
-    let ws = ws.max_message_size(max).max_frame_size(max);
+    // tungstenite zero-fills up to `read_buffer_size` bytes of its buffer on every read, so
+    // its 128 KiB default costs each idle viewer 128 KiB of memory. 16 KiB keeps viewers
+    // cheap; large frames still get a buffer of their full length, read in 16 KiB steps.
+    let ws = ws
+        .max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(WS_READ_BUFFER);
     // Bokeh's select_subprotocol: exactly two values, the first echoed, the second the token.
     let (ws, token) = match offered.as_slice() {
         [first, tok] => (ws.protocols([first.clone()]), Some(tok.clone())),
