@@ -96,6 +96,8 @@ pub struct Fanout {
     pub closed: (usize, Option<String>),
     /// Time to connect and pull every viewer.
     pub setup: Duration,
+    /// The server's RSS (KiB) before and after every viewer attached.
+    pub setup_rss_kib: (Option<u64>, Option<u64>),
     /// The server's CPU and RSS from the first batch until every viewer finished.
     pub usage: UsageReport,
     /// The bench's own CPU time in the same window.
@@ -109,6 +111,15 @@ pub struct Fanout {
 }
 
 impl Fanout {
+    /// The server's RSS growth per attached viewer, in KiB (connections and their
+    /// buffers, before any batch).
+    pub fn rss_per_viewer_kib(&self) -> Option<f64> {
+        let (before, after) = self.setup_rss_kib;
+        let viewers = self.viewers + usize::from(self.stalled.is_some());
+        (viewers > 0).then_some(())?;
+        Some((after? as f64 - before? as f64) / viewers as f64)
+    }
+
     /// The fraction of expected deliveries that arrived whole and in order.
     pub fn delivered_fraction(&self) -> f64 {
         let expected = self.sent * self.viewers as u64;
@@ -246,6 +257,7 @@ pub async fn run(server: &ServerProcess, spec: FanoutSpec) -> Result<Fanout> {
         .context(|| "PUSH-DOC")?;
 
     // Attach every viewer before the first batch.
+    let rss_before = server.rss_kib().ok();
     let setup_start = Instant::now();
     let setup_deadline = setup_start + spec.setup_budget;
     let permits = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
@@ -289,6 +301,7 @@ pub async fn run(server: &ServerProcess, spec: FanoutSpec) -> Result<Fanout> {
         None
     };
     let setup = setup_start.elapsed();
+    let setup_rss_kib = (rss_before, server.rss_kib().ok());
 
     // Stream.
     let period = Duration::from_secs_f64(1.0 / f64::from(spec.rate_hz.max(1)));
@@ -435,6 +448,7 @@ pub async fn run(server: &ServerProcess, spec: FanoutSpec) -> Result<Fanout> {
         first_problem: None,
         closed: (0, None),
         setup,
+        setup_rss_kib,
         usage,
         client_cpu,
         oks,

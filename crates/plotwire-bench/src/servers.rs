@@ -154,6 +154,7 @@ impl ServerProcess {
 /// The CPU time and peak RSS of a process over a window (see [`ServerProcess::usage`]).
 pub struct Usage {
     pid: u32,
+    start_kib: Option<u64>,
     cpu_start: Option<CpuTime>,
     started: Instant,
     peak_kib: Arc<AtomicU64>,
@@ -170,6 +171,8 @@ pub struct UsageReport {
     pub cpu: Option<Duration>,
     /// The highest VmRSS sampled in the window (and at its end), in KiB.
     pub peak_rss_kib: Option<u64>,
+    /// VmRSS when the window started, in KiB.
+    pub start_rss_kib: Option<u64>,
 }
 
 impl UsageReport {
@@ -191,7 +194,8 @@ const MAX_USAGE_WINDOW: Duration = Duration::from_secs(1800);
 impl Usage {
     /// Starts a window on process `pid`.
     fn start(pid: u32) -> Usage {
-        let peak_kib = Arc::new(AtomicU64::new(read_status_kib(pid, "VmRSS:").unwrap_or(0)));
+        let start_kib = read_status_kib(pid, "VmRSS:").ok();
+        let peak_kib = Arc::new(AtomicU64::new(start_kib.unwrap_or(0)));
         let stop = Arc::new(AtomicBool::new(false));
         let sampler = {
             let (peak, stop) = (Arc::clone(&peak_kib), Arc::clone(&stop));
@@ -210,6 +214,7 @@ impl Usage {
         };
         Usage {
             pid,
+            start_kib,
             cpu_start: cpu_time(&format!("/proc/{pid}/stat")),
             started: Instant::now(),
             peak_kib,
@@ -239,6 +244,7 @@ impl Usage {
             wall,
             cpu,
             peak_rss_kib: (peak > 0).then_some(peak),
+            start_rss_kib: self.start_kib,
         }
     }
 }
