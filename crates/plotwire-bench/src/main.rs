@@ -781,11 +781,11 @@ fn fanout_rows(
         w,
         "server RSS per attached viewer, KiB",
         Better::Lower,
-        // Allocator noise hides the figure below about 100 viewers.
+        // Allocator reuse hides the figure below about 1000 viewers.
         &|r| {
             figure(&get(r), |f| {
                 f.rss_per_viewer_kib()
-                    .filter(|_| f.viewers >= 100)
+                    .filter(|_| f.viewers >= 1000)
                     .map(|k| (k, None))
             })
         },
