@@ -310,14 +310,6 @@ impl Owner {
             while end < applied.relay.len() && route_of(&applied.relay[end]) == r {
                 end += 1;
             }
-            let lookup = NewModels {
-                doc: &self.doc,
-                ids: &applied.new_models,
-            };
-            let mut enc = Encoder::new(&lookup);
-            encode_patch(&mut enc, &applied.relay[start..end]);
-            let (content, buffers) = enc.finish();
-            let msg = encode_message(&next_msgid(), MsgType::PatchDoc, None, content, &buffers);
             let recipients: Vec<ConnId> = self
                 .peers
                 .iter()
@@ -328,6 +320,19 @@ impl Owner {
                 })
                 .map(|(id, _)| *id)
                 .collect();
+            if recipients.is_empty() {
+                // Nobody to tell: don't pay for encoding.
+                start = end;
+                continue;
+            }
+            let lookup = NewModels {
+                doc: &self.doc,
+                ids: &applied.new_models,
+            };
+            let mut enc = Encoder::new(&lookup);
+            encode_patch(&mut enc, &applied.relay[start..end]);
+            let (content, buffers) = enc.finish();
+            let msg = encode_message(&next_msgid(), MsgType::PatchDoc, None, content, &buffers);
             for conn in recipients {
                 self.send_to(conn, msg.clone());
             }
