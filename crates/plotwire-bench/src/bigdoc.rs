@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use plotwire_protocol::message::MsgType;
 use tokio::time::Instant;
 
@@ -70,12 +69,7 @@ pub async fn run(server: &ServerProcess, points: usize, budget: Duration) -> Res
     let before = viewer.rx.bytes_read();
     let pull_start = Instant::now();
     let reply = viewer
-        .request(
-            MsgType::PullDocReq,
-            Bytes::from_static(b"{}"),
-            &[],
-            deadline,
-        )
+        .pull(deadline)
         .await
         .context(|| format!("PULL-DOC of {points} points"))?;
     let pull = pull_start.elapsed();

@@ -252,6 +252,17 @@ impl Conn {
         )))
     }
 
+    /// Sends PULL-DOC-REQ and waits for its reply (the whole document).
+    pub async fn pull(&mut self, deadline: Instant) -> Result<RawMessage> {
+        self.request(
+            MsgType::PullDocReq,
+            Bytes::from_static(b"{}"),
+            &[],
+            deadline,
+        )
+        .await
+    }
+
     /// Sends a request that must be answered by OK (PUSH-DOC, PATCH-DOC).
     ///
     /// # Errors

@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use plotwire_protocol::message::MsgType;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -169,15 +168,7 @@ async fn attach(
 ) -> Result<Conn> {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     let mut conn = Conn::connect_with(&endpoint, &sid, deadline, options).await?;
-    let reply = conn
-        .request(
-            MsgType::PullDocReq,
-            Bytes::from_static(b"{}"),
-            &[],
-            deadline,
-        )
-        .await
-        .context(|| "PULL-DOC")?;
+    let reply = conn.pull(deadline).await.context(|| "PULL-DOC")?;
     check_pulled(&reply, 0, 0, points).context(|| "the pulled document")?;
     Ok(conn)
 }

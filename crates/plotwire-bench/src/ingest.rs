@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use plotwire_protocol::message::MsgType;
 use tokio::time::Instant;
 
@@ -116,12 +115,7 @@ pub async fn run(server: &ServerProcess, spec: IngestSpec) -> Result<Ingest> {
         .context(|| "checking viewer connect")?;
     let pull_start = Instant::now();
     let reply = viewer
-        .request(
-            MsgType::PullDocReq,
-            Bytes::from_static(b"{}"),
-            &[],
-            deadline,
-        )
+        .pull(deadline)
         .await
         .context(|| "checking PULL-DOC")?;
     let pull = pull_start.elapsed();
