@@ -97,7 +97,8 @@ pub struct Document {
     config: Id,
     callbacks: Option<Value>,
     /// Models that were in the document once; events naming them are dropped (as Bokeh).
-    removed: HashSet<Id>,
+    /// Shared so that the staging copy made by [`Document::apply`] does not copy it.
+    removed: Arc<HashSet<Id>>,
 }
 
 impl Default for Document {
@@ -125,7 +126,7 @@ impl Document {
             title: DEFAULT_TITLE.into(),
             config,
             callbacks: None,
-            removed: HashSet::new(),
+            removed: Arc::default(),
         }
     }
 
@@ -245,7 +246,9 @@ impl Document {
                     })?;
             }
             added.insert(rep.id.clone());
-            self.removed.remove(&rep.id);
+            if self.removed.contains(&rep.id) {
+                Arc::make_mut(&mut self.removed).remove(&rep.id);
+            }
             self.models.insert(rep.id, Arc::new(model));
         }
         for id in &added {
@@ -546,7 +549,7 @@ impl Document {
         }
         applied.new_models = next.models.keys().cloned().collect();
         let mut removed = std::mem::take(&mut self.removed);
-        removed.extend(
+        Arc::make_mut(&mut removed).extend(
             self.models
                 .keys()
                 .filter(|id| !next.models.contains_key(*id))
@@ -602,9 +605,10 @@ impl Document {
                 .filter(|id| !reachable.contains(*id))
                 .cloned()
                 .collect();
+            let removed = Arc::make_mut(&mut self.removed);
             for id in gone {
                 self.models.remove(&id);
-                self.removed.insert(id);
+                removed.insert(id);
             }
         }
     }
