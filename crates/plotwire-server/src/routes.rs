@@ -20,7 +20,7 @@ use crate::error::HttpError;
 use crate::origin;
 use crate::pages;
 use crate::registry::Registry;
-use crate::session::PeerKind;
+use crate::session::{PeerKind, SessionHandle};
 
 /// Bytes tungstenite reads from a websocket at a time.
 const WS_READ_BUFFER: usize = 16 * 1024;
@@ -131,15 +131,25 @@ fn resolve_session(
     Ok((sid, tok))
 }
 
+/// The session a page or autoload request is for, created if needed (spec §1.2).
+fn page_session(
+    state: &AppState,
+    app: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Arc<SessionHandle>, HttpError> {
+    check_app(app)?;
+    let (sid, tok) = resolve_session(state, query, headers)?;
+    Ok(state.registry.get_or_create(&sid, app, &tok, false))
+}
+
 async fn app_page(
     State(state): Shared,
     Path(app): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    check_app(&app)?;
-    let (sid, tok) = resolve_session(&state, &query, &headers)?;
-    let session = state.registry.get_or_create(&sid, &app, &tok, false);
+    let session = page_session(&state, &app, &query, &headers)?;
     let info = session.describe().await.ok_or_else(|| {
         HttpError::unavailable("the session closed while the page was being made")
     })?;
@@ -164,8 +174,7 @@ async fn autoload(
         .unwrap_or("/");
     let absolute_url = query.get("bokeh-absolute-url").map(String::as_str);
     let include_js = query.get("resources").map(String::as_str) != Some("none");
-    let (sid, tok) = resolve_session(&state, &query, &headers)?;
-    let session = state.registry.get_or_create(&sid, &app, &tok, false);
+    let session = page_session(&state, &app, &query, &headers)?;
     let root = pages::static_root(&state.config.prefix, absolute_url);
     let js = pages::autoload_js(
         element,
