@@ -1,6 +1,14 @@
 //! Typed, chunked columns: construction, streaming with rollover, every patch form, the
 //! type rules, atomicity on errors, and model-based property tests.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 use bytes::Bytes;
 use plotwire_document::column::{Column, ColumnError, ColumnKind};
 use plotwire_protocol::value::{ArrayData, ArrayForm, ArrayValue, DType, Slice, Value};

@@ -1,7 +1,15 @@
 //! Every document event kind applied to documents pushed by the real Bokeh 3.9.2 clients
-//! (fixtures `shared/fixtures/bokeh-3.9.2/ws/*`), the PULL-DOC-REPLY encoding of the
+//! (fixtures `tests/fixtures/bokeh-3.9.2/ws/*`), the PULL-DOC-REPLY encoding of the
 //! results, all-or-nothing error handling, and a model-based property test of streams and
 //! patches through [`Document::apply`].
+
+// Test code: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,7 +28,7 @@ use serde_json::Value as Json;
 // ---------------------------------------------------------------------------------------
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/bokeh-3.9.2")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/bokeh-3.9.2")
 }
 
 /// Standard base64 (the fixtures' `b64`), without a dependency.

@@ -1,5 +1,13 @@
 //! Message framing against the Bokeh 3.9.2 captures, plus the error cases of spec §3.5.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +26,7 @@ use serde_json::Value;
 // ---------------------------------------------------------------------------------------------
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/bokeh-3.9.2")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/bokeh-3.9.2")
 }
 
 fn read_jsonl(path: &Path) -> Vec<Value> {

@@ -1,5 +1,13 @@
 //! Session ids and tokens against the vectors Bokeh 3.9.2's own `bokeh.util.token` produced
-//! (`shared/fixtures/bokeh-3.9.2/tokens.json` and the tokens in `ws-edge-cases.jsonl`).
+//! (`tests/fixtures/bokeh-3.9.2/tokens.json` and the tokens in `ws-edge-cases.jsonl`).
+
+// Test code: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
@@ -15,7 +23,7 @@ use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
 fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/bokeh-3.9.2")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/bokeh-3.9.2")
 }
 
 fn load_json(name: &str) -> Value {

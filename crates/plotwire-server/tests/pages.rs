@@ -1,5 +1,13 @@
 //! Tests for the embedded BokehJS bundles, the static handler, the app page, autoload.js and the
-//! index page, checked against the Bokeh 3.9.2 captures in `shared/fixtures/bokeh-3.9.2/`.
+//! index page, checked against the Bokeh 3.9.2 captures in `tests/fixtures/bokeh-3.9.2/`.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -127,7 +135,7 @@ fn sha512_reference_vector() {
 
 fn fixture(rel: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/bokeh-3.9.2")
+        .join("../../tests/fixtures/bokeh-3.9.2")
         .join(rel);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

@@ -2,6 +2,14 @@
 //! websocket clients speaking Bokeh's framing, fixture documents from the Bokeh 3.9.2
 //! captures. Every wait is bounded.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
 use std::collections::HashSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -78,7 +86,7 @@ fn token(session_id: &str) -> String {
 // ---------------------------------------------------------------------------------------
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/bokeh-3.9.2")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/bokeh-3.9.2")
 }
 
 /// A client→server message of a capture: type, content and buffers.
