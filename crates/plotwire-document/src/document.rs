@@ -11,8 +11,7 @@ use plotwire_protocol::{Id, ModelRep, Value, BOKEH_VERSION};
 
 use crate::column::ColumnError;
 use crate::model::{
-    column_pairs, contains_model_rep, extract_models, for_each_ref, has_refs, ColumnSet, Model,
-    DATA_ATTR,
+    column_pairs, extract_models, for_each_ref, has_refs, ColumnSet, Model, DATA_ATTR,
 };
 
 /// The title of a new, empty document (as Bokeh's).
@@ -72,6 +71,16 @@ pub enum ApplyError {
     /// A root event whose model is not a model.
     #[error("RootAdded needs a model, got something else")]
     NotAModel,
+    /// The document would hold more models than its limit.
+    #[error(
+        "the document would hold {count} models, more than the limit of {limit} (--max-models)"
+    )]
+    TooManyModels {
+        /// Models it would hold.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// The outcome of applying events: what to relay and which models are new.
@@ -84,6 +93,21 @@ pub struct Applied {
     /// Models that joined the document: recipients have never seen them, so they must be
     /// written in full.
     pub new_models: HashSet<Id>,
+}
+
+/// What a batch being applied has changed, so that a failed batch can be undone.
+///
+/// Models are shared (`Arc`), so saving one before its first change costs a reference
+/// count; a batch costs O(events) to stage, whatever the size of the document.
+#[derive(Debug, Clone, Default)]
+struct Undo {
+    /// The models touched, as they were (`None`: the model did not exist).
+    models: HashMap<Id, Option<Arc<Model>>>,
+    roots: Option<Vec<Id>>,
+    title: Option<String>,
+    removed: Option<Arc<HashSet<Id>>>,
+    /// A reference was dropped: unreachable models are collected once, at the end.
+    collect: bool,
 }
 
 /// A Bokeh document held generically (spec §8.6).
@@ -99,7 +123,14 @@ pub struct Document {
     /// Models that were in the document once; events naming them are dropped (as Bokeh).
     /// Shared so that the staging copy made by [`Document::apply`] does not copy it.
     removed: Arc<HashSet<Id>>,
+    /// Most models the document may hold; a batch that would exceed it is refused.
+    max_models: usize,
+    /// While a batch is being applied: how to undo it.
+    undo: Option<Undo>,
 }
+
+/// Models a document may hold unless set otherwise ([`Document::set_max_models`]).
+pub const DEFAULT_MAX_MODELS: usize = 100_000;
 
 impl Default for Document {
     fn default() -> Self {
@@ -127,11 +158,29 @@ impl Document {
             config,
             callbacks: None,
             removed: Arc::default(),
+            max_models: DEFAULT_MAX_MODELS,
+            undo: None,
         }
+    }
+
+    /// Sets the most models the document may hold. Pushes and patches past it are
+    /// refused with [`ApplyError::TooManyModels`]; nothing already held is dropped.
+    pub fn set_max_models(&mut self, max: usize) {
+        self.max_models = max;
+    }
+
+    /// The most models the document may hold.
+    pub fn max_models(&self) -> usize {
+        self.max_models
     }
 
     /// Builds a document from a pushed or pulled DocJson, checking every reference.
     pub fn from_doc_json(doc: DocJson) -> Result<Document, ApplyError> {
+        Document::from_doc_json_limited(doc, DEFAULT_MAX_MODELS)
+    }
+
+    /// [`Document::from_doc_json`] for a document that may hold at most `max_models`.
+    pub fn from_doc_json_limited(doc: DocJson, max_models: usize) -> Result<Document, ApplyError> {
         let mut found = Vec::new();
         let roots: Vec<Value> = doc
             .roots
@@ -140,7 +189,14 @@ impl Document {
             .collect();
         let config = doc.config.map(|c| extract_models(c, &mut found));
         let callbacks = doc.callbacks.map(|c| extract_models(c, &mut found));
+        if found.len() > max_models {
+            return Err(ApplyError::TooManyModels {
+                count: found.len(),
+                limit: max_models,
+            });
+        }
         let mut out = Document::new();
+        out.max_models = max_models;
         out.title = doc.title.unwrap_or_else(|| DEFAULT_TITLE.into());
         if let Some(Value::Ref(_)) = &config {
             // The sent config replaces the default one, even when it reuses its id (a
@@ -247,9 +303,17 @@ impl Document {
             }
             added.insert(rep.id.clone());
             if self.removed.contains(&rep.id) {
+                self.save_removed();
                 Arc::make_mut(&mut self.removed).remove(&rep.id);
             }
+            self.save_model(&rep.id);
             self.models.insert(rep.id, Arc::new(model));
+        }
+        if self.models.len() > self.max_models {
+            return Err(ApplyError::TooManyModels {
+                count: self.models.len(),
+                limit: self.max_models,
+            });
         }
         for id in &added {
             if let Some(m) = self.models.get(id) {
@@ -262,26 +326,90 @@ impl Document {
     }
 
     /// Applies `events` in order, all or nothing: on error the document is unchanged.
+    /// Models that became unreachable are dropped once, after the last event (as
+    /// Bokeh, which recomputes its models once per patch).
     pub fn apply(&mut self, events: Vec<DocumentEvent>) -> Result<Applied, ApplyError> {
         let mut applied = Applied::default();
-        if let [single] = events.as_slice() {
-            if is_atomic(single) {
-                // One event that validates before it mutates: no staging copy needed.
-                for e in events {
-                    self.apply_one(e, &mut applied)?;
-                }
-                return Ok(applied);
+        self.undo = Some(Undo::default());
+        let mut result = Ok(());
+        for e in events {
+            result = self.apply_one(e, &mut applied);
+            if result.is_err() {
+                break;
             }
         }
-        let mut staged = self.clone();
-        for e in events {
-            staged.apply_one(e, &mut applied)?;
+        let Some(undo) = self.undo.take() else {
+            return result.map(|()| applied);
+        };
+        match result {
+            Ok(()) => {
+                if undo.collect {
+                    self.collect_garbage();
+                }
+                Ok(applied)
+            }
+            Err(e) => {
+                self.restore(undo);
+                Err(e)
+            }
         }
-        *self = staged;
-        Ok(applied)
+    }
+
+    /// Puts back everything a failed batch changed.
+    fn restore(&mut self, undo: Undo) {
+        for (id, old) in undo.models {
+            match old {
+                Some(m) => {
+                    self.models.insert(id, m);
+                }
+                None => {
+                    self.models.remove(&id);
+                }
+            }
+        }
+        if let Some(roots) = undo.roots {
+            self.roots = roots;
+        }
+        if let Some(title) = undo.title {
+            self.title = title;
+        }
+        if let Some(removed) = undo.removed {
+            self.removed = removed;
+        }
+    }
+
+    /// Remembers model `id` as it is, before the batch first changes it.
+    fn save_model(&mut self, id: &str) {
+        if let Some(undo) = self.undo.as_mut() {
+            if !undo.models.contains_key(id) {
+                undo.models
+                    .insert(id.to_owned(), self.models.get(id).cloned());
+            }
+        }
+    }
+
+    fn save_roots(&mut self) {
+        if let Some(undo) = self.undo.as_mut() {
+            undo.roots.get_or_insert_with(|| self.roots.clone());
+        }
+    }
+
+    fn save_removed(&mut self) {
+        if let Some(undo) = self.undo.as_mut() {
+            undo.removed.get_or_insert_with(|| self.removed.clone());
+        }
+    }
+
+    /// Marks the batch as having dropped a reference.
+    fn collect_later(&mut self) {
+        match self.undo.as_mut() {
+            Some(undo) => undo.collect = true,
+            None => self.collect_garbage(),
+        }
     }
 
     fn model_mut(&mut self, id: &str) -> Result<&mut Model, ApplyError> {
+        self.save_model(id);
         self.models
             .get_mut(id)
             .map(Arc::make_mut)
@@ -316,8 +444,8 @@ impl Document {
                 if old.as_ref() == Some(&new) {
                     return Ok(());
                 }
-                let touches_refs =
-                    !added.is_empty() || has_refs(&new) || old.as_ref().is_some_and(has_refs);
+                // Only a dropped reference can leave models unreachable.
+                let drops_refs = old.as_ref().is_some_and(has_refs);
                 self.model_mut(&model)?
                     .set_attribute(&attr, new.clone())
                     .map_err(|(column, source)| ApplyError::Column {
@@ -329,8 +457,8 @@ impl Document {
                 applied
                     .relay
                     .push(DocumentEvent::ModelChanged { model, attr, new });
-                if touches_refs {
-                    self.collect_garbage();
+                if drops_refs {
+                    self.collect_later();
                 }
             }
             DocumentEvent::ColumnDataChanged {
@@ -429,6 +557,7 @@ impl Document {
                 let added = self.register(found)?;
                 self.check_ref(id)?;
                 if !self.roots.contains(id) {
+                    self.save_roots();
                     self.roots.push(id.clone());
                     applied.new_models.extend(added);
                     applied.relay.push(DocumentEvent::RootAdded { model: root });
@@ -436,8 +565,9 @@ impl Document {
             }
             DocumentEvent::RootRemoved { model } => {
                 if let Some(pos) = self.roots.iter().position(|r| *r == model) {
+                    self.save_roots();
                     self.roots.remove(pos);
-                    self.collect_garbage();
+                    self.collect_later();
                     applied.relay.push(DocumentEvent::RootRemoved { model });
                 } else if !self.is_removed(&model) && !self.models.contains_key(&model) {
                     return Err(ApplyError::UnknownModel(model));
@@ -445,6 +575,9 @@ impl Document {
             }
             DocumentEvent::TitleChanged { title } => {
                 if title != self.title {
+                    if let Some(undo) = self.undo.as_mut() {
+                        undo.title.get_or_insert_with(|| self.title.clone());
+                    }
                     self.title = title.clone();
                     applied.relay.push(DocumentEvent::TitleChanged { title });
                 }
@@ -530,7 +663,7 @@ impl Document {
     /// Bokeh broadcasts for it (RootRemoved for old roots, RootAdded for new ones, then
     /// TitleChanged if the title differs), with every model of the new document new.
     pub fn replace_with(&mut self, doc: DocJson) -> Result<Applied, ApplyError> {
-        let next = Document::from_doc_json(doc)?;
+        let next = Document::from_doc_json_limited(doc, self.max_models)?;
         let mut applied = Applied::default();
         for r in &self.roots {
             applied
@@ -681,17 +814,6 @@ fn ensure_columns<'m>(model: &'m mut Model, id: &str) -> Result<&'m mut ColumnSe
         .ok_or_else(|| ApplyError::NotAColumnSource(id.to_owned()))
 }
 
-/// Whether applying `event` alone either fails before changing anything or succeeds.
-/// Events that bring new models register them before checking their references, so
-/// they are applied on a staging copy instead.
-fn is_atomic(event: &DocumentEvent) -> bool {
-    match event {
-        DocumentEvent::ModelChanged { new, .. } => !contains_model_rep(new),
-        DocumentEvent::RootAdded { .. } => false,
-        _ => true,
-    }
-}
-
 /// Expands every model of the document: for PULL-DOC-REPLY.
 pub struct AllModels<'a>(pub &'a Document);
 
@@ -794,5 +916,82 @@ mod tests {
             Err(ApplyError::NotAColumnSource(_))
         ));
         assert_eq!(pulled(&d), before);
+    }
+
+    fn patch(events: &str) -> Vec<DocumentEvent> {
+        decode_patch(
+            format!(r#"{{"events":[{events}]}}"#).as_bytes(),
+            &Buffers::new(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_failed_batch_is_undone_whatever_it_touched() {
+        let mut d = doc(
+            r#"[{"type":"object","name":"Div","id":"r","attributes":{"child":{"type":"object","name":"Div","id":"c"}}}]"#,
+        );
+        let before = pulled(&d);
+        let err = d.apply(patch(
+            r#"{"kind":"TitleChanged","title":"new"},
+               {"kind":"RootAdded","model":{"type":"object","name":"Div","id":"n"}},
+               {"kind":"ModelChanged","model":{"id":"r"},"attr":"child","new":null},
+               {"kind":"RootRemoved","model":{"id":"r"}},
+               {"kind":"ModelChanged","model":{"id":"nope"},"attr":"x","new":1}"#,
+        ));
+        assert!(matches!(err, Err(ApplyError::UnknownModel(id)) if id == "nope"));
+        assert_eq!(pulled(&d), before);
+        assert_eq!(d.model_count(), 3, "config, r and c");
+    }
+
+    #[test]
+    fn unreachable_models_are_collected_once_the_batch_is_applied() {
+        let mut d = doc(
+            r#"[{"type":"object","name":"Div","id":"r","attributes":{"child":{"type":"object","name":"Div","id":"c"}}}]"#,
+        );
+        // The second event still finds `c`: collection waits for the end of the batch.
+        d.apply(patch(
+            r#"{"kind":"ModelChanged","model":{"id":"r"},"attr":"child","new":null},
+               {"kind":"ModelChanged","model":{"id":"c"},"attr":"text","new":"late"}"#,
+        ))
+        .unwrap();
+        assert!(d.model("c").is_none());
+        // Events naming a collected model are dropped, as Bokeh does.
+        let applied = d
+            .apply(patch(
+                r#"{"kind":"ModelChanged","model":{"id":"c"},"attr":"text","new":"x"}"#,
+            ))
+            .unwrap();
+        assert!(applied.relay.is_empty());
+    }
+
+    #[test]
+    fn the_model_limit_refuses_pushes_and_patches_past_it() {
+        let roots =
+            r#"[{"type":"object","name":"Div","id":"a"},{"type":"object","name":"Div","id":"b"}]"#;
+        let content = format!(r#"{{"doc":{{"title":"t","roots":{roots}}}}}"#);
+        let dj = decode_doc_message(content.as_bytes(), &Buffers::new()).unwrap();
+        assert!(matches!(
+            Document::from_doc_json_limited(dj, 2),
+            Err(ApplyError::TooManyModels { count: 2, limit: 2 })
+                | Err(ApplyError::TooManyModels { count: 3, limit: 2 })
+        ));
+        let mut d = doc(roots);
+        d.set_max_models(4);
+        let before = pulled(&d);
+        let err = d.apply(patch(
+            r#"{"kind":"RootAdded","model":{"type":"object","name":"Div","id":"c"}},
+               {"kind":"RootAdded","model":{"type":"object","name":"Div","id":"e"}}"#,
+        ));
+        assert!(matches!(
+            err,
+            Err(ApplyError::TooManyModels { count: 5, limit: 4 })
+        ));
+        assert_eq!(pulled(&d), before);
+        d.apply(patch(
+            r#"{"kind":"RootAdded","model":{"type":"object","name":"Div","id":"c"}}"#,
+        ))
+        .unwrap();
+        assert_eq!(d.model_count(), 4);
     }
 }

@@ -244,21 +244,6 @@ pub fn for_each_ref(v: &Value, f: &mut dyn FnMut(&Id)) {
     }
 }
 
-/// True when `v` contains a full model rep (a model that may be new to the document).
-pub fn contains_model_rep(v: &Value) -> bool {
-    match v {
-        Value::Model(_) => true,
-        Value::List(items) | Value::Set(items) => items.iter().any(contains_model_rep),
-        Value::Dict(fields) | Value::Tagged { fields, .. } => {
-            fields.iter().any(|(_, v)| contains_model_rep(v))
-        }
-        Value::Map(entries) => entries
-            .iter()
-            .any(|(k, v)| contains_model_rep(k) || contains_model_rep(v)),
-        _ => false,
-    }
-}
-
 /// True when `v` contains a model reference or rep.
 pub fn has_refs(v: &Value) -> bool {
     let mut any = false;
