@@ -264,6 +264,30 @@ pub fn decode_token(token: &str) -> Result<TokenPayload, TokenError> {
     })
 }
 
+/// Decodes a token's `session_id` and `session_expiry` only, leaving the extra payload
+/// compressed: `__bk__zlib_`, if present, stays in [`TokenPayload::extra`] as the string
+/// it is, never inflated. This is what a server that runs no application code needs at
+/// the websocket handshake; it costs no more than the token's length.
+///
+/// Unlike [`decode_token`], an extra payload that would override `session_expiry` is not
+/// seen (Bokeh's own tokens never do that).
+///
+/// # Errors
+/// As [`decode_token`], except for the errors of the extra payload.
+pub fn decode_token_claims(token: &str) -> Result<TokenPayload, TokenError> {
+    let mut object = decode_first_segment(token)?;
+    let session_id = take_session_id(&mut object)?;
+    let session_expiry = match object.shift_remove("session_expiry") {
+        None => None,
+        Some(value) => Some(expiry_from_json(&value)?),
+    };
+    Ok(TokenPayload {
+        session_id,
+        session_expiry,
+        extra: object,
+    })
+}
+
 /// Checks a token's signatures by Bokeh's rules (spec §2.4).
 ///
 /// With `secret == None` (signing off) every token is accepted. Otherwise the token must

@@ -16,8 +16,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use plotwire_protocol::token::{
     check_session_id_signature, check_token_expiry, check_token_signature, decode_token,
-    generate_token, new_session_id, sign_session_id, token_session_id, TokenError, TokenPayload,
-    MAX_EXTRA_PAYLOAD_BYTES, SESSION_ID_LENGTH,
+    decode_token_claims, generate_token, new_session_id, sign_session_id, token_session_id,
+    TokenError, TokenPayload, MAX_EXTRA_PAYLOAD_BYTES, SESSION_ID_LENGTH,
 };
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -670,6 +670,36 @@ fn decode_errors() {
     );
     // Every error has a message.
     assert!(TokenError::InvalidBase64.to_string().contains("base64"));
+}
+
+#[test]
+fn claims_are_read_without_inflating_the_extra_payload() {
+    // A bomb and a payload that is not even zlib: the claims decode alike, untouched.
+    let payload = json!({"session_id": "s", "session_expiry": 1800000300});
+    let mut big = Vec::with_capacity(MAX_EXTRA_PAYLOAD_BYTES + 10);
+    big.extend_from_slice(b"{\"a\": \"");
+    big.resize(MAX_EXTRA_PAYLOAD_BYTES + 2, b'x');
+    big.extend_from_slice(b"\"}");
+    let bomb = zlib_token(&payload, &big);
+    let mut junk = payload.as_object().unwrap().clone();
+    junk.insert(
+        "__bk__zlib_".into(),
+        Value::String("not zlib at all".into()),
+    );
+    let junk = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&junk).unwrap());
+    for token in [bomb, junk] {
+        let claims = decode_token_claims(&token).unwrap();
+        assert_eq!(claims.session_id, "s");
+        assert_eq!(claims.session_expiry, Some(1800000300));
+        assert!(claims
+            .extra
+            .get("__bk__zlib_")
+            .is_some_and(Value::is_string));
+    }
+    assert_eq!(
+        decode_token_claims(&raw_token(r#"{"session_expiry": 1}"#)),
+        Err(TokenError::MissingSessionId)
+    );
 }
 
 #[test]

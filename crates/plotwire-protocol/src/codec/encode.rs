@@ -49,6 +49,7 @@ pub struct Encoder<'l> {
     buffers: Vec<(String, Bytes)>,
     written: HashSet<Id>,
     lookup: &'l dyn ModelLookup,
+    inline: Option<fn(&[u8]) -> String>,
 }
 
 /// Work left to do, innermost last. Containers are written as an opening, then one step
@@ -93,7 +94,14 @@ impl<'l> Encoder<'l> {
             buffers: Vec::new(),
             written: HashSet::new(),
             lookup,
+            inline: None,
         }
+    }
+
+    /// Writes binary data inline, as `{"type":"bytes","data":"<to_text(data)>"}`, instead
+    /// of as buffers. Both Bokeh decoders take a gzip in standard base64 there.
+    pub fn inline_bytes(&mut self, to_text: fn(&[u8]) -> String) {
+        self.inline = Some(to_text);
     }
 
     /// Appends raw JSON text (the caller guarantees it is valid in context).
@@ -136,8 +144,15 @@ impl<'l> Encoder<'l> {
         }
     }
 
-    /// Appends a binary buffer reference and queues the buffer.
+    /// Appends a binary buffer reference and queues the buffer (or, with
+    /// [`Encoder::inline_bytes`], the data itself).
     pub fn bytes(&mut self, data: Bytes) {
+        if let Some(to_text) = self.inline {
+            self.raw("{\"type\":\"bytes\",\"data\":\"");
+            self.raw(&to_text(&data));
+            self.raw("\"}");
+            return;
+        }
         let id = self.buffers.len().to_string();
         self.raw("{\"type\":\"bytes\",\"data\":{\"id\":");
         self.string(&id);
