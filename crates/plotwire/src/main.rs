@@ -86,9 +86,45 @@ struct ServeArgs {
     /// Most messages queued for one viewer before it is closed as too slow (it reconnects and resyncs).
     #[arg(long, env = "PLOTWIRE_OUTBOX_MAX_MESSAGES", default_value_t = 4096)]
     outbox_max_messages: usize,
-    /// Most bytes queued for one viewer before it is closed as too slow.
+    /// Most bytes queued for one viewer before it is closed as too slow (counted until written to the socket).
     #[arg(long, env = "PLOTWIRE_OUTBOX_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
     outbox_max_bytes: usize,
+    /// Most bytes of one Bokeh message, all fragments together; more closes the socket with 1009.
+    #[arg(long, env = "PLOTWIRE_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    max_message_bytes: usize,
+    /// Most binary buffers in one Bokeh message; more closes the socket with 1009.
+    #[arg(long, env = "PLOTWIRE_MAX_BUFFERS_PER_MESSAGE", default_value_t = 4096)]
+    max_buffers_per_message: usize,
+    /// Most bytes the inline (gzip, base64) values of one message may inflate to; more gets ERROR.
+    #[arg(long, env = "PLOTWIRE_MAX_DECODED_BYTES", default_value_t = 256 * 1024 * 1024)]
+    max_decoded_bytes: usize,
+    /// Most models one document may hold; a push or patch past it gets ERROR and changes nothing.
+    #[arg(long, env = "PLOTWIRE_MAX_MODELS", default_value_t = 100_000)]
+    max_models: usize,
+    /// Most open TCP connections; past it, new ones wait in the kernel's backlog.
+    #[arg(long, env = "PLOTWIRE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Most open websockets; past it, the upgrade gets 503.
+    #[arg(long, env = "PLOTWIRE_MAX_WEBSOCKETS", default_value_t = 10_000)]
+    max_websockets: usize,
+    /// Most requests one connection may have waiting for replies; it is not read further meanwhile.
+    #[arg(long, env = "PLOTWIRE_MAX_INFLIGHT_REQUESTS", default_value_t = 16)]
+    max_inflight_requests: usize,
+    /// Most bytes of requests queued for one session; readers wait past it.
+    #[arg(long, env = "PLOTWIRE_SESSION_QUEUE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    session_queue_bytes: usize,
+    /// Milliseconds a connection may stay silent (no message, no pong) before it is dropped (0: never).
+    #[arg(long, env = "PLOTWIRE_DEAD_PEER_TIMEOUT", default_value_t = 60_000)]
+    dead_peer_timeout: u64,
+    /// Milliseconds a shutdown (SIGTERM, Ctrl-C) waits for websockets and requests to finish.
+    #[arg(long, env = "PLOTWIRE_SHUTDOWN_GRACE", default_value_t = 10_000)]
+    shutdown_grace: u64,
+    /// List session ids on the index page in the signed modes too (there they are the only access control).
+    #[arg(long, env = "PLOTWIRE_INDEX_SESSIONS")]
+    index_sessions: bool,
+    /// Most warnings per second for each kind of client-caused problem; the rest are counted.
+    #[arg(long, env = "PLOTWIRE_WARNINGS_PER_SECOND", default_value_t = 10)]
+    warnings_per_second: u32,
     /// Log level: error, warn, info, debug or trace (or a tracing filter such as plotwire_server=debug).
     #[arg(long, env = "PLOTWIRE_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -137,11 +173,29 @@ fn config_from(args: &ServeArgs) -> Config {
         websocket_max_message_size: args.websocket_max_message_size,
         outbox_max_messages: args.outbox_max_messages,
         outbox_max_bytes: args.outbox_max_bytes,
-        ..Config::default()
+        max_buffers_per_message: args.max_buffers_per_message,
+        max_message_bytes: args.max_message_bytes,
+        max_decoded_bytes: args.max_decoded_bytes,
+        max_models: args.max_models,
+        max_connections: args.max_connections,
+        max_websockets: args.max_websockets,
+        max_inflight_requests: args.max_inflight_requests,
+        session_queue_bytes: args.session_queue_bytes,
+        dead_peer_timeout: (args.dead_peer_timeout > 0)
+            .then(|| Duration::from_millis(args.dead_peer_timeout)),
+        shutdown_grace: Duration::from_millis(args.shutdown_grace),
+        index_sessions: args.index_sessions,
+        warnings_per_second: args.warnings_per_second,
     }
 }
 
-fn init_logging(level: &str, format: LogFormat) -> Result<(), String> {
+/// Sets up logging to stdout through a background writer thread: a runtime worker never
+/// waits on a slow or blocked stdout. If the writer falls behind, lines are dropped (and
+/// counted by tracing-appender) rather than blocking. The guard flushes on drop.
+fn init_logging(
+    level: &str,
+    format: LogFormat,
+) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
     let filter = match level {
         "error" | "warn" | "info" | "debug" | "trace" => {
             format!("{level},tower_http=warn,hyper=warn")
@@ -150,14 +204,18 @@ fn init_logging(level: &str, format: LogFormat) -> Result<(), String> {
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .map_err(|e| format!("bad --log-level {level:?}: {e}"))?;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .finish(std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-    Ok(())
+    Ok(guard)
 }
 
 #[tokio::main]
@@ -165,10 +223,13 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            if let Err(e) = init_logging(&args.log_level, args.log_format) {
-                eprintln!("plotwire: {e}");
-                return ExitCode::from(2);
-            }
+            let _log_guard = match init_logging(&args.log_level, args.log_format) {
+                Ok(g) => g,
+                Err(e) => {
+                    eprintln!("plotwire: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let config = config_from(&args);
             let prefix = plotwire_server::config::normalize_prefix(&config.prefix);
             let result = plotwire_server::serve(config, |addr| {
