@@ -8,6 +8,10 @@
 //! and pulls a fresh copy of the document, so a viewer that fell behind catches up with
 //! one PULL-DOC instead of an unbounded backlog. A stalled viewer therefore costs at most
 //! the bound in memory and never slows the owner or the other viewers.
+//!
+//! A message counts against the bound until the writer has handed all of it to the
+//! socket ([`OutboxReceiver::written`]), not merely until it left the queue, so the
+//! bound covers what sits in the websocket's write buffer too.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -102,6 +106,22 @@ impl Outbox {
         OfferError::Overflow
     }
 
+    /// Marks the outbox overflowed, so that the writer closes the connection as too
+    /// slow (used when messages held back for the viewer exceed the same bound).
+    pub fn force_overflow(&self) {
+        self.shared.overflowed.send_replace(true);
+    }
+
+    /// Whether the connection's writer is gone.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// The bounds: most messages and most bytes.
+    pub fn limits(&self) -> (usize, usize) {
+        (self.tx.max_capacity(), self.shared.max_bytes)
+    }
+
     /// Bytes currently queued.
     pub fn queued_bytes(&self) -> usize {
         self.shared.queued_bytes.load(Ordering::Acquire)
@@ -125,13 +145,17 @@ impl OutboxReceiver {
             biased;
             _ = self.overflowed.wait_for(|o| *o) => Next::Overflowed,
             msg = self.rx.recv() => match msg {
-                Some(m) => {
-                    self.shared.queued_bytes.fetch_sub(m.total_len(), Ordering::AcqRel);
-                    Next::Send(m)
-                }
+                Some(m) => Next::Send(m),
                 None => Next::Done,
             },
         }
+    }
+
+    /// Releases a message's bytes from the bound once it has been written out.
+    pub fn written(&self, msg_len: usize) {
+        self.shared
+            .queued_bytes
+            .fetch_sub(msg_len, Ordering::AcqRel);
     }
 
     /// Resolves once the outbox has overflowed, so that a write blocked on a viewer
@@ -171,7 +195,18 @@ mod tests {
         let (tx, mut rx) = outbox(100, 100);
         tx.offer(msg(60)).unwrap();
         assert_eq!(tx.queued_bytes(), 60);
-        assert!(matches!(rx.next().await, Next::Send(_)));
+        let Next::Send(m) = rx.next().await else {
+            panic!("expected a message")
+        };
+        // Still counted while it is being written.
+        assert_eq!(tx.queued_bytes(), 60);
+        assert_eq!(tx.offer(msg(60)), Err(OfferError::Overflow));
+        let (tx, mut rx) = outbox(100, 100);
+        tx.offer(m).unwrap();
+        let Next::Send(m) = rx.next().await else {
+            panic!("expected a message")
+        };
+        rx.written(m.total_len());
         assert_eq!(tx.queued_bytes(), 0);
         tx.offer(msg(60)).unwrap();
         assert_eq!(tx.offer(msg(60)), Err(OfferError::Overflow));
