@@ -54,6 +54,35 @@ pub struct Config {
     pub outbox_max_bytes: usize,
     /// Most binary buffers accepted in one Bokeh message.
     pub max_buffers_per_message: usize,
+    /// Most bytes of one Bokeh message, all its fragments together (header, metadata,
+    /// content and buffers). Each fragment is also bounded by
+    /// `websocket_max_message_size`.
+    pub max_message_bytes: usize,
+    /// Most bytes that the inline gzip `bytes` values of one message may inflate to.
+    pub max_decoded_bytes: usize,
+    /// Most models one document may hold.
+    pub max_models: usize,
+    /// Most open TCP connections ([`crate::serve`] only; an app that mounts the router
+    /// limits its own listener).
+    pub max_connections: usize,
+    /// Most open websockets.
+    pub max_websockets: usize,
+    /// Most requests (PULL-DOC-REQ, PUSH-DOC, PATCH-DOC) one connection may have waiting
+    /// for their replies; the connection is not read further until one is answered.
+    pub max_inflight_requests: usize,
+    /// Most bytes of requests queued for one session owner; readers wait beyond it.
+    pub session_queue_bytes: usize,
+    /// A connection from which nothing (not even a pong) arrived for this long is
+    /// closed; `None` never closes silent peers.
+    pub dead_peer_timeout: Option<Duration>,
+    /// How long a shutdown waits for websockets and requests to finish.
+    pub shutdown_grace: Duration,
+    /// List session ids on the index page even when session ids are signed (where they
+    /// are the only access control).
+    pub index_sessions: bool,
+    /// Most warnings per second that one kind of client-caused problem may log; the rest
+    /// are counted and reported in the next line that gets through.
+    pub warnings_per_second: u32,
 }
 
 impl Default for Config {
@@ -73,6 +102,17 @@ impl Default for Config {
             outbox_max_messages: 4096,
             outbox_max_bytes: 256 * 1024 * 1024,
             max_buffers_per_message: 4096,
+            max_message_bytes: 256 * 1024 * 1024,
+            max_decoded_bytes: 256 * 1024 * 1024,
+            max_models: 100_000,
+            max_connections: 10_000,
+            max_websockets: 10_000,
+            max_inflight_requests: 16,
+            session_queue_bytes: 256 * 1024 * 1024,
+            dead_peer_timeout: Some(Duration::from_secs(60)),
+            shutdown_grace: Duration::from_secs(10),
+            index_sessions: false,
+            warnings_per_second: 10,
         }
     }
 }
@@ -86,6 +126,9 @@ pub enum ConfigError {
     /// A limit of zero.
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    /// A limit too large to hold.
+    #[error("{0} must be at most {1}")]
+    TooLarge(&'static str, usize),
 }
 
 impl Config {
@@ -103,14 +146,40 @@ impl Config {
                 "--websocket-max-message-size",
                 self.websocket_max_message_size,
             ),
-            ("outbox message limit", self.outbox_max_messages),
-            ("outbox byte limit", self.outbox_max_bytes),
+            ("--outbox-max-messages", self.outbox_max_messages),
+            ("--outbox-max-bytes", self.outbox_max_bytes),
+            ("--max-buffers-per-message", self.max_buffers_per_message),
+            ("--max-message-bytes", self.max_message_bytes),
+            ("--max-decoded-bytes", self.max_decoded_bytes),
+            ("--max-models", self.max_models),
+            ("--max-connections", self.max_connections),
+            ("--max-websockets", self.max_websockets),
+            ("--max-inflight-requests", self.max_inflight_requests),
+            ("--session-queue-bytes", self.session_queue_bytes),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));
             }
         }
+        // Semaphores hold at most this many permits.
+        let most = tokio::sync::Semaphore::MAX_PERMITS;
+        for (name, v) in [
+            ("--max-websockets", self.max_websockets),
+            ("--max-connections", self.max_connections),
+            ("--max-inflight-requests", self.max_inflight_requests),
+            ("--session-queue-bytes", self.session_queue_bytes),
+        ] {
+            if v > most {
+                return Err(ConfigError::TooLarge(name, most));
+            }
+        }
         Ok(self)
+    }
+
+    /// Whether the index page may list session ids: always when ids are unsigned (then
+    /// anyone can open any id anyway), in signed modes only with `index_sessions`.
+    pub fn lists_sessions(&self) -> bool {
+        self.index_sessions || !self.session_ids.signs()
     }
 
     /// The secret key bytes when signing is on.

@@ -1,10 +1,16 @@
 //! One websocket connection: the Bokeh protocol adapter between a socket and a session
 //! owner. The reader assembles fragments into messages and decodes them into requests
-//! (document events); the writer drains the bounded outbox and sends keep-alive pings.
+//! (document events); the writer drains the bounded outbox, sends keep-alive pings and
+//! closes the socket when the viewer lags, the peer goes silent, the session ends or the
+//! server shuts down.
+//!
+//! A Bokeh message is never cut short on the wire: BokehJS keeps a half-received
+//! message across its reconnect and then misreads every later message, so every close
+//! happens between messages.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
@@ -13,13 +19,19 @@ use plotwire_protocol::event::{decode_doc_message, decode_patch};
 use plotwire_protocol::frame::{Assembler, Fragment, OutgoingMessage, RawMessage};
 use plotwire_protocol::message::MsgType;
 use plotwire_protocol::BOKEH_VERSION;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::outbox::{outbox, Next, Outbox, OutboxReceiver, OVERFLOW_CLOSE_CODE};
+use crate::session::{error_message, next_msgid, Command, ConnId, PeerKind, SessionHandle};
 
 /// The close reason sent to a viewer that fell too far behind.
 const OVERFLOW_REASON: &str = "viewer too slow: reconnect to resync";
-use crate::session::{error_message, next_msgid, Command, ConnId, PeerKind, SessionHandle};
+
+/// The close code and reason sent to every websocket when the server shuts down.
+const SHUTDOWN_CLOSE: (u16, &str) = (1001, "server shutting down");
+
+/// How long a close frame may take to go out before the socket is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 static CONN_COUNTER: AtomicU64 = AtomicU64::new(1);
 
@@ -28,6 +40,8 @@ static CONN_COUNTER: AtomicU64 = AtomicU64::new(1);
 pub struct ConnectionSettings {
     /// Ping interval, if any.
     pub keep_alive: Option<Duration>,
+    /// Close a connection silent for this long, if set.
+    pub dead_peer_timeout: Option<Duration>,
     /// Outbox message bound.
     pub outbox_max_messages: usize,
     /// Outbox byte bound.
@@ -36,6 +50,10 @@ pub struct ConnectionSettings {
     pub max_buffers: usize,
     /// Most bytes in one Bokeh message (all fragments).
     pub max_message_bytes: usize,
+    /// Most bytes inline gzip values of one message may inflate to.
+    pub max_decoded_bytes: usize,
+    /// Most requests waiting for their replies.
+    pub max_inflight: usize,
 }
 
 /// Why the reader stopped, and how to close.
@@ -47,22 +65,46 @@ struct Closing {
 /// Closes a socket that failed the checks at open (spec §3.2): a close frame without a
 /// status code, and nothing else.
 pub async fn refuse(mut socket: WebSocket, why: &str) {
-    tracing::warn!(reason = why, "websocket refused at open");
+    crate::warn_limited!(reason = why, "websocket refused at open");
     let _ = socket.send(Message::Close(None)).await;
 }
 
-/// Runs a connection subscribed to `session` until either side closes.
+/// When the peer was last heard from, in milliseconds since the connection opened.
+struct Heard {
+    opened: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Heard {
+    fn now(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.opened.elapsed().saturating_sub(last)
+    }
+}
+
+/// Runs a connection subscribed to `session` until either side closes, the session
+/// ends or `shutdown` turns true.
 pub async fn run(
     socket: WebSocket,
     session: Arc<SessionHandle>,
     kind: PeerKind,
     settings: ConnectionSettings,
+    shutdown: watch::Receiver<bool>,
 ) {
     let conn: ConnId = CONN_COUNTER.fetch_add(1, Ordering::Relaxed);
     let (out, out_rx) = outbox(settings.outbox_max_messages, settings.outbox_max_bytes);
     let (sink, stream) = socket.split();
     let (close_tx, close_rx) = mpsc::channel::<Closing>(1);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let heard = Arc::new(Heard {
+        opened: Instant::now(),
+        last_ms: AtomicU64::new(0),
+    });
     tracing::debug!(session = %session.id, conn, ?kind, "connection opened");
 
     if !session
@@ -78,14 +120,26 @@ pub async fn run(
     }
     let writer = tokio::spawn(write_loop(
         sink,
+        Stops {
+            close: close_rx,
+            ended: session.ended(),
+            shutdown,
+        },
         out_rx,
-        close_rx,
         stop_tx,
-        settings.keep_alive,
+        heard.clone(),
+        settings.clone(),
     ));
-    let closing = read_loop(stream, stop_rx, &session, conn, &out, &settings).await;
+    let reader = Reader {
+        session: &session,
+        conn,
+        out: &out,
+        inflight: Arc::new(Semaphore::new(settings.max_inflight.max(1))),
+        settings: &settings,
+    };
+    let closing = reader.run(stream, stop_rx, &heard).await;
     if let Some(c) = closing {
-        tracing::warn!(session = %session.id, conn, code = c.code, reason = %c.reason, "closing connection");
+        crate::warn_limited!(session = %session.id, conn, code = c.code, reason = %c.reason, "closing connection");
         let _ = close_tx.send(c).await;
     }
     session.send(Command::Leave { conn }).await;
@@ -96,46 +150,165 @@ pub async fn run(
     tracing::debug!(session = %session.id, conn, "connection closed");
 }
 
-async fn read_loop(
-    mut stream: futures_util::stream::SplitStream<WebSocket>,
-    mut stop: watch::Receiver<bool>,
-    session: &SessionHandle,
+struct Reader<'a> {
+    session: &'a SessionHandle,
     conn: ConnId,
-    out: &Outbox,
-    settings: &ConnectionSettings,
-) -> Option<Closing> {
-    let mut assembler =
-        Assembler::new(settings.max_buffers).with_max_message_bytes(settings.max_message_bytes);
-    loop {
-        let frame = tokio::select! {
-            frame = stream.next() => match frame {
-                Some(f) => f,
-                None => return None,
-            },
-            // The writer gave up on this connection (its viewer stopped reading).
-            _ = stop.wait_for(|s| *s) => return None,
-        };
-        let fragment = match frame {
-            Ok(Message::Text(t)) => Fragment::Text(t.into()),
-            Ok(Message::Binary(b)) => Fragment::Binary(b),
-            Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => continue,
-            Ok(Message::Close(_)) => return None,
-            Err(e) => return read_error(e),
-        };
-        match assembler.push(fragment) {
-            Ok(None) => {}
-            Ok(Some(msg)) => {
-                if let Err(c) = dispatch(msg, session, conn, out).await {
-                    return Some(c);
+    out: &'a Outbox,
+    inflight: Arc<Semaphore>,
+    settings: &'a ConnectionSettings,
+}
+
+impl Reader<'_> {
+    async fn run(
+        &self,
+        mut stream: futures_util::stream::SplitStream<WebSocket>,
+        mut stop: watch::Receiver<bool>,
+        heard: &Heard,
+    ) -> Option<Closing> {
+        let mut assembler = Assembler::new(self.settings.max_buffers)
+            .with_max_message_bytes(self.settings.max_message_bytes);
+        loop {
+            let frame = tokio::select! {
+                frame = stream.next() => match frame {
+                    Some(f) => f,
+                    None => return None,
+                },
+                // The writer gave up on this connection.
+                _ = stop.wait_for(|s| *s) => return None,
+            };
+            heard.now();
+            let fragment = match frame {
+                Ok(Message::Text(t)) => Fragment::Text(t.into()),
+                Ok(Message::Binary(b)) => Fragment::Binary(b),
+                Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => continue,
+                Ok(Message::Close(_)) => return None,
+                Err(e) => return read_error(e),
+            };
+            match assembler.push(fragment) {
+                Ok(None) => {}
+                Ok(Some(msg)) => {
+                    if let Err(c) = self.dispatch(msg).await {
+                        return Some(c);
+                    }
+                }
+                Err(e) => {
+                    return Some(Closing {
+                        code: e.close_code(),
+                        reason: e.close_reason(),
+                    })
                 }
             }
-            Err(e) => {
-                return Some(Closing {
-                    code: e.close_code(),
-                    reason: e.close_reason(),
+        }
+    }
+
+    /// Turns one assembled message into a request for the owner, or answers it here.
+    /// Waits, without reading further, while the connection has its most requests in
+    /// flight or the session's queue is full.
+    async fn dispatch(&self, msg: RawMessage) -> Result<(), Closing> {
+        let msgid = msg.header.msgid.clone();
+        let Some(kind) = msg.kind() else {
+            return Err(Closing {
+                code: 1002,
+                reason: format!("unknown message type {:?}", msg.header.msgtype),
+            });
+        };
+        let size = msg.content.len() + msg.buffers.iter().map(|(_, b)| b.len()).sum::<usize>();
+        let buffers = buffer_map(msg.buffers).with_inflate_limit(self.settings.max_decoded_bytes);
+        let gone = || Closing {
+            code: 1011,
+            reason: "session closed".into(),
+        };
+        let conn = self.conn;
+        let command = match kind {
+            MsgType::ServerInfoReq => {
+                let content = format!(
+                    "{{\"version_info\":{{\"bokeh\":\"{BOKEH_VERSION}\",\"server\":\"{BOKEH_VERSION}\"}}}}"
+                );
+                self.reply(plotwire_protocol::frame::encode_message(
+                    &next_msgid(),
+                    MsgType::ServerInfoReply,
+                    Some(&msgid),
+                    content.into(),
+                    &[],
+                ));
+                return Ok(());
+            }
+            MsgType::PullDocReq => {
+                let ticket = self
+                    .session
+                    .ticket(size, &self.inflight)
+                    .await
+                    .ok_or_else(gone)?;
+                Command::Pull {
+                    conn,
+                    msgid,
+                    ticket,
+                }
+            }
+            MsgType::PushDoc => match decode_doc_message(&msg.content, &buffers) {
+                Ok(doc) => {
+                    let ticket = self
+                        .session
+                        .ticket(size, &self.inflight)
+                        .await
+                        .ok_or_else(gone)?;
+                    Command::Push {
+                        conn,
+                        msgid,
+                        doc: Box::new(doc),
+                        ticket,
+                    }
+                }
+                Err(e) => {
+                    self.decode_failed(&msgid, "PUSH-DOC", &e.to_string());
+                    return Ok(());
+                }
+            },
+            MsgType::PatchDoc => match decode_patch(&msg.content, &buffers) {
+                Ok(events) => {
+                    let ticket = self
+                        .session
+                        .ticket(size, &self.inflight)
+                        .await
+                        .ok_or_else(gone)?;
+                    Command::Patch {
+                        conn,
+                        msgid,
+                        events,
+                        ticket,
+                    }
+                }
+                Err(e) => {
+                    self.decode_failed(&msgid, "PATCH-DOC", &e.to_string());
+                    return Ok(());
+                }
+            },
+            MsgType::Ack
+            | MsgType::Ok
+            | MsgType::Error
+            | MsgType::ServerInfoReply
+            | MsgType::PullDocReply => {
+                return Err(Closing {
+                    code: 1002,
+                    reason: format!("message {} is not expected on the server", kind.as_str()),
                 })
             }
+        };
+        if self.session.send(command).await {
+            Ok(())
+        } else {
+            Err(gone())
         }
+    }
+
+    fn decode_failed(&self, msgid: &str, what: &str, error: &str) {
+        crate::warn_limited!(session = %self.session.id, error, "{what} could not be decoded, nothing applied");
+        self.reply(error_message(msgid, &format!("{what} rejected: {error}")));
+    }
+
+    fn reply(&self, msg: OutgoingMessage) {
+        // A full outbox closes the connection through the writer; nothing else to do here.
+        let _ = self.out.offer(msg);
     }
 }
 
@@ -153,105 +326,12 @@ fn read_error(e: axum::Error) -> Option<Closing> {
     }
 }
 
-/// Turns one assembled message into a request for the owner, or answers it here.
-async fn dispatch(
-    msg: RawMessage,
-    session: &SessionHandle,
-    conn: ConnId,
-    out: &Outbox,
-) -> Result<(), Closing> {
-    let msgid = msg.header.msgid.clone();
-    let Some(kind) = msg.kind() else {
-        return Err(Closing {
-            code: 1002,
-            reason: format!("unknown message type {:?}", msg.header.msgtype),
-        });
-    };
-    let buffers = buffer_map(msg.buffers);
-    let command = match kind {
-        MsgType::ServerInfoReq => {
-            let content = format!(
-                "{{\"version_info\":{{\"bokeh\":\"{BOKEH_VERSION}\",\"server\":\"{BOKEH_VERSION}\"}}}}"
-            );
-            reply(
-                out,
-                plotwire_protocol::frame::encode_message(
-                    &next_msgid(),
-                    MsgType::ServerInfoReply,
-                    Some(&msgid),
-                    content.into(),
-                    &[],
-                ),
-            );
-            return Ok(());
-        }
-        MsgType::PullDocReq => Command::Pull { conn, msgid },
-        MsgType::PushDoc => match decode_doc_message(&msg.content, &buffers) {
-            Ok(doc) => Command::Push {
-                conn,
-                msgid,
-                doc: Box::new(doc),
-            },
-            Err(e) => return decode_failed(out, session, &msgid, "PUSH-DOC", &e.to_string()),
-        },
-        MsgType::PatchDoc => match decode_patch(&msg.content, &buffers) {
-            Ok(events) => Command::Patch {
-                conn,
-                msgid,
-                events,
-            },
-            Err(e) => return decode_failed(out, session, &msgid, "PATCH-DOC", &e.to_string()),
-        },
-        MsgType::Ack
-        | MsgType::Ok
-        | MsgType::Error
-        | MsgType::ServerInfoReply
-        | MsgType::PullDocReply => {
-            return Err(Closing {
-                code: 1002,
-                reason: format!("message {} is not expected on the server", kind.as_str()),
-            })
-        }
-    };
-    if session.send(command).await {
-        Ok(())
-    } else {
-        Err(Closing {
-            code: 1011,
-            reason: "session closed".into(),
-        })
-    }
-}
-
-fn decode_failed(
-    out: &Outbox,
-    session: &SessionHandle,
-    msgid: &str,
-    what: &str,
-    error: &str,
-) -> Result<(), Closing> {
-    tracing::warn!(session = %session.id, error, "{what} could not be decoded, nothing applied");
-    reply(
-        out,
-        error_message(msgid, &format!("{what} rejected: {error}")),
-    );
-    Ok(())
-}
-
-fn reply(out: &Outbox, msg: OutgoingMessage) {
-    // A full outbox closes the connection through the writer; nothing else to do here.
-    let _ = out.offer(msg);
-}
-
 fn to_ws(f: plotwire_protocol::frame::Fragment) -> Option<Message> {
     match f {
         Fragment::Text(b) => Utf8Bytes::try_from(b).ok().map(Message::Text),
         Fragment::Binary(b) => Some(Message::Binary(b)),
     }
 }
-
-/// How long a close frame may take to go out before the socket is simply dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 
@@ -274,44 +354,118 @@ async fn close_with(sink: &mut Sink, code: u16, reason: String) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await;
 }
 
-async fn write_loop(
-    mut sink: Sink,
-    mut out: OutboxReceiver,
-    mut close_rx: mpsc::Receiver<Closing>,
-    stop: watch::Sender<bool>,
-    keep_alive: Option<Duration>,
-) {
-    let mut ping = keep_alive.map(|every| {
+/// Everything besides the outbox that can end a connection.
+struct Stops {
+    /// The reader's verdict on a bad message.
+    close: mpsc::Receiver<Closing>,
+    /// The session ended abnormally (its owner panicked).
+    ended: watch::Receiver<Option<u16>>,
+    /// The server is shutting down.
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Whether the peer has been silent past the timeout (logged when it has).
+fn is_dead(heard: &Heard, timeout: Option<Duration>) -> bool {
+    let Some(timeout) = timeout else {
+        return false;
+    };
+    let silent = heard.silent_for();
+    if silent < timeout {
+        return false;
+    }
+    crate::warn_limited!(
+        silent_ms = u64::try_from(silent.as_millis()).unwrap_or(u64::MAX),
+        "peer silent past --dead-peer-timeout: dropping the connection"
+    );
+    true
+}
+
+/// An interval, or a tick that never comes.
+async fn tick(t: &mut Option<tokio::time::Interval>) {
+    match t.as_mut() {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+fn interval(every: Option<Duration>) -> Option<tokio::time::Interval> {
+    every.map(|every| {
         let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
-    });
+    })
+}
+
+async fn write_loop(
+    mut sink: Sink,
+    mut stops: Stops,
+    mut out: OutboxReceiver,
+    stop: watch::Sender<bool>,
+    heard: Arc<Heard>,
+    settings: ConnectionSettings,
+) {
+    let mut ping = interval(settings.keep_alive);
+    // Silence is checked four times per timeout, so a dead peer goes within 1.25 × it.
+    let mut liveness = interval(
+        settings
+            .dead_peer_timeout
+            .map(|t| (t / 4).max(Duration::from_millis(10))),
+    );
+    // A write that a stalled viewer blocks gets this long to finish its message.
+    let finish_within = settings
+        .dead_peer_timeout
+        .unwrap_or(Duration::from_secs(60));
     let mut pings_sent: u64 = 0;
     loop {
-        let tick = async {
-            match ping.as_mut() {
-                Some(t) => {
-                    t.tick().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
         tokio::select! {
             biased;
-            c = close_rx.recv() => {
+            c = stops.close.recv() => {
                 if let Some(c) = c {
                     close_with(&mut sink, c.code, c.reason).await;
                 }
                 break;
             }
+            Ok(()) = async { stops.shutdown.wait_for(|s| *s).await.map(|_| ()) } => {
+                close_with(&mut sink, SHUTDOWN_CLOSE.0, SHUTDOWN_CLOSE.1.into()).await;
+                break;
+            }
+            Ok(code) = async { stops.ended.wait_for(Option::is_some).await.map(|c| *c) } => {
+                let code = code.unwrap_or(1011);
+                close_with(&mut sink, code, "session failed: reload the page".into()).await;
+                break;
+            }
             next = out.next() => match next {
                 Next::Send(msg) => {
-                    tokio::select! {
-                        ok = send_message(&mut sink, msg) => if !ok {
-                            break;
-                        },
-                        // The viewer stopped reading while this write was blocked.
-                        _ = out.overflowed() => {
+                    let len = msg.total_len();
+                    // Some(true): written; Some(false): the socket failed; None: the
+                    // viewer overflowed and its message was finished: close with 1013.
+                    let outcome = {
+                        let write = send_message(&mut sink, msg);
+                        tokio::pin!(write);
+                        loop {
+                            tokio::select! {
+                                ok = &mut write => break Some(ok),
+                                // The viewer stopped reading while this write was blocked:
+                                // the message is finished (never cut short) before the close.
+                                _ = out.overflowed() => {
+                                    break match tokio::time::timeout(finish_within, &mut write).await {
+                                        Ok(true) => None,
+                                        _ => Some(false),
+                                    };
+                                }
+                                _ = tick(&mut liveness) => if is_dead(&heard, settings.dead_peer_timeout) {
+                                    break Some(false);
+                                },
+                            }
+                        }
+                    };
+                    out.written(len);
+                    match outcome {
+                        Some(true) => continue,
+                        Some(false) => break,
+                        None => {
                             close_with(&mut sink, OVERFLOW_CLOSE_CODE, OVERFLOW_REASON.into()).await;
                             break;
                         }
@@ -323,12 +477,15 @@ async fn write_loop(
                 }
                 Next::Done => break,
             },
-            _ = tick => {
+            _ = tick(&mut ping) => {
                 if sink.send(Message::Ping(pings_sent.to_string().into())).await.is_err() {
                     break;
                 }
                 pings_sent += 1;
             }
+            _ = tick(&mut liveness) => if is_dead(&heard, settings.dead_peer_timeout) {
+                break;
+            },
         }
     }
     stop.send_replace(true);

@@ -9,44 +9,113 @@
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! [`app`] also returns a [`Shutdown`] handle, which closes every websocket with 1001;
+//! [`serve`] runs the whole server with signals, limits and a grace period.
 
 pub mod assets;
 pub mod config;
 pub mod connection;
 pub mod error;
 pub mod listener;
+pub mod log;
 pub mod origin;
 pub mod outbox;
+pub mod owner;
 pub mod pages;
 pub mod registry;
 pub mod routes;
 pub mod session;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use tokio::sync::{watch, Semaphore};
 
 pub use config::{Config, ConfigError, SessionIdMode};
 
+/// A router and the handle that shuts its websockets down.
+pub struct App {
+    /// The routes, mounted under the configured prefix.
+    pub router: Router,
+    /// Closes every websocket with 1001 and waits for them to finish.
+    pub shutdown: Shutdown,
+}
+
+/// Shuts an [`App`]'s websockets down: each gets close 1001 ("going away"), after which
+/// BokehJS reconnects to whatever serves the address next.
+#[derive(Clone)]
+pub struct Shutdown {
+    begun: Arc<watch::Sender<bool>>,
+    websockets: Arc<Semaphore>,
+    max_websockets: usize,
+}
+
+impl Shutdown {
+    /// Starts the shutdown: every open websocket is sent close 1001.
+    pub fn begin(&self) {
+        self.begun.send_replace(true);
+    }
+
+    /// Resolves once [`Shutdown::begin`] has been called.
+    pub async fn begun(&self) {
+        let mut rx = self.begun.subscribe();
+        let _ = rx.wait_for(|b| *b).await;
+    }
+
+    /// Waits until every websocket has ended, for at most `within`. True if they all did.
+    pub async fn drained(&self, within: Duration) -> bool {
+        let all = u32::try_from(self.max_websockets).unwrap_or(u32::MAX);
+        tokio::time::timeout(within, self.websockets.acquire_many(all))
+            .await
+            .is_ok()
+    }
+}
+
 /// Builds the plotwire router for `config`, mounted under its prefix.
 pub fn router(config: Config) -> Result<Router, ConfigError> {
+    app(config).map(|a| a.router)
+}
+
+/// Builds the plotwire router and its [`Shutdown`] handle.
+pub fn app(config: Config) -> Result<App, ConfigError> {
     let config = config.validated()?;
-    let registry =
-        registry::Registry::new(config.check_unused_sessions, config.unused_session_lifetime);
+    log::set_warnings_per_second(config.warnings_per_second);
+    let registry = registry::Registry::new(
+        config.check_unused_sessions,
+        config.unused_session_lifetime,
+        session::SessionLimits {
+            queue_commands: 1024,
+            queue_bytes: config.session_queue_bytes,
+            max_models: config.max_models,
+        },
+    );
     let allowlist = origin::allowlist(&config.allow_websocket_origin, config.port);
     let prefix = config.prefix.clone();
+    let (begun, shutdown_rx) = watch::channel(false);
+    let websockets = Arc::new(Semaphore::new(config.max_websockets));
+    let shutdown = Shutdown {
+        begun: Arc::new(begun),
+        websockets: websockets.clone(),
+        max_websockets: config.max_websockets,
+    };
     let state = Arc::new(routes::AppState {
         config,
         registry,
         allowlist,
+        websockets,
+        shutdown: shutdown_rx,
     });
     let routes = routes::routes(state);
-    Ok(if prefix.is_empty() {
+    let router = if prefix.is_empty() {
         routes
     } else {
         Router::new().nest(&prefix, routes)
-    })
+    };
+    Ok(App { router, shutdown })
 }
 
 /// Why the server could not run.
@@ -65,27 +134,81 @@ pub enum ServeError {
     },
 }
 
-/// Runs the server on `config.address:config.port` until Ctrl-C, on a
-/// [`listener::FastAckListener`] (TCP_NODELAY, and TCP_QUICKACK on Linux). `on_ready` is
-/// called with the bound address.
+/// Resolves on Ctrl-C or, on Unix, SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the server on `config.address:config.port` until Ctrl-C or SIGTERM, on a
+/// [`listener::FastAckListener`] (at most `max_connections` connections, TCP_NODELAY,
+/// TCP keepalive, and TCP_QUICKACK on Linux). `on_ready` is called with the bound
+/// address.
+///
+/// On a signal, new connections stop, every websocket gets close 1001, requests in
+/// flight finish, and the call returns within `shutdown_grace` whatever is left open.
 pub async fn serve(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
     let addr = SocketAddr::new(config.address, config.port);
-    let app = router(config)?;
-    let listener = tokio::net::TcpListener::bind(addr)
+    let grace = config.shutdown_grace;
+    let max_connections = config.max_connections;
+    let App { router, shutdown } = app(config)?;
+    let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Io { addr, source })?;
-    let bound = listener
+    let bound = tcp
         .local_addr()
         .map_err(|source| ServeError::Io { addr, source })?;
     on_ready(bound);
-    axum::serve(listener::FastAckListener::new(listener), app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down");
+    let trigger = shutdown.clone();
+    let server = axum::serve(listener::FastAckListener::new(tcp, max_connections), router)
+        .with_graceful_shutdown(async move {
+            stop_signal().await;
+            tracing::info!(
+                grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+                "shutting down: closing websockets with 1001, finishing requests"
+            );
+            trigger.begin();
         })
-        .await
-        .map_err(|source| ServeError::Io {
-            addr: bound,
-            source,
-        })
+        .into_future();
+    let deadline = async {
+        shutdown.begun().await;
+        let started = tokio::time::Instant::now();
+        tokio::time::sleep(grace).await;
+        started
+    };
+    let started = tokio::select! {
+        result = server => {
+            result.map_err(|source| ServeError::Io { addr: bound, source })?;
+            tokio::time::Instant::now()
+        }
+        _ = deadline => {
+            tracing::warn!("shutdown grace period over with HTTP requests still open: exiting");
+            return Ok(());
+        }
+    };
+    let left = grace.saturating_sub(started.elapsed());
+    if !shutdown.drained(left).await {
+        tracing::warn!("shutdown grace period over with websockets still open: exiting");
+    }
+    tracing::info!("stopped");
+    Ok(())
 }

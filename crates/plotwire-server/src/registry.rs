@@ -1,16 +1,16 @@
-//! The session registry: finds or creates sessions by id and discards unused ones
-//! (spec §8.3). It is consulted when a page is served or a connection opens, never on
-//! the per-message path.
+//! The session registry: finds or creates sessions by app path and id, discards unused
+//! ones (spec §8.3), and removes a session whose owner panicked. It is consulted when a
+//! page is served or a connection opens, never on the per-message path, and it never
+//! logs while holding its lock.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use crate::session::{self, SessionHandle};
+use plotwire_document::Document;
 
-/// Commands queued per session owner before senders wait.
-const OWNER_QUEUE: usize = 1024;
+use crate::session::{self, SessionHandle, SessionLimits};
 
 /// A summary of one live session, for the index page.
 #[derive(Debug, Clone)]
@@ -23,60 +23,117 @@ pub struct SessionSummary {
     pub connections: usize,
 }
 
+/// Sessions belong to the app path that created them: the same id under another app
+/// is another session (as in Bokeh, where each app has its own sessions).
+type Key = (String, String);
+
+/// The close code sent to the connections of a session whose owner panicked.
+pub const OWNER_FAILED_CLOSE_CODE: u16 = 1011;
+
 /// All live sessions of the server.
 pub struct Registry {
-    sessions: Mutex<HashMap<String, Arc<SessionHandle>>>,
+    sessions: Mutex<HashMap<Key, Arc<SessionHandle>>>,
     check_every: Duration,
     lifetime: Duration,
+    limits: SessionLimits,
     reaper_started: AtomicBool,
 }
 
 impl Registry {
-    /// An empty registry that discards sessions unused for `lifetime`, checking every
-    /// `check_every`.
-    pub fn new(check_every: Duration, lifetime: Duration) -> Arc<Registry> {
+    /// An empty registry whose sessions work within `limits` and are discarded when
+    /// unused for `lifetime`, checked every `check_every`.
+    pub fn new(check_every: Duration, lifetime: Duration, limits: SessionLimits) -> Arc<Registry> {
         Arc::new(Registry {
             sessions: Mutex::new(HashMap::new()),
             check_every,
             lifetime,
+            limits,
             reaper_started: AtomicBool::new(false),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<SessionHandle>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<SessionHandle>>> {
         // A panic while holding this lock cannot leave the map inconsistent (every
         // critical section is a single map operation), so a poisoned lock is still usable.
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The session `id`, created under `app` with `token` as its creator token if it
-    /// does not exist. With `attach`, the new connection is counted before the lock is
-    /// released, so the reaper can never discard a session that is being joined.
+    /// The session `id` of `app`, if it is live.
+    pub fn get(&self, app: &str, id: &str) -> Option<Arc<SessionHandle>> {
+        self.lock().get(&(app.to_owned(), id.to_owned())).cloned()
+    }
+
+    /// The session `id` of `app`, created if it does not exist, holding `seed` (or an
+    /// empty document). With `attach`, the new connection is counted before the lock
+    /// is released, so the reaper can never discard a session that is being joined.
     pub fn get_or_create(
         self: &Arc<Self>,
-        id: &str,
         app: &str,
-        token: &str,
+        id: &str,
         attach: bool,
+        seed: impl FnOnce() -> Option<Document>,
     ) -> Arc<SessionHandle> {
         self.start_reaper();
-        let mut map = self.lock();
-        let handle = map
-            .entry(id.to_owned())
-            .or_insert_with(|| {
-                tracing::info!(session = id, app, "session created");
-                Arc::new(session::spawn(
-                    id.to_owned(),
-                    app.to_owned(),
-                    token.to_owned(),
-                    OWNER_QUEUE,
-                ))
-            })
-            .clone();
-        if attach {
-            handle.attach();
+        let key: Key = (app.to_owned(), id.to_owned());
+        let mut created = None;
+        let handle = {
+            let mut map = self.lock();
+            let handle = map
+                .entry(key.clone())
+                .or_insert_with(|| {
+                    let (handle, task) =
+                        session::spawn(id.to_owned(), app.to_owned(), &self.limits, seed());
+                    let handle = Arc::new(handle);
+                    created = Some((Arc::downgrade(&handle), task));
+                    handle
+                })
+                .clone();
+            if attach {
+                handle.attach();
+            }
+            handle
+        };
+        if let Some((weak, task)) = created {
+            tracing::info!(session = id, app, "session created");
+            self.supervise(key, weak, task);
         }
         handle
+    }
+
+    /// Watches an owner task: if it panics, its connections are closed with 1011 and the
+    /// session is removed, so that a new one with the same id can be made.
+    fn supervise(
+        self: &Arc<Self>,
+        key: Key,
+        handle: Weak<SessionHandle>,
+        task: tokio::task::JoinHandle<()>,
+    ) {
+        let registry = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let Err(e) = task.await else {
+                return;
+            };
+            if !e.is_panic() {
+                return;
+            }
+            tracing::error!(
+                app = %key.0,
+                session = %key.1,
+                "session owner panicked: closing its connections with 1011 and removing the session"
+            );
+            if let Some(h) = handle.upgrade() {
+                h.end(OWNER_FAILED_CLOSE_CODE);
+            }
+            if let Some(reg) = registry.upgrade() {
+                let mut map = reg.lock();
+                let same = map
+                    .get(&key)
+                    .is_some_and(|h| std::ptr::eq(Arc::as_ptr(h), handle.as_ptr()));
+                if same {
+                    map.remove(&key);
+                }
+            }
+        });
     }
 
     /// The live sessions, sorted by app then id.
@@ -107,16 +164,21 @@ impl Registry {
     /// Discards sessions that have had no connections for longer than the lifetime.
     /// Dropping the last handle closes the owner's queue, which stops its task.
     pub fn discard_unused(&self) -> usize {
-        let mut map = self.lock();
-        let before = map.len();
-        map.retain(|id, h| {
-            let keep = !h.unused_for(self.lifetime);
-            if !keep {
-                tracing::info!(session = %id, "discarding unused session");
-            }
-            keep
-        });
-        before - map.len()
+        let mut gone = Vec::new();
+        {
+            let mut map = self.lock();
+            map.retain(|key, h| {
+                let keep = !h.unused_for(self.lifetime);
+                if !keep {
+                    gone.push(key.clone());
+                }
+                keep
+            });
+        }
+        for (app, id) in &gone {
+            tracing::info!(app = %app, session = %id, "discarding unused session");
+        }
+        gone.len()
     }
 
     fn start_reaper(self: &Arc<Self>) {
@@ -139,5 +201,73 @@ impl Registry {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::{outbox, Next};
+    use crate::session::{Command, PeerKind};
+
+    fn registry() -> Arc<Registry> {
+        Registry::new(
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            SessionLimits {
+                queue_commands: 16,
+                queue_bytes: 1 << 20,
+                max_models: 1000,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_panicking_owner_ends_its_connections_and_is_removed() {
+        let reg = registry();
+        let other = reg.get_or_create("app", "other", false, || None);
+        let s = reg.get_or_create("app", "s1", true, || None);
+        let (out, mut rx) = outbox(16, 1 << 20);
+        assert!(
+            s.send(Command::Join {
+                conn: 1,
+                outbox: out,
+                kind: PeerKind::Browser,
+            })
+            .await
+        );
+        assert!(matches!(rx.next().await, Next::Send(_)), "the ACK");
+        let mut ended = s.ended();
+        assert!(s.send(Command::Crash).await);
+        let code = tokio::time::timeout(Duration::from_secs(5), ended.wait_for(Option::is_some))
+            .await
+            .expect("ended in time")
+            .expect("watch open")
+            .unwrap_or(0);
+        assert_eq!(code, 1011);
+        // Removed (the supervisor runs right after the owner's task ends).
+        for _ in 0..100 {
+            if reg.get("app", "s1").is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(reg.get("app", "s1").is_none());
+        // A new session with the same id works; the other session never noticed.
+        let again = reg.get_or_create("app", "s1", false, || None);
+        assert!(!Arc::ptr_eq(&again, &s));
+        assert!(again.describe().await.is_some());
+        assert!(other.describe().await.is_some());
+        assert!(other.ended().borrow().is_none());
+    }
+
+    #[tokio::test]
+    async fn sessions_belong_to_their_app() {
+        let reg = registry();
+        let a = reg.get_or_create("a", "id", false, || None);
+        assert!(reg.get("b", "id").is_none());
+        let b = reg.get_or_create("b", "id", false, || None);
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(reg.len(), 2);
     }
 }

@@ -11,8 +11,12 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use plotwire_document::Document;
+use plotwire_protocol::codec::Buffers;
+use plotwire_protocol::event::decode_doc_message;
 use plotwire_protocol::token;
 use rand::Rng;
+use tokio::sync::{watch, Semaphore};
 
 use crate::config::{Config, SessionIdMode};
 use crate::connection::{self, ConnectionSettings};
@@ -36,6 +40,10 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The websocket Origin allowlist in force.
     pub allowlist: Vec<String>,
+    /// One permit per websocket that may still open (`max_websockets`).
+    pub websockets: Arc<Semaphore>,
+    /// Turns true when the server shuts down; every websocket then closes with 1001.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 type Shared = State<Arc<AppState>>;
@@ -131,16 +139,19 @@ fn resolve_session(
     Ok((sid, tok))
 }
 
-/// The session a page or autoload request is for, created if needed (spec §1.2).
+/// The session a page or autoload request is for, created if needed (spec §1.2), and
+/// the token the page embeds: the one given, or one minted for this page load. A page
+/// never embeds the token of whoever created the session (a pusher's token expires
+/// minutes later, and BokehJS reconnects with the token of its page).
 fn page_session(
     state: &AppState,
     app: &str,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
-) -> Result<Arc<SessionHandle>, HttpError> {
+) -> Result<(Arc<SessionHandle>, String), HttpError> {
     check_app(app)?;
     let (sid, tok) = resolve_session(state, query, headers)?;
-    Ok(state.registry.get_or_create(&sid, app, &tok, false))
+    Ok((state.registry.get_or_create(app, &sid, false, || None), tok))
 }
 
 async fn app_page(
@@ -149,12 +160,12 @@ async fn app_page(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    let session = page_session(&state, &app, &query, &headers)?;
+    let (session, token) = page_session(&state, &app, &query, &headers)?;
     let info = session.describe().await.ok_or_else(|| {
         HttpError::unavailable("the session closed while the page was being made")
     })?;
     let root = pages::static_root(&state.config.prefix, None);
-    let html = pages::app_page(&info.title, &info.roots, &session.creator_token, &root);
+    let html = pages::app_page(&info.title, &info.roots, &token, &root);
     Ok(([(header::CONTENT_TYPE, "text/html")], html).into_response())
 }
 
@@ -174,16 +185,9 @@ async fn autoload(
         .unwrap_or("/");
     let absolute_url = query.get("bokeh-absolute-url").map(String::as_str);
     let include_js = query.get("resources").map(String::as_str) != Some("none");
-    let session = page_session(&state, &app, &query, &headers)?;
+    let (_session, token) = page_session(&state, &app, &query, &headers)?;
     let root = pages::static_root(&state.config.prefix, absolute_url);
-    let js = pages::autoload_js(
-        element,
-        &session.creator_token,
-        app_path,
-        absolute_url,
-        include_js,
-        &root,
-    );
+    let js = pages::autoload_js(element, &token, app_path, absolute_url, include_js, &root);
     let mut resp = ([(header::CONTENT_TYPE, "application/javascript")], js).into_response();
     cors(&mut resp, &headers);
     Ok(resp)
@@ -225,26 +229,41 @@ async fn metadata(Path(app): Path<String>) -> Result<Response, HttpError> {
     Ok(Json(serde_json::json!({ "url": format!("/{app}"), "data": {} })).into_response())
 }
 
+/// The index: live sessions when ids may be listed ([`Config::lists_sessions`]),
+/// otherwise only the apps that have sessions, which hands out no session id.
 async fn index(State(state): Shared) -> Html<String> {
     let prefix = &state.config.prefix;
-    let entries: Vec<pages::IndexEntry> = state
-        .registry
-        .list()
-        .into_iter()
-        .map(|s| pages::IndexEntry {
-            href: format!(
-                "{prefix}/{}/?bokeh-session-id={}",
-                s.app,
-                percent_encode(&s.id)
-            ),
-            label: format!("{} / {}", s.app, s.id),
-            detail: format!(
-                "{} connection{}",
-                s.connections,
-                if s.connections == 1 { "" } else { "s" }
-            ),
-        })
-        .collect();
+    let sessions = state.registry.list();
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let entries: Vec<pages::IndexEntry> = if state.config.lists_sessions() {
+        sessions
+            .into_iter()
+            .map(|s| pages::IndexEntry {
+                href: format!(
+                    "{prefix}/{}/?bokeh-session-id={}",
+                    s.app,
+                    percent_encode(&s.id)
+                ),
+                label: format!("{} / {}", s.app, s.id),
+                detail: plural(s.connections, "connection"),
+            })
+            .collect()
+    } else {
+        let mut apps: Vec<(String, usize)> = Vec::new();
+        for s in sessions {
+            match apps.last_mut() {
+                Some((app, n)) if *app == s.app => *n += 1,
+                _ => apps.push((s.app, 1)),
+            }
+        }
+        apps.into_iter()
+            .map(|(app, n)| pages::IndexEntry {
+                href: format!("{prefix}/{}/", percent_encode(&app)),
+                label: app,
+                detail: plural(n, "live session"),
+            })
+            .collect()
+    };
     Html(pages::index_page(&entries))
 }
 
@@ -299,12 +318,26 @@ async fn websocket(
     } else {
         PeerKind::Producer
     };
+    let Ok(permit) = state.websockets.clone().try_acquire_owned() else {
+        crate::warn_limited!(
+            limit = state.config.max_websockets,
+            "websocket refused: too many open (--max-websockets)"
+        );
+        return Err(HttpError::unavailable(format!(
+            "too many open websockets (the limit is {}, --max-websockets)",
+            state.config.max_websockets
+        )));
+    };
+    let c = &state.config;
     let settings = ConnectionSettings {
-        keep_alive: state.config.keep_alive,
-        outbox_max_messages: state.config.outbox_max_messages,
-        outbox_max_bytes: state.config.outbox_max_bytes,
-        max_buffers: state.config.max_buffers_per_message,
-        max_message_bytes: state.config.websocket_max_message_size.saturating_mul(64),
+        keep_alive: c.keep_alive,
+        dead_peer_timeout: c.dead_peer_timeout,
+        outbox_max_messages: c.outbox_max_messages,
+        outbox_max_bytes: c.outbox_max_bytes,
+        max_buffers: c.max_buffers_per_message,
+        max_message_bytes: c.max_message_bytes,
+        max_decoded_bytes: c.max_decoded_bytes,
+        max_inflight: c.max_inflight_requests,
     };
     let max = state.config.websocket_max_message_size;
     // tungstenite zero-fills up to `read_buffer_size` bytes of its buffer on every read, so
@@ -330,19 +363,46 @@ async fn websocket(
         if !token::check_token_signature(&tok, state2.config.signing_key()) {
             return connection::refuse(socket, "invalid token signature").await;
         }
-        let payload = match token::decode_token(&tok) {
+        // The extra payload (`__bk__zlib_`) is never inflated: no app code here reads it.
+        let payload = match token::decode_token_claims(&tok) {
             Ok(p) => p,
             Err(e) => return connection::refuse(socket, &format!("invalid token: {e}")).await,
         };
-        if let Err(e) = token::check_token_expiry(&payload, now_epoch_secs()) {
-            return connection::refuse(socket, &format!("token rejected: {e}")).await;
-        }
         if payload.session_id.is_empty() {
             return connection::refuse(socket, "empty session id").await;
         }
-        let session = state2
-            .registry
-            .get_or_create(&payload.session_id, &app, &tok, true);
-        connection::run(socket, session, kind, settings).await;
+        let registry = &state2.registry;
+        let live = registry.get(&app, &payload.session_id).is_some();
+        if let Err(e) = token::check_token_expiry(&payload, now_epoch_secs()) {
+            // BokehJS reconnects with its page's token, however old the page is, so an
+            // expired (but correctly signed) token still joins a live session. It never
+            // creates a producer's session.
+            if !live && kind == PeerKind::Producer {
+                return connection::refuse(socket, &format!("token rejected: {e}")).await;
+            }
+            tracing::debug!(session = %payload.session_id, "expired token accepted for a reconnect");
+        }
+        // A browser always loads its page, which creates the session, before it opens
+        // the websocket. So a browser asking for a session that does not exist lost it
+        // (a restart, or it was discarded): it gets a document that says so, instead of
+        // an empty one or a silently stale plot.
+        let session = registry.get_or_create(&app, &payload.session_id, true, || {
+            (kind == PeerKind::Browser).then(ended_document).flatten()
+        });
+        connection::run(socket, session, kind, settings, state2.shutdown.clone()).await;
+        drop(permit);
     }))
+}
+
+/// The text shown in a page whose session is gone.
+pub const ENDED_TEXT: &str = "This session has ended: the server restarted or discarded it. Reload the page to start a new one.";
+
+/// The document of a lost session: one root `Div` saying so.
+fn ended_document() -> Option<Document> {
+    let content = format!(
+        r#"{{"doc":{{"title":"Session ended","roots":[{{"type":"object","name":"Div","id":"plotwire-session-ended","attributes":{{"text":{}}}}}]}}}}"#,
+        serde_json::Value::String(ENDED_TEXT.to_owned())
+    );
+    let doc = decode_doc_message(content.as_bytes(), &Buffers::new()).ok()?;
+    Document::from_doc_json(doc).ok()
 }

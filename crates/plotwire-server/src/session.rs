@@ -1,20 +1,20 @@
-//! Session owners: one task per session owns its [`Document`], applies every request in
-//! arrival order and fans the results out, each outgoing message encoded once.
+//! Sessions as connections and the registry see them: the commands a session owner
+//! takes, the handle that sends them, and the budgets that bound what may wait for it.
+//! The owner itself is in [`crate::owner`].
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use plotwire_document::{AllModels, Applied, Document, NewModels};
 use plotwire_protocol::codec::{Encoder, NoExpansion};
-use plotwire_protocol::event::{encode_patch, DocJson, DocumentEvent};
+use plotwire_protocol::event::{DocJson, DocumentEvent};
 use plotwire_protocol::frame::{encode_message, OutgoingMessage};
 use plotwire_protocol::message::MsgType;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
-use crate::outbox::{OfferError, Outbox};
+use crate::outbox::Outbox;
 
 /// Identifies one connection within the process.
 pub type ConnId = u64;
@@ -27,6 +27,24 @@ pub enum PeerKind {
     Browser,
     /// A producer such as `bokeh.client`.
     Producer,
+}
+
+/// A request's share of the budgets: its bytes in the session's queue and one of its
+/// connection's in-flight slots. Both are given back when the owner drops the ticket,
+/// after it has queued the reply.
+pub struct Ticket {
+    _queued: Option<OwnedSemaphorePermit>,
+    _inflight: Option<OwnedSemaphorePermit>,
+}
+
+impl Ticket {
+    /// A ticket that holds nothing (for requests made inside the process).
+    pub fn free() -> Ticket {
+        Ticket {
+            _queued: None,
+            _inflight: None,
+        }
+    }
 }
 
 /// A request for a session owner.
@@ -51,6 +69,8 @@ pub enum Command {
         conn: ConnId,
         /// The request's msgid.
         msgid: String,
+        /// Held until the reply is queued.
+        ticket: Ticket,
     },
     /// PUSH-DOC.
     Push {
@@ -60,6 +80,8 @@ pub enum Command {
         msgid: String,
         /// The pushed document.
         doc: Box<DocJson>,
+        /// Held until the reply is queued.
+        ticket: Ticket,
     },
     /// PATCH-DOC.
     Patch {
@@ -69,12 +91,17 @@ pub enum Command {
         msgid: String,
         /// The decoded events.
         events: Vec<DocumentEvent>,
+        /// Held until the reply is queued.
+        ticket: Ticket,
     },
     /// The title and root ids, for rendering a page.
     Describe {
         /// Where to send them.
         reply: oneshot::Sender<PageInfo>,
     },
+    /// Makes the owner panic, to test what happens then.
+    #[cfg(test)]
+    Crash,
 }
 
 /// What a page needs to know about the document.
@@ -86,17 +113,29 @@ pub struct PageInfo {
     pub roots: Vec<String>,
 }
 
+/// The limits a session owner works within.
+#[derive(Debug, Clone)]
+pub struct SessionLimits {
+    /// Commands queued for the owner before senders wait.
+    pub queue_commands: usize,
+    /// Bytes of requests queued for the owner before senders wait.
+    pub queue_bytes: usize,
+    /// Most models the document may hold.
+    pub max_models: usize,
+}
+
 /// A live session, as the registry and connections see it.
 pub struct SessionHandle {
     /// The session id.
     pub id: String,
     /// The app path it was created under (without slashes).
     pub app: String,
-    /// The token of whoever created the session; pages embed it (spec §1.2 step 7).
-    pub creator_token: String,
     tx: mpsc::Sender<Command>,
+    queue_budget: Arc<Semaphore>,
+    queue_bytes: usize,
     connections: AtomicUsize,
     last_left: Mutex<Instant>,
+    ended: watch::Sender<Option<u16>>,
 }
 
 impl SessionHandle {
@@ -104,6 +143,23 @@ impl SessionHandle {
     /// Returns false if the owner is gone.
     pub async fn send(&self, cmd: Command) -> bool {
         self.tx.send(cmd).await.is_ok()
+    }
+
+    /// Waits for room for a request of `bytes` in the session's queue and for a free slot
+    /// in its connection's `inflight` slots. `None` if the session is gone.
+    pub async fn ticket(&self, bytes: usize, inflight: &Arc<Semaphore>) -> Option<Ticket> {
+        let slot = inflight.clone().acquire_owned().await.ok()?;
+        let share = bytes.min(self.queue_bytes).min(u32::MAX as usize);
+        let queued = self
+            .queue_budget
+            .clone()
+            .acquire_many_owned(u32::try_from(share).unwrap_or(u32::MAX))
+            .await
+            .ok()?;
+        Some(Ticket {
+            _queued: Some(queued),
+            _inflight: Some(slot),
+        })
     }
 
     /// The title and roots of the document, or `None` if the owner is gone.
@@ -143,6 +199,16 @@ impl SessionHandle {
                 .map(|t| t.elapsed() > lifetime)
                 .unwrap_or(false)
     }
+
+    /// Marks the session as ended abnormally: its connections close with `code`.
+    pub fn end(&self, code: u16) {
+        self.ended.send_replace(Some(code));
+    }
+
+    /// Resolves with a close code once the session has ended abnormally.
+    pub fn ended(&self) -> watch::Receiver<Option<u16>> {
+        self.ended.subscribe()
+    }
 }
 
 static MSG_COUNTER: AtomicU64 = AtomicU64::new(1000);
@@ -178,181 +244,29 @@ pub fn error_message(reqid: &str, text: &str) -> OutgoingMessage {
     encode_message(&next_msgid(), MsgType::Error, Some(reqid), content, &[])
 }
 
-/// Starts the owner task of a new session and returns its handle.
-pub fn spawn(id: String, app: String, creator_token: String, queue: usize) -> SessionHandle {
-    let (tx, rx) = mpsc::channel(queue.max(1));
-    tokio::spawn(Owner::new(id.clone()).run(rx));
-    SessionHandle {
+/// Starts the owner task of a new session, holding `doc` (an empty document when
+/// `None`). Returns its handle and the task, which ends when every handle is gone, or
+/// early if the owner panicked.
+pub fn spawn(
+    id: String,
+    app: String,
+    limits: &SessionLimits,
+    doc: Option<plotwire_document::Document>,
+) -> (SessionHandle, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(limits.queue_commands.max(1));
+    let (ended, _) = watch::channel(None);
+    let mut doc = doc.unwrap_or_default();
+    doc.set_max_models(limits.max_models);
+    let task = tokio::spawn(crate::owner::run(id.clone(), doc, rx));
+    let handle = SessionHandle {
         id,
         app,
-        creator_token,
         tx,
+        queue_budget: Arc::new(Semaphore::new(limits.queue_bytes)),
+        queue_bytes: limits.queue_bytes,
         connections: AtomicUsize::new(0),
         last_left: Mutex::new(Instant::now()),
-    }
-}
-
-struct Peer {
-    outbox: Outbox,
-    kind: PeerKind,
-}
-
-/// Who receives a relayed event.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Route {
-    /// Every connection but the originator.
-    Others,
-    /// Only connections of this kind, but the originator.
-    OnlyKind(PeerKind),
-    /// Every connection, the originator included.
-    Everyone,
-}
-
-struct Owner {
-    id: String,
-    doc: Document,
-    peers: HashMap<ConnId, Peer>,
-}
-
-impl Owner {
-    fn new(id: String) -> Owner {
-        Owner {
-            id,
-            doc: Document::new(),
-            peers: HashMap::new(),
-        }
-    }
-
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        while let Some(cmd) = rx.recv().await {
-            self.handle(cmd);
-        }
-        tracing::debug!(session = %self.id, "session owner stopped");
-    }
-
-    fn handle(&mut self, cmd: Command) {
-        match cmd {
-            Command::Join { conn, outbox, kind } => {
-                let ack = simple_message(MsgType::Ack, None, "{}");
-                if outbox.offer(ack).is_ok() {
-                    self.peers.insert(conn, Peer { outbox, kind });
-                }
-            }
-            Command::Leave { conn } => {
-                self.peers.remove(&conn);
-            }
-            Command::Pull { conn, msgid } => {
-                self.doc.compact_columns();
-                let lookup = AllModels(&self.doc);
-                let mut enc = Encoder::new(&lookup);
-                enc.raw("{\"doc\":");
-                self.doc.encode_doc_json(&mut enc);
-                enc.raw("}");
-                let (content, buffers) = enc.finish();
-                let reply = encode_message(
-                    &next_msgid(),
-                    MsgType::PullDocReply,
-                    Some(&msgid),
-                    content,
-                    &buffers,
-                );
-                self.send_to(conn, reply);
-            }
-            Command::Push { conn, msgid, doc } => match self.doc.replace_with(*doc) {
-                Ok(applied) => {
-                    self.fan_out(&applied, conn, Route::Everyone);
-                    self.send_to(conn, simple_message(MsgType::Ok, Some(&msgid), "{}"));
-                }
-                Err(e) => {
-                    tracing::warn!(session = %self.id, conn, error = %e, "PUSH-DOC rejected");
-                    self.send_to(conn, error_message(&msgid, &e.to_string()));
-                }
-            },
-            Command::Patch {
-                conn,
-                msgid,
-                events,
-            } => match self.doc.apply(events) {
-                Ok(applied) => {
-                    self.fan_out(&applied, conn, Route::Others);
-                    self.send_to(conn, simple_message(MsgType::Ok, Some(&msgid), "{}"));
-                }
-                Err(e) => {
-                    tracing::warn!(session = %self.id, conn, error = %e, "PATCH-DOC rejected, nothing applied");
-                    self.send_to(conn, error_message(&msgid, &e.to_string()));
-                }
-            },
-            Command::Describe { reply } => {
-                let _ = reply.send(PageInfo {
-                    title: self.doc.title().to_owned(),
-                    roots: self.doc.roots().to_vec(),
-                });
-            }
-        }
-    }
-
-    /// Relays applied events: consecutive events with the same recipients go out as one
-    /// PATCH-DOC, encoded once and shared by every recipient. MessageSent (UI events)
-    /// crosses between browsers and producers and never echoes to its own kind.
-    fn fan_out(&mut self, applied: &Applied, origin: ConnId, route: Route) {
-        let origin_kind = self.peers.get(&origin).map(|p| p.kind);
-        let route_of = |e: &DocumentEvent| match e {
-            DocumentEvent::MessageSent { .. } => Route::OnlyKind(match origin_kind {
-                Some(PeerKind::Browser) => PeerKind::Producer,
-                _ => PeerKind::Browser,
-            }),
-            _ => route,
-        };
-        let mut start = 0;
-        while start < applied.relay.len() {
-            let r = route_of(&applied.relay[start]);
-            let mut end = start + 1;
-            while end < applied.relay.len() && route_of(&applied.relay[end]) == r {
-                end += 1;
-            }
-            let recipients: Vec<ConnId> = self
-                .peers
-                .iter()
-                .filter(|(id, p)| match r {
-                    Route::Everyone => true,
-                    Route::Others => **id != origin,
-                    Route::OnlyKind(k) => **id != origin && p.kind == k,
-                })
-                .map(|(id, _)| *id)
-                .collect();
-            if recipients.is_empty() {
-                // Nobody to tell: don't pay for encoding.
-                start = end;
-                continue;
-            }
-            let lookup = NewModels {
-                doc: &self.doc,
-                ids: &applied.new_models,
-            };
-            let mut enc = Encoder::new(&lookup);
-            encode_patch(&mut enc, &applied.relay[start..end]);
-            let (content, buffers) = enc.finish();
-            let msg = encode_message(&next_msgid(), MsgType::PatchDoc, None, content, &buffers);
-            for conn in recipients {
-                self.send_to(conn, msg.clone());
-            }
-            start = end;
-        }
-    }
-
-    fn send_to(&mut self, conn: ConnId, msg: OutgoingMessage) {
-        let Some(peer) = self.peers.get(&conn) else {
-            return;
-        };
-        match peer.outbox.offer(msg) {
-            Ok(()) => {}
-            Err(OfferError::Overflow) => {
-                tracing::warn!(session = %self.id, conn, "viewer too slow: outbox full, closing it so it reconnects");
-                self.peers.remove(&conn);
-            }
-            Err(OfferError::Closed) => {
-                self.peers.remove(&conn);
-            }
-        }
-    }
+        ended,
+    };
+    (handle, task)
 }

@@ -830,11 +830,17 @@ async fn protocol_violations_close_only_the_offender() {
     ws.expect_refused().await;
     healthy.check("a garbage token").await;
 
-    // An expired token.
-    let expired = generate_token(victim, now() - 10, None, None).expect("token");
+    // An expired token cannot create a session...
+    let expired = generate_token("never-seen", now() - 10, None, None).expect("token");
     let mut c = connect_raw(port, &expired, None).await;
     c.expect_refused().await;
     healthy.check("an expired token").await;
+    // ...but it joins a live one: BokehJS reconnects with its page's token however old
+    // the page is (issue 6, hole 9).
+    let expired = generate_token(victim, now() - 10, None, None).expect("token");
+    let mut c = connect_raw(port, &expired, None).await;
+    c.expect_ack().await;
+    healthy.check("an expired token for a live session").await;
 
     // A wrong first subprotocol.
     let (ws, _) = try_connect(
