@@ -532,10 +532,22 @@ impl Healthy {
 
 /// A minimal HTTP/1.1 GET with `Connection: close`: status, headers (lowercase names), body.
 pub async fn http_get(port: u16, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    http_request(port, "GET", path, "").await
+}
+
+/// Like [`http_get`], with any method and extra header lines (each ending in `\r\n`).
+pub async fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    extra_headers: &str,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let mut tcp = within("connect", TcpStream::connect(("127.0.0.1", port)))
         .await
         .expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{extra_headers}\r\n"
+    );
     within("write", tcp.write_all(req.as_bytes()))
         .await
         .expect("write");
