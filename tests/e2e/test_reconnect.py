@@ -413,8 +413,9 @@ def test_restart_page_shows_connection_lost_permanently(server_factory, client_t
 
     On main (e89e9ad) this FAILS at the first assert: the page embeds the pusher's token
     (300 s, still valid), so the new server accepts the reconnect, creates a new, empty
-    session with the old id and BokehJS replaces the plot by that empty document and shows
-    "Client connect was reestablished.".
+    session with the old id and BokehJS replaces the plot by that empty document (the failure
+    message shows ``roots []`` and "Reconnected websocket 0"; the green "Client connect was
+    reestablished." follows).
     """
     srv = server_factory(SERVER_ARGS, secret_key=SECRET)
     producer = NumpyProducer(clients, srv)
