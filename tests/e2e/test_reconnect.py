@@ -17,14 +17,14 @@ What BokehJS 3.9.2 does (read from the npm package @bokeh/bokehjs@3.9.2, build/j
 - the protocol Receiver is per ClientConnection and survives reconnects: a socket that ended
   in the middle of a message leaves the next socket unusable.
 
-Every test here fails on main as of e89e9ad; each docstring names the failing assertion.
+Every test here fails on main as of 0b221da; each docstring names the failing assertion.
 """
 from __future__ import annotations
 
 import base64
 import json
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -264,11 +264,33 @@ def wait_token_expired(token: str, limit: float) -> float:
 BOKEHJS_SEND_WHILE_CONNECTING = "Still in CONNECTING state"
 
 
-def overflow_then_resync(srv, producer: NumpyProducer, bp, burst: list[tuple[int, int]]) -> None:
-    """Load the page, let its token expire, block its main thread while ``burst``
-    ([(messages, rows per message)]) is streamed, until the server closes it for outbox
-    overflow; then assert that the page reconnected and holds exactly the server's data,
-    also after more streams."""
+def overflow_logged(srv) -> bool:
+    """plotwire's warning "viewer too slow: outbox full, ..." is in the server log."""
+    return "too slow" in srv.log_tail(400)
+
+
+def burst(messages: int, rows: int) -> Callable[[NumpyProducer, Any], None]:
+    """As fast as bokeh.client sends them: ``messages`` streams of ``rows`` rows."""
+    return lambda producer, srv: producer.stream(messages, rows)
+
+
+def paced_until_overflow(rows: int, interval: float, max_messages: int) -> Callable[[NumpyProducer, Any], None]:
+    """One stream of ``rows`` rows every ``interval`` s, slow enough for the server's writer
+    to keep up, until the server logs the overflow: the buffers to the stalled page fill first,
+    so when the outbox overflows the writer is blocked *inside* a message."""
+    def run(producer: NumpyProducer, srv: Any) -> None:
+        for _ in range(max_messages):
+            producer.stream(1, rows)
+            if overflow_logged(srv):
+                return
+            time.sleep(interval)
+    return run
+
+
+def overflow_then_resync(srv, producer: NumpyProducer, bp, make_overflow: Callable[[NumpyProducer, Any], None]) -> None:
+    """Load the page, let its token expire, block its main thread while ``make_overflow``
+    streams, until the server closes it for outbox overflow; then assert that the page
+    reconnected and holds exactly the server's data, also after more streams."""
     loaded_at = time.time()
     open_page(bp, page_url(srv, producer.sid))
     assert bp.page.evaluate(JS_SOURCE_LENGTH) == ROWS
@@ -283,12 +305,11 @@ def overflow_then_resync(srv, producer: NumpyProducer, bp, burst: list[tuple[int
     # stall the page, overflow its outbox
     bp.page.evaluate(JS_STALL, int(STALL_SECONDS * 1000))
     stalled_at = time.monotonic()
-    for messages, rows in burst:
-        producer.stream(messages, rows)
+    make_overflow(producer, srv)
     # informational only (plotwire's warn line "viewer too slow: outbox full ..."); the page-side
     # close below is what is asserted
     try:
-        wait_for(lambda: "too slow" in srv.log_tail(400), timeout=STALL_SECONDS, interval=0.1,
+        wait_for(lambda: overflow_logged(srv), timeout=STALL_SECONDS, interval=0.1,
                  desc="the server's overflow warning")
         overflow_after = f"{time.monotonic() - stalled_at:.1f}s"
     except AssertionError:
@@ -338,27 +359,27 @@ def test_overflow_close_resyncs_binary_columns_after_token_expiry(server_factory
     socket, which the page sees when it resumes: 1013 "viewer too slow: reconnect to resync",
     or 1006 when the close frame did not get through.
 
-    On main (e89e9ad) this FAILS at "page data == server data", in one of two ways (timing):
+    On main (0b221da) this FAILS at "page data == server data", in one of two ways (timing):
     - the close came at a message boundary (page sees 1013): the page embeds the *pusher's*
       token (300 s, still valid) instead of a fresh page token, so the reconnect is accepted,
       but the re-pull reply carries the numpy columns as binary buffers and BokehJS's
       ``replace_with_json`` drops them: "Failed to repull session Error: buffer for id=0 not
       found". The page keeps its stale document (it misses the rows streamed while it was
       stalled) and applies later streams on top of it;
-    - the close cut a message (page sees 1006): see the next test.
+    - the close cut a message (page sees 1006): see the next test, which forces that case.
     With page tokens minted at load (TOKEN_EXPIRATION s) but no reconnect grace it would fail
     at "the page reconnected" instead: BokehJS reconnects with the page's original token.
     """
     srv = server_factory(SERVER_ARGS, secret_key=SECRET)
     producer = NumpyProducer(clients, srv)
-    overflow_then_resync(srv, producer, browser_page, [(80, 10_000)])
+    overflow_then_resync(srv, producer, browser_page, burst(80, 10_000))
 
 
 def test_overflow_close_in_the_middle_of_a_message_still_resyncs(server_factory, client_tokens, clients,
                                                                   browser_page):
-    """Same as above, but the burst starts with one 24 MB stream (1.2M rows, rollover keeps
-    ROWS), larger than every buffer between the server and the stalled page, so the overflow
-    happens while the server's writer is blocked *inside* that message.
+    """Same as above, but the streams are paced (one 1 MB stream every 50 ms until the server
+    logs the overflow), so the buffers between the server and the stalled page fill before the
+    outbox does: when it overflows, the server's writer is blocked *inside* a message.
 
     BokehJS keeps one protocol Receiver per ClientConnection and never resets it on reconnect
     (protocol/receiver.js, client/connection.js:44): if the old socket ended mid-message, the
@@ -367,14 +388,14 @@ def test_overflow_close_in_the_middle_of_a_message_still_resyncs(server_factory,
     (InvalidAccessError), and the new socket stays open but dead. So the server must finish the
     message in flight before it closes a connection.
 
-    On main (e89e9ad) this FAILS at "page data == server data": the page shows
-    "Lost websocket 0 connection, 1006 ()", reconnects, then logs "Closing connection: Error:
+    On main (0b221da) this FAILS at "page data == server data" [3 of 3 runs]: the
+    page shows "Lost websocket 0 connection, 1006 ()", reconnects, then logs "Closing connection: Error:
     Expected binary fragment but received text fragment" plus an InvalidAccessError page error
     for every fragment, and keeps its stale document.
     """
     srv = server_factory(SERVER_ARGS, secret_key=SECRET)
     producer = NumpyProducer(clients, srv)
-    overflow_then_resync(srv, producer, browser_page, [(1, 1_200_000), (20, 10_000)])
+    overflow_then_resync(srv, producer, browser_page, paced_until_overflow(50_000, 0.05, 60))
 
 
 # ---------------------------------------------------------------------------
@@ -411,7 +432,7 @@ def test_restart_page_shows_connection_lost_permanently(server_factory, client_t
     the kill the page shows the "lost permanently" notification; no websocket opened after
     the kill stayed open; the new server did not create a session for the old id.
 
-    On main (e89e9ad) this FAILS at the first assert: the page embeds the pusher's token
+    On main (0b221da) this FAILS at the first assert: the page embeds the pusher's token
     (300 s, still valid), so the new server accepts the reconnect, creates a new, empty
     session with the old id and BokehJS replaces the plot by that empty document (the failure
     message shows ``roots []`` and "Reconnected websocket 0"; the green "Client connect was
@@ -467,7 +488,7 @@ def test_page_loaded_after_pusher_token_expired_renders_and_streams(server_facto
     server only checks expiry when a websocket opens, so the producer stays connected). A page
     loaded after that must render the pushed numpy data and receive new streams.
 
-    On main (e89e9ad) this FAILS at "the page renders": the page embeds the session's
+    On main (0b221da) this FAILS at "the page renders": the page embeds the session's
     *creator* token, i.e. the pusher's, already expired, so the page's websocket is closed at
     once without a status (1005) and BokehJS, whose first connect failed, never retries:
     "Failed to load Bokeh session ...: Error: Lost websocket connection, 1005 ()".
