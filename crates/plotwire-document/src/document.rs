@@ -71,6 +71,9 @@ pub enum ApplyError {
     /// A root event whose model is not a model.
     #[error("RootAdded needs a model, got something else")]
     NotAModel,
+    /// A document part that must be a model is something else.
+    #[error("{0} must be a model")]
+    NotAModelValue(&'static str),
     /// The document would hold more models than its limit.
     #[error(
         "the document would hold {count} models, more than the limit of {limit} (--max-models)"
@@ -198,6 +201,12 @@ impl Document {
         let mut out = Document::new();
         out.max_models = max_models;
         out.title = doc.title.unwrap_or_else(|| DEFAULT_TITLE.into());
+        if config
+            .as_ref()
+            .is_some_and(|c| !matches!(c, Value::Ref(_) | Value::Null))
+        {
+            return Err(ApplyError::NotAModelValue("config"));
+        }
         if let Some(Value::Ref(_)) = &config {
             // The sent config replaces the default one, even when it reuses its id (a
             // document pulled from plotwire and pushed back).
@@ -207,7 +216,7 @@ impl Document {
         for r in &roots {
             match r {
                 Value::Ref(id) => out.check_ref(id)?,
-                _ => return Err(ApplyError::NotAModel),
+                _ => return Err(ApplyError::NotAModelValue("every root")),
             }
         }
         out.roots = roots

@@ -312,18 +312,21 @@ impl Reader<'_> {
     }
 }
 
+/// The close a websocket-level error earns: 1009 for a frame or message past the
+/// limit, 1007 for text that is not UTF-8, 1002 for any other protocol violation. Other
+/// errors (the peer vanished) end the connection without a close.
 fn read_error(e: axum::Error) -> Option<Closing> {
     let inner = e.into_inner();
-    match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(c)) => Some(Closing {
-            code: 1009,
-            reason: format!("message too big: {c}"),
-        }),
+    let (code, what) = match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(c)) => (1009, format!("message too big: {c}")),
+        Some(tungstenite::Error::Utf8(e)) => (1007, format!("text is not UTF-8: {e}")),
+        Some(tungstenite::Error::Protocol(p)) => (1002, format!("websocket protocol error: {p}")),
         _ => {
             tracing::debug!(error = %inner, "websocket read error");
-            None
+            return None;
         }
-    }
+    };
+    Some(Closing { code, reason: what })
 }
 
 fn to_ws(f: plotwire_protocol::frame::Fragment) -> Option<Message> {

@@ -63,7 +63,47 @@ pub fn routes(state: Arc<AppState>) -> Router {
             "/{app}/autoload.js",
             get(autoload).options(autoload_options),
         )
+        .fallback(no_route)
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+async fn no_route() -> HttpError {
+    HttpError::not_found("no such route")
+}
+
+/// Most bytes of an error body that [`json_errors`] reads to wrap it.
+const ERROR_BODY_LIMIT: usize = 16 * 1024;
+
+/// Gives every error a JSON body `{"error": "..."}`, including the ones axum answers by
+/// itself (no route, wrong method, a path or query that does not parse, a websocket
+/// request without upgrade headers).
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, ERROR_BODY_LIMIT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let mut out = HttpError { status, message }.into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 fn now_epoch_secs() -> i64 {
@@ -73,8 +113,19 @@ fn now_epoch_secs() -> i64 {
         .unwrap_or(0)
 }
 
+/// Longest app name accepted.
+pub const MAX_APP_NAME: usize = 128;
+
+/// App names are what Bokeh apps are named after (a file or directory): letters, digits
+/// and `-_.~`, not starting with a dot, at most [`MAX_APP_NAME`] bytes, and not reserved.
 fn check_app(app: &str) -> Result<(), HttpError> {
-    if RESERVED.contains(&app) || app.is_empty() {
+    let valid = !app.is_empty()
+        && app.len() <= MAX_APP_NAME
+        && !app.starts_with('.')
+        && app
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b));
+    if RESERVED.contains(&app) || !valid {
         Err(HttpError::not_found(format!("{app:?} is not an app path")))
     } else {
         Ok(())

@@ -250,6 +250,22 @@ fn decode_array(
         ArrayData::Binary(b) => b.len() / dtype.size().max(1),
     };
     let shape = shape.unwrap_or_else(|| vec![len]);
+    if let ArrayData::List(items) = &data {
+        let expected = shape
+            .iter()
+            .try_fold(1usize, |acc, d| acc.checked_mul(*d))
+            .ok_or_else(|| malformed(tag, "shape too large"))?;
+        // A list body is flat or nested by its first dimension.
+        if expected != items.len() && shape.first() != Some(&items.len()) {
+            return Err(malformed(
+                tag,
+                format!(
+                    "shape {shape:?} does not match the {} items of the list",
+                    items.len()
+                ),
+            ));
+        }
+    }
     if let ArrayData::Binary(b) = &data {
         let expected = shape
             .iter()
