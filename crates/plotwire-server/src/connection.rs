@@ -6,7 +6,9 @@
 //!
 //! A Bokeh message is never cut short on the wire: BokehJS keeps a half-received
 //! message across its reconnect and then misreads every later message, so every close
-//! happens between messages.
+//! happens between messages. A close is also a handshake: after its close frame the
+//! connection keeps reading until the peer answers (or a timeout), because closing a TCP
+//! socket with unread input makes the kernel reset it and discard what was still unsent.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,9 +32,6 @@ const OVERFLOW_REASON: &str = "viewer too slow: reconnect to resync";
 /// The close code and reason sent to every websocket when the server shuts down.
 const SHUTDOWN_CLOSE: (u16, &str) = (1001, "server shutting down");
 
-/// How long a close frame may take to go out before the socket is simply dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-
 static CONN_COUNTER: AtomicU64 = AtomicU64::new(1);
 
 /// Settings a connection needs.
@@ -54,6 +53,14 @@ pub struct ConnectionSettings {
     pub max_decoded_bytes: usize,
     /// Most requests waiting for their replies.
     pub max_inflight: usize,
+}
+
+impl ConnectionSettings {
+    /// How long a blocked write may take to finish its message, and a close to be
+    /// answered, before the socket is dropped.
+    fn close_timeout(&self) -> Duration {
+        self.dead_peer_timeout.unwrap_or(Duration::from_secs(60))
+    }
 }
 
 /// Why the reader stopped, and how to close.
@@ -101,6 +108,7 @@ pub async fn run(
     let (sink, stream) = socket.split();
     let (close_tx, close_rx) = mpsc::channel::<Closing>(1);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (reader_done_tx, reader_done_rx) = watch::channel(false);
     let heard = Arc::new(Heard {
         opened: Instant::now(),
         last_ms: AtomicU64::new(0),
@@ -127,6 +135,7 @@ pub async fn run(
         },
         out_rx,
         stop_tx,
+        reader_done_rx,
         heard.clone(),
         settings.clone(),
     ));
@@ -138,6 +147,7 @@ pub async fn run(
         settings: &settings,
     };
     let closing = reader.run(stream, stop_rx, &heard).await;
+    reader_done_tx.send_replace(true);
     if let Some(c) = closing {
         crate::warn_limited!(session = %session.id, conn, code = c.code, reason = %c.reason, "closing connection");
         let _ = close_tx.send(c).await;
@@ -173,8 +183,19 @@ impl Reader<'_> {
                     Some(f) => f,
                     None => return None,
                 },
-                // The writer gave up on this connection.
-                _ = stop.wait_for(|s| *s) => return None,
+                // The writer is closing: read to the peer's close, so the socket is not
+                // reset with unread input.
+                _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {
+                    let drain = async {
+                        while let Some(Ok(m)) = stream.next().await {
+                            if matches!(m, Message::Close(_)) {
+                                break;
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(self.settings.close_timeout(), drain).await;
+                    return None;
+                }
             };
             heard.now();
             let fragment = match frame {
@@ -349,12 +370,12 @@ async fn send_message(sink: &mut Sink, msg: OutgoingMessage) -> bool {
     sink.flush().await.is_ok()
 }
 
-async fn close_with(sink: &mut Sink, code: u16, reason: String) {
+async fn close_with(sink: &mut Sink, code: u16, reason: String, within: Duration) {
     let frame = Message::Close(Some(CloseFrame {
         code,
         reason: reason.into(),
     }));
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await;
+    let _ = tokio::time::timeout(within, sink.send(frame)).await;
 }
 
 /// Everything besides the outbox that can end a connection.
@@ -406,6 +427,7 @@ async fn write_loop(
     mut stops: Stops,
     mut out: OutboxReceiver,
     stop: watch::Sender<bool>,
+    mut reader_done: watch::Receiver<bool>,
     heard: Arc<Heard>,
     settings: ConnectionSettings,
 ) {
@@ -417,26 +439,24 @@ async fn write_loop(
             .map(|t| (t / 4).max(Duration::from_millis(10))),
     );
     // A write that a stalled viewer blocks gets this long to finish its message.
-    let finish_within = settings
-        .dead_peer_timeout
-        .unwrap_or(Duration::from_secs(60));
+    let finish_within = settings.close_timeout();
     let mut pings_sent: u64 = 0;
     loop {
         tokio::select! {
             biased;
             c = stops.close.recv() => {
                 if let Some(c) = c {
-                    close_with(&mut sink, c.code, c.reason).await;
+                    close_with(&mut sink, c.code, c.reason, finish_within).await;
                 }
                 break;
             }
             Ok(()) = async { stops.shutdown.wait_for(|s| *s).await.map(|_| ()) } => {
-                close_with(&mut sink, SHUTDOWN_CLOSE.0, SHUTDOWN_CLOSE.1.into()).await;
+                close_with(&mut sink, SHUTDOWN_CLOSE.0, SHUTDOWN_CLOSE.1.into(), finish_within).await;
                 break;
             }
             Ok(code) = async { stops.ended.wait_for(Option::is_some).await.map(|c| *c) } => {
                 let code = code.unwrap_or(1011);
-                close_with(&mut sink, code, "session failed: reload the page".into()).await;
+                close_with(&mut sink, code, "session failed: reload the page".into(), finish_within).await;
                 break;
             }
             next = out.next() => match next {
@@ -469,13 +489,13 @@ async fn write_loop(
                         Some(true) => continue,
                         Some(false) => break,
                         None => {
-                            close_with(&mut sink, OVERFLOW_CLOSE_CODE, OVERFLOW_REASON.into()).await;
+                            close_with(&mut sink, OVERFLOW_CLOSE_CODE, OVERFLOW_REASON.into(), finish_within).await;
                             break;
                         }
                     }
                 }
                 Next::Overflowed => {
-                    close_with(&mut sink, OVERFLOW_CLOSE_CODE, OVERFLOW_REASON.into()).await;
+                    close_with(&mut sink, OVERFLOW_CLOSE_CODE, OVERFLOW_REASON.into(), finish_within).await;
                     break;
                 }
                 Next::Done => break,
@@ -491,6 +511,8 @@ async fn write_loop(
             },
         }
     }
+    // The reader drains to the peer's close; then the socket is closed.
     stop.send_replace(true);
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+    let _ = tokio::time::timeout(finish_within, reader_done.wait_for(|d| *d)).await;
+    let _ = tokio::time::timeout(finish_within, sink.close()).await;
 }
