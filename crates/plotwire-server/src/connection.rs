@@ -32,6 +32,10 @@ const OVERFLOW_REASON: &str = "viewer too slow: reconnect to resync";
 /// The close code and reason sent to every websocket when the server shuts down.
 const SHUTDOWN_CLOSE: (u16, &str) = (1001, "server shutting down");
 
+/// How long a connection closed for a bad message waits for the replies to its earlier
+/// requests.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 static CONN_COUNTER: AtomicU64 = AtomicU64::new(1);
 
 /// Settings a connection needs.
@@ -213,13 +217,21 @@ impl Reader<'_> {
                     }
                 }
                 Err(e) => {
+                    self.settle().await;
                     return Some(Closing {
                         code: e.close_code(),
                         reason: e.close_reason(),
-                    })
+                    });
                 }
             }
         }
+    }
+
+    /// Waits (bounded) until the owner has answered every request this connection made,
+    /// so that their replies go out before a close.
+    async fn settle(&self) {
+        let all = u32::try_from(self.settings.max_inflight.max(1)).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(SETTLE_TIMEOUT, self.inflight.acquire_many(all)).await;
     }
 
     /// Turns one assembled message into a request for the owner, or answers it here.
@@ -446,6 +458,15 @@ async fn write_loop(
             biased;
             c = stops.close.recv() => {
                 if let Some(c) = c {
+                    // Replies already queued go out before the close.
+                    while let Some(msg) = out.try_next() {
+                        let len = msg.total_len();
+                        let sent = tokio::time::timeout(finish_within, send_message(&mut sink, msg)).await;
+                        out.written(len);
+                        if !matches!(sent, Ok(true)) {
+                            break;
+                        }
+                    }
                     close_with(&mut sink, c.code, c.reason, finish_within).await;
                 }
                 break;

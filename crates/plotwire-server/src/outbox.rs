@@ -151,6 +151,11 @@ impl OutboxReceiver {
         }
     }
 
+    /// The next queued message, if one is waiting now.
+    pub fn try_next(&mut self) -> Option<OutgoingMessage> {
+        self.rx.try_recv().ok()
+    }
+
     /// Releases a message's bytes from the bound once it has been written out.
     pub fn written(&self, msg_len: usize) {
         self.shared
