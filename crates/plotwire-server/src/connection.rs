@@ -36,6 +36,12 @@ const SHUTDOWN_CLOSE: (u16, &str) = (1001, "server shutting down");
 /// requests.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a socket closed for a bad message stays open after its close frame. The
+/// reader may have stopped with input unread (a frame past the size limit), and closing
+/// a TCP socket with unread input resets it, which can destroy the close frame before the
+/// peer reads it.
+const LINGER_AFTER_BAD_INPUT: Duration = Duration::from_millis(500);
+
 static CONN_COUNTER: AtomicU64 = AtomicU64::new(1);
 
 /// Settings a connection needs.
@@ -453,6 +459,7 @@ async fn write_loop(
     // A write that a stalled viewer blocks gets this long to finish its message.
     let finish_within = settings.close_timeout();
     let mut pings_sent: u64 = 0;
+    let mut linger = false;
     loop {
         tokio::select! {
             biased;
@@ -468,6 +475,7 @@ async fn write_loop(
                         }
                     }
                     close_with(&mut sink, c.code, c.reason, finish_within).await;
+                    linger = true;
                 }
                 break;
             }
@@ -536,4 +544,7 @@ async fn write_loop(
     stop.send_replace(true);
     let _ = tokio::time::timeout(finish_within, reader_done.wait_for(|d| *d)).await;
     let _ = tokio::time::timeout(finish_within, sink.close()).await;
+    if linger {
+        tokio::time::sleep(LINGER_AFTER_BAD_INPUT).await;
+    }
 }
