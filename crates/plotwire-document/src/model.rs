@@ -106,6 +106,23 @@ pub fn column_pairs(v: &Value) -> Option<Vec<(String, Value)>> {
     }
 }
 
+/// In a map or dict of named entries, the first entry that cannot be a column, with why.
+fn first_non_column(v: &Value) -> Option<(String, ColumnError)> {
+    let check = |name: &str, v: &Value| {
+        crate::column::Column::from_value(v)
+            .err()
+            .map(|e| (name.to_owned(), e))
+    };
+    match v {
+        Value::Map(entries) => entries.iter().find_map(|(k, v)| match k {
+            Value::Str(k) => check(k, v),
+            _ => None,
+        }),
+        Value::Dict(fields) => fields.iter().find_map(|(k, v)| check(k, v)),
+        _ => None,
+    }
+}
+
 /// A model in the document.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -142,6 +159,12 @@ impl Model {
                     Value::Null
                 }
                 None => {
+                    if self.name.ends_with("DataSource") {
+                        // A source's data that is a table with a cell that is no column.
+                        if let Some(bad) = first_non_column(&value) {
+                            return Err(bad);
+                        }
+                    }
                     self.columns = None;
                     value
                 }

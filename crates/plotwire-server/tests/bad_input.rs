@@ -37,7 +37,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Ids of cases the server gets wrong today (see "fails today" in the doc). Remove an id
 /// once the server is fixed; `known_failing_cases` runs exactly these.
-const KNOWN_FAILING: &[&str] = &["DOC-14"];
+const KNOWN_FAILING: &[&str] = &[];
 
 /// The msgid of every bad Bokeh message, so that replies can be matched.
 const MSGID: &str = "bad";
