@@ -691,8 +691,9 @@ async fn browsers_pull_inline_bytes_producers_pull_buffers() {
         let s = v
             .as_str()
             .unwrap_or_else(|| panic!("inline bytes, got {v}"));
-        assert!(
-            gunzip_base64(s).len() % 8 == 0,
+        assert_eq!(
+            gunzip_base64(s).len() % 8,
+            0,
             "gzip + base64 of float64 data"
         );
     }
