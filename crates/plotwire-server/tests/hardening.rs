@@ -458,6 +458,84 @@ async fn the_websocket_past_max_websockets_gets_503() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Hole 5: dead peers, while a write to them is blocked
+// ---------------------------------------------------------------------------------------
+
+/// The index's connection count of session `id` of app `target`, if it is listed.
+async fn connections(port: u16, id: &str) -> Option<usize> {
+    let index = page(port, "/").await;
+    let at = index.find(&format!("target / {id}</a>"))?;
+    let rest = &index[at..];
+    let detail = rest.find("class=\"detail\">")? + "class=\"detail\">".len();
+    rest[detail..].split_whitespace().next()?.parse().ok()
+}
+
+// Hole 5: a viewer that stopped reading while the server was writing to it held its
+// connection and everything queued for it until the outbox overflowed (256 MiB by
+// default) or TCP gave up; the write that blocks on it must also notice the silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silent_viewer_is_dropped_even_while_a_write_to_it_is_blocked() {
+    let port = start(Config {
+        keep_alive: Some(Duration::from_millis(200)),
+        dead_peer_timeout: Some(Duration::from_millis(800)),
+        ..config()
+    })
+    .await;
+    let mut producer = connect(port, "blocked-write").await;
+    let (content, buffers) = cds_push("blocked", &f64s([0.0]));
+    push_with(&mut producer, &content, &buffers).await;
+    // Reads its ACK, then nothing: no pongs, and its socket buffers fill.
+    let mut silent = connect(port, "blocked-write").await;
+    let mut live = connect(port, "blocked-write").await;
+    let batch = f64s((0..128 * 1024).map(f64::from)); // 1 MiB
+    let (content, buffers) = cds_stream(&batch);
+    let started = Instant::now();
+    // 32 MiB: far more than the loopback socket buffers hold.
+    for _ in 0..32 {
+        let id = producer.send(MsgType::PatchDoc, &content, &buffers).await;
+        producer.expect_reply("OK", &id).await;
+        live.expect("PATCH-DOC").await;
+    }
+    let dropped = within("the silent viewer to be dropped", async {
+        loop {
+            // The producer and the live viewer remain.
+            if connections(port, "blocked-write").await == Some(2) {
+                return started.elapsed();
+            }
+            // The producer and the live viewer answer pings by reading.
+            let wait = Duration::from_millis(50);
+            let _ = tokio::join!(
+                tokio::time::timeout(wait, live.ws.next()),
+                tokio::time::timeout(wait, producer.ws.next())
+            );
+        }
+    })
+    .await;
+    assert!(
+        dropped < Duration::from_secs(4),
+        "dropped after {dropped:?}"
+    );
+    // Reading again, the silent viewer finds its connection over.
+    let ended = within("the silent viewer's end", async {
+        loop {
+            match silent.ws.next().await {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    let () = ended;
+    // The others are unaffected.
+    producer
+        .patch_ok(json!([{"kind": "TitleChanged", "title": "still here"}]))
+        .await;
+    assert_eq!(live.expect("PATCH-DOC").await.kinds(), ["TitleChanged"]);
+    producer.close().await;
+    live.close().await;
+}
+
+// ---------------------------------------------------------------------------------------
 // Hole 8: big pulls off the owner, in order
 // ---------------------------------------------------------------------------------------
 
