@@ -280,6 +280,15 @@ impl Client {
         .await;
     }
 
+    /// After the server's close frame: reads on, which sends tungstenite's close reply (as
+    /// a browser answers a close), until the server ends the connection.
+    async fn answer_close(&mut self) {
+        within("the end after the close handshake", async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+
     /// A PULL-DOC-REQ round trip.
     async fn pull(&mut self) {
         self.send("pull", "PULL-DOC-REQ", "{}").await;
@@ -339,8 +348,7 @@ async fn sigterm_and_sigint_close_websockets_with_1001_and_exit_within_the_grace
             "SIG{signal}: the close came only after {:?}",
             signalled.elapsed()
         );
-        // Answer the close, as BokehJS does.
-        let _ = within("closing", client.ws.close(None)).await;
+        client.answer_close().await;
         let status = server
             .exit_within(Duration::from_millis(GRACE_MS) + Duration::from_secs(2))
             .await;
@@ -365,7 +373,7 @@ async fn a_shutdown_with_only_websockets_open_is_quick() {
             c.next_non_ping().await,
             Got::Close(Some(u16::from(CloseCode::Away)))
         );
-        let _ = within("closing", c.ws.close(None)).await;
+        c.answer_close().await;
     }
     let status = server.exit_within(Duration::from_secs(5)).await;
     assert!(status.success(), "exit status {status:?}");
@@ -465,7 +473,7 @@ async fn a_shutdown_with_a_blocked_stdout_still_exits() {
         flooder.next_non_ping().await,
         Got::Close(Some(u16::from(CloseCode::Away)))
     );
-    let _ = within("closing", flooder.ws.close(None)).await;
+    flooder.answer_close().await;
     let status = server.exit_within(Duration::from_secs(5)).await;
     assert!(status.success(), "exit status {status:?}");
 }
