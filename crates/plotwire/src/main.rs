@@ -218,12 +218,26 @@ fn init_logging(
     Ok(guard)
 }
 
+/// How long the exit waits for the log writer to flush.
+const LOG_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Flushes the log writer, for at most [`LOG_FLUSH_TIMEOUT`]: with stdout blocked, the
+/// writer never finishes, and the process must still exit.
+fn finish_logging(guard: tracing_appender::non_blocking::WorkerGuard) {
+    let (done, flushed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(guard);
+        let _ = done.send(());
+    });
+    let _ = flushed.recv_timeout(LOG_FLUSH_TIMEOUT);
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let _log_guard = match init_logging(&args.log_level, args.log_format) {
+            let log_guard = match init_logging(&args.log_level, args.log_format) {
                 Ok(g) => g,
                 Err(e) => {
                     eprintln!("plotwire: {e}");
@@ -239,6 +253,7 @@ async fn main() -> ExitCode {
                 );
             })
             .await;
+            finish_logging(log_guard);
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

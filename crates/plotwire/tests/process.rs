@@ -465,7 +465,6 @@ async fn a_stdout_nobody_reads_never_blocks_the_server() {
 // println!s the failure to stdout, whose lock the writer thread holds while blocked on
 // the full pipe: the main thread waits forever and SIGTERM never ends the process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: with stdout blocked and the log buffer full, SIGTERM hangs in WorkerGuard::drop (println! on the locked stdout)"]
 async fn a_shutdown_with_a_blocked_stdout_still_exits() {
     let (mut server, mut flooder) = flooded_server().await;
     server.signal("TERM");
