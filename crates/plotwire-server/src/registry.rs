@@ -8,9 +8,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use plotwire_document::Document;
-
 use crate::session::{self, SessionHandle, SessionLimits};
+
+/// What a session that does not exist yet starts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// An empty document, as a new Bokeh session of an empty app.
+    Empty,
+    /// The notice that the session has ended ([`session::ended_document`]), for a browser
+    /// that reconnects to a session the server no longer has.
+    Ended,
+    /// Like `Empty`, and a session that only holds the ended notice is replaced: a page
+    /// load starts the session over.
+    Fresh,
+}
 
 /// A summary of one live session, for the index page.
 #[derive(Debug, Clone)]
@@ -63,26 +74,32 @@ impl Registry {
         self.lock().get(&(app.to_owned(), id.to_owned())).cloned()
     }
 
-    /// The session `id` of `app`, created if it does not exist, holding `seed` (or an
-    /// empty document). With `attach`, the new connection is counted before the lock
-    /// is released, so the reaper can never discard a session that is being joined.
+    /// The session `id` of `app`, created as `start` says if it does not exist. With
+    /// `attach`, the new connection is counted before the lock is released, so the reaper
+    /// can never discard a session that is being joined.
     pub fn get_or_create(
         self: &Arc<Self>,
         app: &str,
         id: &str,
         attach: bool,
-        seed: impl FnOnce() -> Option<Document>,
+        start: Start,
     ) -> Arc<SessionHandle> {
         self.start_reaper();
         let key: Key = (app.to_owned(), id.to_owned());
         let mut created = None;
         let handle = {
             let mut map = self.lock();
+            if start == Start::Fresh && map.get(&key).is_some_and(|h| h.is_ended_notice()) {
+                map.remove(&key);
+            }
             let handle = map
                 .entry(key.clone())
                 .or_insert_with(|| {
+                    let seed = (start == Start::Ended)
+                        .then(session::ended_document)
+                        .flatten();
                     let (handle, task) =
-                        session::spawn(id.to_owned(), app.to_owned(), &self.limits, seed());
+                        session::spawn(id.to_owned(), app.to_owned(), &self.limits, seed);
                     let handle = Arc::new(handle);
                     created = Some((Arc::downgrade(&handle), task));
                     handle
@@ -225,8 +242,8 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_owner_ends_its_connections_and_is_removed() {
         let reg = registry();
-        let other = reg.get_or_create("app", "other", false, || None);
-        let s = reg.get_or_create("app", "s1", true, || None);
+        let other = reg.get_or_create("app", "other", false, Start::Empty);
+        let s = reg.get_or_create("app", "s1", true, Start::Empty);
         let (out, mut rx) = outbox(16, 1 << 20);
         assert!(
             s.send(Command::Join {
@@ -254,7 +271,7 @@ mod tests {
         }
         assert!(reg.get("app", "s1").is_none());
         // A new session with the same id works; the other session never noticed.
-        let again = reg.get_or_create("app", "s1", false, || None);
+        let again = reg.get_or_create("app", "s1", false, Start::Empty);
         assert!(!Arc::ptr_eq(&again, &s));
         assert!(again.describe().await.is_some());
         assert!(other.describe().await.is_some());
@@ -262,11 +279,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_page_load_replaces_an_ended_notice_but_a_reconnect_does_not() {
+        let reg = registry();
+        let ended = reg.get_or_create("app", "lost", true, Start::Ended);
+        assert!(ended.is_ended_notice());
+        let info = ended.describe().await.unwrap();
+        assert_eq!(info.title, "Session ended");
+        let rejoined = reg.get_or_create("app", "lost", true, Start::Ended);
+        assert!(Arc::ptr_eq(&ended, &rejoined));
+        let page = reg.get_or_create("app", "lost", false, Start::Fresh);
+        assert!(!Arc::ptr_eq(&ended, &page));
+        assert!(!page.is_ended_notice());
+        assert!(page.describe().await.unwrap().roots.is_empty());
+        // A live session is never replaced by a page load.
+        assert!(Arc::ptr_eq(
+            &page,
+            &reg.get_or_create("app", "lost", false, Start::Fresh)
+        ));
+    }
+
+    #[tokio::test]
     async fn sessions_belong_to_their_app() {
         let reg = registry();
-        let a = reg.get_or_create("a", "id", false, || None);
+        let a = reg.get_or_create("a", "id", false, Start::Empty);
         assert!(reg.get("b", "id").is_none());
-        let b = reg.get_or_create("b", "id", false, || None);
+        let b = reg.get_or_create("b", "id", false, Start::Empty);
         assert!(!Arc::ptr_eq(&a, &b));
         assert_eq!(reg.len(), 2);
     }

@@ -11,9 +11,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use plotwire_document::Document;
-use plotwire_protocol::codec::Buffers;
-use plotwire_protocol::event::decode_doc_message;
 use plotwire_protocol::token;
 use rand::Rng;
 use tokio::sync::{watch, Semaphore};
@@ -23,7 +20,7 @@ use crate::connection::{self, ConnectionSettings};
 use crate::error::HttpError;
 use crate::origin;
 use crate::pages;
-use crate::registry::Registry;
+use crate::registry::{Registry, Start};
 use crate::session::{PeerKind, SessionHandle};
 
 /// Bytes tungstenite reads from a websocket at a time.
@@ -202,7 +199,10 @@ fn page_session(
 ) -> Result<(Arc<SessionHandle>, String), HttpError> {
     check_app(app)?;
     let (sid, tok) = resolve_session(state, query, headers)?;
-    Ok((state.registry.get_or_create(app, &sid, false, || None), tok))
+    Ok((
+        state.registry.get_or_create(app, &sid, false, Start::Fresh),
+        tok,
+    ))
 }
 
 async fn app_page(
@@ -437,23 +437,12 @@ async fn websocket(
         // the websocket. So a browser asking for a session that does not exist lost it
         // (a restart, or it was discarded): it gets a document that says so, instead of
         // an empty one or a silently stale plot.
-        let session = registry.get_or_create(&app, &payload.session_id, true, || {
-            (kind == PeerKind::Browser).then(ended_document).flatten()
-        });
+        let start = match kind {
+            PeerKind::Browser => Start::Ended,
+            PeerKind::Producer => Start::Empty,
+        };
+        let session = registry.get_or_create(&app, &payload.session_id, true, start);
         connection::run(socket, session, kind, settings, state2.shutdown.clone()).await;
         drop(permit);
     }))
-}
-
-/// The text shown in a page whose session is gone.
-pub const ENDED_TEXT: &str = "This session has ended: the server restarted or discarded it. Reload the page to start a new one.";
-
-/// The document of a lost session: one root `Div` saying so.
-fn ended_document() -> Option<Document> {
-    let content = format!(
-        r#"{{"doc":{{"title":"Session ended","roots":[{{"type":"object","name":"Div","id":"plotwire-session-ended","attributes":{{"text":{}}}}}]}}}}"#,
-        serde_json::Value::String(ENDED_TEXT.to_owned())
-    );
-    let doc = decode_doc_message(content.as_bytes(), &Buffers::new()).ok()?;
-    Document::from_doc_json(doc).ok()
 }

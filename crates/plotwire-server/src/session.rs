@@ -136,6 +136,7 @@ pub struct SessionHandle {
     connections: AtomicUsize,
     last_left: Mutex<Instant>,
     ended: watch::Sender<Option<u16>>,
+    ended_notice: bool,
 }
 
 impl SessionHandle {
@@ -205,6 +206,11 @@ impl SessionHandle {
         self.ended.send_replace(Some(code));
     }
 
+    /// Whether the session was made to hold the notice that it had ended.
+    pub fn is_ended_notice(&self) -> bool {
+        self.ended_notice
+    }
+
     /// Resolves with a close code once the session has ended abnormally.
     pub fn ended(&self) -> watch::Receiver<Option<u16>> {
         self.ended.subscribe()
@@ -244,8 +250,25 @@ pub fn error_message(reqid: &str, text: &str) -> OutgoingMessage {
     encode_message(&next_msgid(), MsgType::Error, Some(reqid), content, &[])
 }
 
-/// Starts the owner task of a new session, holding `doc` (an empty document when
-/// `None`). Returns its handle and the task, which ends when every handle is gone, or
+/// The text shown in a page whose session is gone.
+pub const ENDED_TEXT: &str = "This session has ended: the server restarted or discarded it. Reload the page to start a new one.";
+
+/// The document of a lost session: one root `Div` saying so.
+pub fn ended_document() -> Option<plotwire_document::Document> {
+    let content = format!(
+        r#"{{"doc":{{"title":"Session ended","roots":[{{"type":"object","name":"Div","id":"plotwire-session-ended","attributes":{{"text":{}}}}}]}}}}"#,
+        serde_json::Value::String(ENDED_TEXT.to_owned())
+    );
+    let doc = plotwire_protocol::event::decode_doc_message(
+        content.as_bytes(),
+        &plotwire_protocol::codec::Buffers::new(),
+    )
+    .ok()?;
+    plotwire_document::Document::from_doc_json(doc).ok()
+}
+
+/// Starts the owner task of a new session, holding `doc` (the notice of
+/// [`ended_document`]) or an empty document when `None`. Returns its handle and the task, which ends when every handle is gone, or
 /// early if the owner panicked.
 pub fn spawn(
     id: String,
@@ -255,6 +278,7 @@ pub fn spawn(
 ) -> (SessionHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(limits.queue_commands.max(1));
     let (ended, _) = watch::channel(None);
+    let ended_notice = doc.is_some();
     let mut doc = doc.unwrap_or_default();
     doc.set_max_models(limits.max_models);
     let task = tokio::spawn(crate::owner::run(id.clone(), doc, rx));
@@ -267,6 +291,7 @@ pub fn spawn(
         connections: AtomicUsize::new(0),
         last_left: Mutex::new(Instant::now()),
         ended,
+        ended_notice,
     };
     (handle, task)
 }

@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use plotwire_protocol::frame::Fragment;
 use plotwire_protocol::message::MsgType;
 use plotwire_protocol::token::{decode_token, generate_token};
-use plotwire_server::routes::ENDED_TEXT;
+use plotwire_server::session::ENDED_TEXT;
 use plotwire_server::{Config, SessionIdMode};
 use serde_json::{json, Value as Json};
 use support::*;
@@ -729,11 +729,10 @@ async fn a_browser_on_a_lost_session_is_told_it_ended() {
     viewer.close().await;
 }
 
-// Lost sessions: ENDED_TEXT tells the user to reload the page, but a page whose URL names
-// the session (?bokeh-session-id=, as every index link does) reloads into the ended
-// document, which the reconnecting browser has just created under that id.
+// Lost sessions: ENDED_TEXT tells the user to reload the page, and a page whose URL names
+// the session (?bokeh-session-id=, as every index link does) must then start over, not
+// serve the ended notice that the reconnecting browser made under that id again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "server bug: reloading ?bokeh-session-id=X after a lost session serves the 'session ended' document again"]
 async fn reloading_a_lost_sessions_page_starts_over() {
     let port = start(config()).await;
     let mut browser = connect_browser(port, "lost-then-reloaded").await;

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use plotwire_protocol::message::MsgType;
-use plotwire_protocol::token::{generate_token, sign_session_id, token_session_id};
+use plotwire_protocol::token::{
+    check_token_signature, decode_token_claims, generate_token, sign_session_id, token_session_id,
+};
 use plotwire_server::{Config, SessionIdMode};
 use serde_json::{json, Value as Json};
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -622,10 +624,10 @@ async fn signed_sessions_need_signed_tokens() {
     let (status, _, body) = http_get(port, &format!("/target/?bokeh-session-id={signed_id}")).await;
     assert_eq!(status, 200);
     let page = String::from_utf8(body).expect("UTF-8");
-    assert!(
-        page.contains(&good),
-        "the page embeds the session's creator token"
-    );
+    // The page embeds a token minted for it: for the same session, correctly signed.
+    let embedded = token_in(&page);
+    assert_eq!(token_session_id(&embedded).expect("a token"), signed_id);
+    assert!(check_token_signature(&embedded, secret));
     c.close().await;
 }
 
@@ -846,16 +848,10 @@ async fn http_routes() {
     let (status, _, body) = http_get(port, "/target/?bokeh-session-id=abc").await;
     assert_eq!(status, 200);
     let page = String::from_utf8(body).expect("UTF-8");
-    let token_in = |page: &str| -> String {
-        let at = page.find("\"token\"").expect("a token in the page");
-        let rest = &page[at + 7..];
-        let start = rest.find('"').expect("token value") + 1;
-        let end = start + rest[start..].find('"').expect("token end");
-        rest[start..end].to_owned()
-    };
     assert_eq!(token_session_id(&token_in(&page)).expect("a token"), "abc");
 
-    // A pushed session: its pages embed the pusher's token.
+    // A pushed session: its pages embed a token minted at load, for that session (issue
+    // 6, hole 9: never the pusher's, which expires).
     let pusher_token = token("pushed-page");
     let mut pusher = connect_raw(port, &pusher_token, None).await;
     pusher.expect_ack().await;
@@ -863,7 +859,12 @@ async fn http_routes() {
     let (status, _, body) = http_get(port, "/target/?bokeh-session-id=pushed-page").await;
     assert_eq!(status, 200);
     let page = String::from_utf8(body).expect("UTF-8");
-    assert_eq!(token_in(&page), pusher_token, "the creator's token");
+    let embedded = decode_token_claims(&token_in(&page)).expect("a token");
+    assert_eq!(embedded.session_id, "pushed-page");
+    assert!(
+        embedded.session_expiry.is_some_and(|e| e >= now() + 299),
+        "{embedded:?}"
+    );
     assert!(page.contains("p1062"), "the page names the root");
     assert!(page.contains("<title>pushed doc</title>"), "the page title");
 
@@ -877,4 +878,13 @@ async fn http_routes() {
         "{index}"
     );
     pusher.close().await;
+}
+
+/// The token a served page embeds.
+fn token_in(page: &str) -> String {
+    let at = page.find("\"token\"").expect("a token in the page");
+    let rest = &page[at + 7..];
+    let start = rest.find('"').expect("token value") + 1;
+    let end = start + rest[start..].find('"').expect("token end");
+    rest[start..end].to_owned()
 }
