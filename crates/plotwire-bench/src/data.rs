@@ -500,6 +500,34 @@ pub fn read_relay(
 /// # Errors
 /// The reply is not a PULL-DOC-REPLY, does not decode, or its data is not as expected.
 pub fn check_pulled(reply: &RawMessage, first: u64, len: usize, batch_points: usize) -> Result<()> {
+    with_pulled(reply, |x, y| check_snapshot(x, y, first, len, batch_points))
+}
+
+/// Checks the ColumnDataSource of a pulled document whose extent is not known in
+/// advance (a viewer that attaches mid-stream, after rollover): its `y` must be
+/// consecutive indices from whatever the first is, in batches of `batch_points`.
+/// Returns the index the next relayed batch must start at (0 for empty columns).
+///
+/// # Errors
+/// As [`check_pulled`].
+pub fn check_pulled_any(reply: &RawMessage, batch_points: usize) -> Result<u64> {
+    with_pulled(reply, |x, y| {
+        let len = y.len();
+        let first = match y.get(0) {
+            None if len == 0 => 0,
+            None => return Err(err("y[0] is not a number")),
+            Some(y0) => exact_u64(y0).context(|| format!("y[0] = {y0} is not an index"))?,
+        };
+        check_snapshot(x, y, first, len, batch_points)?;
+        Ok(first + len as u64)
+    })
+}
+
+/// Decodes a PULL-DOC-REPLY and hands its ColumnDataSource's `x` and `y` to `check`.
+fn with_pulled<T>(
+    reply: &RawMessage,
+    check: impl FnOnce(&Column<'_>, &Column<'_>) -> Result<T>,
+) -> Result<T> {
     if reply.kind() != Some(MsgType::PullDocReply) {
         return Err(err(format!(
             "PULL-DOC-REQ answered by {}",
@@ -530,7 +558,7 @@ pub fn check_pulled(reply: &RawMessage, first: u64, len: usize, batch_points: us
         _ => ("", v),
     });
     let (x, y) = xy(named)?;
-    check_snapshot(&x, &y, first, len, batch_points)
+    check(&x, &y)
 }
 
 /// Checks whole columns: `len` points, `y` = `first..first+len`, `x` constant inside each

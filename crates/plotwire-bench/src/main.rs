@@ -13,6 +13,8 @@
 //! 4. browser: `bench/browser_workload.py` (BokehJS in Chromium, `bokeh.client` producer);
 //! 5. slow viewer: fan-out to 100 viewers, with and without one that never reads.
 //!
+//! `plotwire-bench soak` is a separate long run against plotwire alone, see [`soak`].
+//!
 //! `--quick` is a smoke run that asserts correctness only (exit status 1 on any loss,
 //! reordering, corruption or failure), never speed.
 
@@ -25,6 +27,7 @@ mod fanout;
 mod ingest;
 mod report;
 mod servers;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use plotwire_protocol::message::MsgType;
 use tokio::time::Instant;
 
@@ -75,6 +78,18 @@ struct Cli {
     /// (`results-quick.json` with `--quick`).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// `soak`: a long run against plotwire alone instead of the workloads.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Runs other than the comparison.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// One long run against `plotwire serve` alone (default an hour): a producer streaming
+    /// at a fixed rate, steady, churning and stalled viewers; samples the server's RSS and
+    /// open files, checks every batch, and fails unless there is no error and RSS is flat.
+    Soak(soak::SoakArgs),
 }
 
 /// Which server `--only` keeps.
@@ -1199,7 +1214,12 @@ fn main() -> ExitCode {
     // both servers.
     let outcome = runtime.block_on(async {
         tokio::select! {
-            result = run(&cli) => result,
+            result = async {
+                match &cli.command {
+                    Some(Command::Soak(args)) => soak::run(args).await,
+                    None => run(&cli).await,
+                }
+            } => result,
             _ = tokio::signal::ctrl_c() => Err(err("interrupted")),
         }
     });
