@@ -253,15 +253,7 @@ pub fn decode_token(token: &str) -> Result<TokenPayload, TokenError> {
             object.insert(key, value);
         }
     }
-    let session_expiry = match object.shift_remove("session_expiry") {
-        None => None,
-        Some(value) => Some(expiry_from_json(&value)?),
-    };
-    Ok(TokenPayload {
-        session_id,
-        session_expiry,
-        extra: object,
-    })
+    into_payload(session_id, object)
 }
 
 /// Decodes a token's `session_id` and `session_expiry` only, leaving the extra payload
@@ -277,6 +269,14 @@ pub fn decode_token(token: &str) -> Result<TokenPayload, TokenError> {
 pub fn decode_token_claims(token: &str) -> Result<TokenPayload, TokenError> {
     let mut object = decode_first_segment(token)?;
     let session_id = take_session_id(&mut object)?;
+    into_payload(session_id, object)
+}
+
+/// The payload of a decoded object: `session_expiry` taken out, the rest kept as extra.
+fn into_payload(
+    session_id: String,
+    mut object: Map<String, Value>,
+) -> Result<TokenPayload, TokenError> {
     let session_expiry = match object.shift_remove("session_expiry") {
         None => None,
         Some(value) => Some(expiry_from_json(&value)?),
