@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Benchmarks plotwire against `bokeh serve` 3.9.2 in the same run: five workloads (ingest,
-# fan-out, big document, browser, slow viewer), a table of both figures, their ratio and
-# plotwire's targets on stdout, and the same as JSON in target/bench/results.json.
+# Benchmarks plotwire against `bokeh serve` 3.9.2 in the same run: six workloads (ingest,
+# fan-out, big document, browser, slow viewer, pull interference), a table of both figures,
+# their ratio and plotwire's targets on stdout, and the same as JSON in
+# target/bench/results.json.
 #
 #   scripts/bench.sh                    # full run, release build
 #   scripts/bench.sh --quick            # smoke run: correctness only, a few seconds per workload

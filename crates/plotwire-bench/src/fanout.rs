@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use plotwire_protocol::message::MsgType;
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
 
@@ -212,12 +212,29 @@ async fn read_viewer(rx: &mut Receiver, deadline: Instant, max_messages: u64) ->
     result
 }
 
+/// The streaming window of a fan-out run: when its first batch is due and when the
+/// producer stops.
+pub type Window = (Instant, Instant);
+
 /// Runs one fan-out on `server`.
 ///
 /// # Errors
 /// Set-up failures (connect, PUSH-DOC, PULL-DOC), too few open files, a producer that
 /// fails for another reason than the time bound.
 pub async fn run(server: &ServerProcess, spec: FanoutSpec) -> Result<Fanout> {
+    run_with(server, spec, None).await
+}
+
+/// [`run`], telling `window` (once every viewer is attached) when the producer streams,
+/// so that other load can overlap the stream exactly.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with(
+    server: &ServerProcess,
+    spec: FanoutSpec,
+    window: Option<oneshot::Sender<Window>>,
+) -> Result<Fanout> {
     let endpoint = server.endpoint.clone();
     let needed = spec.viewers as u64 + 64;
     if let Some(limit) = open_files_limit() {
@@ -302,6 +319,10 @@ pub async fn run(server: &ServerProcess, spec: FanoutSpec) -> Result<Fanout> {
     let start = Instant::now();
     let stream_end = start + spec.duration;
     let viewer_deadline = stream_end + spec.drain;
+    if let Some(window) = window {
+        // A receiver that is gone only means nobody overlaps the stream.
+        let _ = window.send((start, stream_end));
+    }
     let max_messages = planned + 1000;
     let mut tasks: JoinSet<ViewerResult> = JoinSet::new();
     for mut conn in viewers {

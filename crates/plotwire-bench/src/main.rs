@@ -11,7 +11,9 @@
 //! 2. fan-out: 100 points at 50 batches/s to K = 1, 10, 100, 1000 raw viewers;
 //! 3. big document: a fresh viewer pulls 1e6 and 1e7 points;
 //! 4. browser: `bench/browser_workload.py` (BokehJS in Chromium, `bokeh.client` producer);
-//! 5. slow viewer: fan-out to 100 viewers, with and without one that never reads.
+//! 5. slow viewer: fan-out to 100 viewers, with and without one that never reads;
+//! 6. pull interference: fan-out to 10 viewers, without and then with another session's
+//!    1e7-point document pulled three times in a row, round after round.
 //!
 //! `plotwire-bench soak` is a separate long run against plotwire alone, see [`soak`].
 //!
@@ -25,6 +27,7 @@ mod data;
 mod error;
 mod fanout;
 mod ingest;
+mod pulls;
 mod report;
 mod servers;
 mod soak;
@@ -46,6 +49,7 @@ use crate::data::{start_clock, Encoding};
 use crate::error::{err, Context, Result};
 use crate::fanout::{Fanout, FanoutSpec};
 use crate::ingest::{Ingest, IngestSpec};
+use crate::pulls::{PullInterference, PullSpec, PULLS_PER_ROUND};
 use crate::report::{ms, number, quantile, Better, Figure, Row, Target};
 use crate::servers::{
     free_port, start_bokeh, start_plotwire, ServerProcess, UsageReport, SESSION_CLEANUP,
@@ -114,6 +118,8 @@ enum Workload {
     Browser,
     /// 5: fan-out with a stalled viewer.
     Slow,
+    /// 6: fan-out while another session's big document is pulled.
+    PullInterference,
 }
 
 /// The largest websocket message both servers accept (the 1e7-point push is 160 MB).
@@ -128,6 +134,7 @@ struct Params {
     slow_viewers: usize,
     big_points: Vec<usize>,
     big_budget: Duration,
+    pulls: PullSpec,
     browser_limit: Duration,
     startup: Duration,
     /// Whether to wait for each run's sessions to be dropped (full runs: RSS figures).
@@ -205,6 +212,16 @@ impl Params {
                 vec![1_000_000, 10_000_000]
             },
             big_budget: Duration::from_secs(if quick { 60 } else { 180 }),
+            pulls: PullSpec {
+                doc_points: if quick { 100_000 } else { 10_000_000 },
+                fanout: FanoutSpec {
+                    viewers: 10,
+                    duration: Duration::from_secs(if quick { 2 } else { 10 }),
+                    ..fanout
+                },
+                budget: Duration::from_secs(if quick { 60 } else { 180 }),
+                settle: Duration::from_secs(if quick { 5 } else { 30 }),
+            },
             browser_limit: Duration::from_secs(if quick { 90 } else { 240 }),
             startup: Duration::from_secs(60),
             cleanup: !quick,
@@ -225,6 +242,7 @@ struct Results {
     slow: Outcome<Fanout>,
     big: Vec<Outcome<BigDoc>>,
     browser: Outcome<Browser>,
+    pulls: Outcome<PullInterference>,
     rss_idle_kib: Option<u64>,
 }
 
@@ -413,6 +431,48 @@ fn fanout_summary(f: &Fanout, strict: bool) -> (String, Option<String>) {
     }
     if strict && f.sent == 0 {
         problems.push("no batch was sent".to_owned());
+    }
+    (line, (!problems.is_empty()).then(|| problems.join("; ")))
+}
+
+/// The progress line of a pull-interference run, and its correctness problems if any
+/// (either phase's, as [`fanout_summary`], and the pulled documents'). `strict` also
+/// requires at least one pull.
+fn pulls_summary(r: &PullInterference, strict: bool) -> (String, Option<String>) {
+    let (without, without_problem) = fanout_summary(&r.without, strict);
+    let (with, with_problem) = fanout_summary(&r.with, strict);
+    let p = &r.pulls;
+    let ratio = match (
+        quantile(&r.without.latencies, 0.99),
+        quantile(&r.with.latencies, 0.99),
+    ) {
+        (Some(a), Some(b)) if !a.is_zero() => format!("{:.2}", b.as_secs_f64() / a.as_secs_f64()),
+        _ => "?".to_owned(),
+    };
+    let line = format!(
+        "{} points pushed in {:.1} ms; {} pulls in {} rounds ({} started while streaming), \
+         mean {:.1} ms, {:.1} MB read; p99 with/without pulls {ratio}; without pulls: \
+         {without}; with pulls: {with}",
+        r.doc_points,
+        ms(r.push),
+        p.times.len(),
+        p.rounds,
+        p.overlapping,
+        p.mean().map_or(0.0, ms),
+        p.bytes as f64 / 1e6,
+    );
+    let mut problems: Vec<String> = Vec::new();
+    if let Some(e) = without_problem {
+        problems.push(format!("without pulls: {e}"));
+    }
+    if let Some(e) = with_problem {
+        problems.push(format!("with pulls: {e}"));
+    }
+    if let Some(e) = &p.check {
+        problems.push(e.clone());
+    }
+    if strict && p.overlapping == 0 {
+        problems.push("no pull overlapped the stream".to_owned());
     }
     (line, (!problems.is_empty()).then(|| problems.join("; ")))
 }
@@ -659,6 +719,28 @@ async fn run(cli: &Cli) -> Result<(String, bool)> {
             s.results.browser = Some(outcome);
         }
         timings.push(("4 browser".to_owned(), t.elapsed()));
+    }
+
+    if wants(Workload::PullInterference) {
+        let t = Instant::now();
+        let title = format!(
+            "6 pull interference, {} points",
+            points_label(p.pulls.doc_points)
+        );
+        for s in &mut subjects {
+            let fut = pulls::run(&s.server, p.pulls);
+            let outcome = attempt(
+                &s.server,
+                &mut s.problems,
+                &title,
+                p.settle(),
+                |r| pulls_summary(r, strict),
+                fut,
+            )
+            .await;
+            s.results.pulls = Some(outcome);
+        }
+        timings.push(("6 pull interference".to_owned(), t.elapsed()));
     }
 
     let none = Results::default();
@@ -1059,6 +1141,89 @@ fn rows(p: &Params, pw: &Results, bk: &Results, quick: bool) -> Vec<Row> {
         ));
     }
 
+    {
+        let q = &p.pulls;
+        let w = format!(
+            "6 pull interference: K={}, {} pts at {}/s for {} s; another session's {}-pt doc \
+             pulled {PULLS_PER_ROUND}x in a row",
+            q.fanout.viewers,
+            q.fanout.points,
+            q.fanout.rate_hz,
+            q.fanout.duration.as_secs(),
+            points_label(q.doc_points)
+        );
+        let get = |r: &Results| r.pulls.clone();
+        let lat = |phase: fn(&PullInterference) -> &Fanout, q: f64| {
+            move |r: &Results| figure(&get(r), |x| quantile_ms(&phase(x).latencies, q))
+        };
+        row(
+            &w,
+            "p50 without pulls, ms",
+            Better::Lower,
+            &lat(|x| &x.without, 0.5),
+        );
+        row(
+            &w,
+            "p50 with pulls, ms",
+            Better::Lower,
+            &lat(|x| &x.with, 0.5),
+        );
+        row(
+            &w,
+            "p99 without pulls, ms",
+            Better::Lower,
+            &lat(|x| &x.without, 0.99),
+        );
+        let p99 = row(
+            &w,
+            "p99 with pulls, ms",
+            Better::Lower,
+            &lat(|x| &x.with, 0.99),
+        );
+        row(&w, "p99 with / without pulls", Better::Lower, &|r| {
+            figure(&get(r), |x| {
+                let without = quantile(&x.without.latencies, 0.99)?;
+                let with = quantile(&x.with.latencies, 0.99)?;
+                (!without.is_zero()).then(|| (with.as_secs_f64() / without.as_secs_f64(), None))
+            })
+        });
+        row(
+            &w,
+            "max with pulls, ms",
+            Better::Lower,
+            &lat(|x| &x.with, 1.0),
+        );
+        row(&w, "delivered with pulls, %", Better::Higher, &|r| {
+            figure(&get(r), |x| {
+                let remark = x
+                    .with
+                    .producer_note
+                    .as_ref()
+                    .map(|_| "producer late".to_owned());
+                Some((100.0 * x.with.delivered_fraction(), remark))
+            })
+        });
+        row(&w, "pulls completed", Better::Neither, &|r| {
+            figure(&get(r), |x| {
+                let remark = format!(
+                    "{} rounds, {} while streaming",
+                    x.pulls.rounds, x.pulls.overlapping
+                );
+                Some((x.pulls.times.len() as f64, Some(remark)))
+            })
+        });
+        row(&w, "pull time mean, ms", Better::Lower, &|r| {
+            figure(&get(r), |x| x.pulls.mean().map(|d| (ms(d), None)))
+        });
+        targets.push((
+            p99,
+            Target {
+                goal: "≤ 2x p99 without pulls".to_owned(),
+                pass: None,
+            },
+        ));
+    }
+
     let mut rows = table.rows;
     if quick {
         return rows;
@@ -1073,7 +1238,8 @@ fn rows(p: &Params, pw: &Results, bk: &Results, quick: bool) -> Vec<Row> {
             "≤ 10 ms" => pwv.map(|v| v <= 10.0),
             "≤ 50 ms" => pwv.map(|v| v <= 50.0),
             "< 1 core" => pwv.map(|v| v < 1.0),
-            "≤ 2x the run without" => {
+            // The row before is the run without (slow viewer), or p99 without pulls.
+            "≤ 2x the run without" | "≤ 2x p99 without pulls" => {
                 let without = idx
                     .checked_sub(1)
                     .and_then(|i| rows.get(i))
