@@ -469,7 +469,7 @@ pub fn json_leaf() -> impl Strategy<Value = Json> {
 }
 
 /// Random JSON of bounded depth and size, with Bokeh keys and tags favoured.
-pub fn json_value(depth: u32) -> impl Strategy<Value = Json> {
+pub fn json_value(depth: u32) -> BoxedStrategy<Json> {
     json_leaf().prop_recursive(depth, 64, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Json::Array),
@@ -494,4 +494,5 @@ pub fn json_value(depth: u32) -> impl Strategy<Value = Json> {
                 }),
         ]
     })
+    .boxed()
 }
