@@ -792,7 +792,7 @@ fn check_round_trip(doc: &Document, what: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Whether the checks skip the three known bugs of `document.rs` that the fuzzer found (see
+/// Whether the checks skip the four known bugs of `document.rs` that the fuzzer found (see
 /// the reproducers at the end). Set to `false` once both reproducers pass.
 const KNOWN_BUGS: bool = true;
 
@@ -814,6 +814,18 @@ fn known_partial_apply(doc: &Document, events: &[DocumentEvent]) -> bool {
         && doc
             .model(model)
             .is_some_and(|m| m.columns.is_none() && m.name.ends_with("DataSource"))
+}
+
+/// Whether `e` targets one of `ids` (known bug: see
+/// `relay_of_a_new_model_changed_later_in_the_batch_applies_once`).
+fn names_model(e: &DocumentEvent, ids: &std::collections::HashSet<String>) -> bool {
+    match e {
+        DocumentEvent::ModelChanged { model, .. }
+        | DocumentEvent::ColumnDataChanged { model, .. }
+        | DocumentEvent::ColumnsStreamed { model, .. }
+        | DocumentEvent::ColumnsPatched { model, .. } => ids.contains(model),
+        _ => false,
+    }
 }
 
 /// Applies the steps to a copy of fixture document `s`, checking every property.
@@ -873,7 +885,8 @@ fn run(s: usize, steps: &[Step]) -> Result<(), TestCaseError> {
                             })?;
                         prop_assert_eq!(relayed.len(), applied.relay.len());
                         let known = KNOWN_BUGS
-                            && applied.new_models.iter().any(|id| doc.model(id).is_none());
+                            && (applied.new_models.iter().any(|id| doc.model(id).is_none())
+                                || events.iter().any(|e| names_model(e, &applied.new_models)));
                         if !known {
                             replica
                                 .apply(relayed)
@@ -1030,6 +1043,54 @@ fn models_inside_an_ignored_rep_are_not_kept() {
         .unwrap();
     assert!(doc.model("y").is_none(), "unreachable model y is kept");
     assert_eq!(doc.model_count(), count);
+}
+
+/// Found by `scripts/fuzz.sh` (seed in `fuzz_apply.proptest-regressions`): a model that
+/// joins in a batch and is then changed by a later event of the same batch is written in
+/// full in the relay with its state at the end of the batch, and the later event is relayed
+/// too, so a recipient applies that change twice (here: the streamed row arrives twice).
+#[test]
+#[ignore = "bug in document.rs (NewModels writes new models with their end-of-batch state), left to the document rewrite"]
+fn relay_of_a_new_model_changed_later_in_the_batch_applies_once() {
+    let mut doc =
+        doc_of(r#"[{"type":"object","name":"Column","id":"c","attributes":{"children":[]}}]"#);
+    let mut replica = doc.clone();
+    let source = Value::Model(Box::new(ModelRep {
+        name: "ColumnDataSource".into(),
+        id: "s".into(),
+        attributes: Vec::new(),
+    }));
+    let applied = doc
+        .apply(vec![
+            DocumentEvent::ModelChanged {
+                model: "c".into(),
+                attr: "children".into(),
+                new: Value::List(vec![source]),
+            },
+            DocumentEvent::ColumnsStreamed {
+                model: "s".into(),
+                attr: "data".into(),
+                data: vec![("x".into(), Value::List(vec![Value::Int(1)]))],
+                rollover: None,
+            },
+        ])
+        .unwrap();
+    let lookup = NewModels {
+        doc: &doc,
+        ids: &applied.new_models,
+    };
+    let mut enc = Encoder::new(&lookup);
+    encode_patch(&mut enc, &applied.relay);
+    let (content, buffers) = enc.finish();
+    replica
+        .apply(decode_patch(&content, &buffer_map(buffers)).unwrap())
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&snapshot(&replica).0),
+        String::from_utf8_lossy(&snapshot(&doc).0),
+        "relay {}",
+        String::from_utf8_lossy(&content)
+    );
 }
 
 /// The guard above must stay narrow: the same failing events inside a batch (staged) leave
