@@ -149,9 +149,13 @@ fn array() -> impl Strategy<Value = Value> {
         prop::option::of(prop::collection::vec(0usize..5, 0..3)),
     )
         .prop_map(|(dtype, items, nd_shape)| {
+            // A list body is flat (the shape's product) or nested by its first dimension.
             let (form, shape) = match nd_shape {
                 None => (ArrayForm::Typed, vec![items.len()]),
-                Some(shape) => (ArrayForm::Nd, shape),
+                Some(mut rest) => {
+                    rest.insert(0, items.len());
+                    (ArrayForm::Nd, rest)
+                }
             };
             Value::Array(Box::new(ArrayValue {
                 form,
@@ -644,11 +648,12 @@ fn fuzz_perturbed_wire_forms() {
             prop::collection::vec(prop::collection::vec(any::<u8>(), 0..32), 0..3),
         ),
         |(events, bufs)| {
-            let buffers: Buffers = bufs
-                .into_iter()
-                .enumerate()
-                .map(|(i, b)| (i.to_string(), Bytes::from(b)))
-                .collect();
+            let buffers: Buffers = buffer_map(
+                bufs.into_iter()
+                    .enumerate()
+                    .map(|(i, b)| (i.to_string(), Bytes::from(b)))
+                    .collect(),
+            );
             let content = serde_json::to_vec(&json!({ "events": events })).unwrap();
             let one_by_one: Vec<bool> = events
                 .iter()

@@ -436,10 +436,12 @@ fn fuzz_random_json_content() {
             ),
         ),
         |(content, buffers)| {
-            let buffers: Buffers = buffers
-                .into_iter()
-                .map(|(k, v)| (k, Bytes::from(v)))
-                .collect();
+            let buffers: Buffers = buffer_map(
+                buffers
+                    .into_iter()
+                    .map(|(k, v)| (k, Bytes::from(v)))
+                    .collect(),
+            );
             check_decoders(&serde_json::to_vec(&content).unwrap(), &buffers)?;
             Ok(())
         },
