@@ -792,29 +792,9 @@ fn check_round_trip(doc: &Document, what: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Whether the checks skip the four known bugs of `document.rs` that the fuzzer found (see
-/// the reproducers at the end). Set to `false` once both reproducers pass.
+/// Whether the checks skip the three known bugs of `document.rs` that the fuzzer found (see
+/// the ignored reproducers at the end). Set to `false` once they pass.
 const KNOWN_BUGS: bool = true;
-
-/// Whether `events` hit the known all-or-nothing bug of `Document::apply` (see
-/// [`failed_column_event_on_a_source_without_data_changes_nothing`]): a single
-/// ColumnsStreamed or ColumnsPatched on a data source that has no columns yet gives it an
-/// empty `data` even when the event then fails. Remove once that test passes.
-fn known_partial_apply(doc: &Document, events: &[DocumentEvent]) -> bool {
-    let (DocumentEvent::ColumnsStreamed { model, attr, .. }
-    | DocumentEvent::ColumnsPatched { model, attr, .. }) = (match events {
-        [single] => single,
-        _ => return false,
-    })
-    else {
-        return false;
-    };
-    KNOWN_BUGS
-        && attr == "data"
-        && doc
-            .model(model)
-            .is_some_and(|m| m.columns.is_none() && m.name.ends_with("DataSource"))
-}
 
 /// Whether `e` targets one of `ids` (known bug: see
 /// `relay_of_a_new_model_changed_later_in_the_batch_applies_once`).
@@ -851,10 +831,8 @@ fn run(s: usize, steps: &[Step]) -> Result<(), TestCaseError> {
                     .collect();
                 let before = snapshot(&doc);
                 let count = doc.model_count();
-                let known = known_partial_apply(&doc, &events);
                 let mut replica = doc.clone();
                 match doc.apply(events.clone()) {
-                    Err(_) if known => {}
                     Err(e) => {
                         let after = snapshot(&doc);
                         prop_assert!(
@@ -949,9 +927,9 @@ fn doc_of(roots: &str) -> Document {
 /// Found by `fuzz_apply_to_fixture_documents` (seed in `fuzz_apply.proptest-regressions`):
 /// a single column event on a data source sent without `data` takes the no-staging path
 /// of `Document::apply`, whose `ensure_columns` adds an empty `data` before the event
-/// fails, so the failed apply changes the document's encoding.
+/// fails, so the failed apply changed the document's encoding. Fixed by the undo-log
+/// rewrite of `Document::apply`; kept as a regression test.
 #[test]
-#[ignore = "bug in document.rs (ensure_columns before validation), left to the document rewrite"]
 fn failed_column_event_on_a_source_without_data_changes_nothing() {
     let events = [
         DocumentEvent::ColumnsPatched {
@@ -984,7 +962,7 @@ fn failed_column_event_on_a_source_without_data_changes_nothing() {
 /// `NewModels` to write in full), so a recipient cannot apply the relay
 /// ("can't resolve reference"). Bokeh writes the model in full.
 #[test]
-#[ignore = "bug in document.rs (relay of models added and dropped in one batch), left to the document rewrite"]
+#[ignore = "bug in document.rs (relay of models added and dropped in one batch), still there after the undo-log rewrite"]
 fn relay_of_a_model_added_and_dropped_in_one_batch_applies_to_a_replica() {
     let mut doc =
         doc_of(r#"[{"type":"object","name":"Column","id":"c","attributes":{"children":[]}}]"#);
@@ -1024,7 +1002,7 @@ fn relay_of_a_model_added_and_dropped_in_one_batch_applies_to_a_replica() {
 /// are still registered, unreachable and never collected: the document holds a model that
 /// no encoding contains and that recipients never hear of, yet events naming it apply.
 #[test]
-#[ignore = "bug in document.rs (register keeps reps nested in an ignored rep), left to the document rewrite"]
+#[ignore = "bug in document.rs (register keeps reps nested in an ignored rep), still there after the undo-log rewrite"]
 fn models_inside_an_ignored_rep_are_not_kept() {
     let mut doc =
         doc_of(r#"[{"type":"object","name":"Column","id":"c","attributes":{"children":[]}}]"#);
@@ -1050,7 +1028,7 @@ fn models_inside_an_ignored_rep_are_not_kept() {
 /// full in the relay with its state at the end of the batch, and the later event is relayed
 /// too, so a recipient applies that change twice (here: the streamed row arrives twice).
 #[test]
-#[ignore = "bug in document.rs (NewModels writes new models with their end-of-batch state), left to the document rewrite"]
+#[ignore = "bug in document.rs (NewModels writes new models with their end-of-batch state), still there after the undo-log rewrite"]
 fn relay_of_a_new_model_changed_later_in_the_batch_applies_once() {
     let mut doc =
         doc_of(r#"[{"type":"object","name":"Column","id":"c","attributes":{"children":[]}}]"#);
@@ -1093,8 +1071,7 @@ fn relay_of_a_new_model_changed_later_in_the_batch_applies_once() {
     );
 }
 
-/// The guard above must stay narrow: the same failing events inside a batch (staged) leave
-/// the document unchanged today.
+/// The same failing events inside a batch leave the document unchanged too.
 #[test]
 fn failed_column_event_in_a_batch_changes_nothing() {
     let mut doc = doc_of(r#"[{"type":"object","name":"ColumnDataSource","id":"s"}]"#);
