@@ -808,6 +808,48 @@ fn names_model(e: &DocumentEvent, ids: &std::collections::HashSet<String>) -> bo
     }
 }
 
+/// Whether `events` carry the rep of a model that `doc` already has, or that an earlier rep
+/// of the batch brought, with reps nested inside (known bug: see
+/// `models_inside_an_ignored_rep_are_not_kept`; the nested models join unannounced, so a
+/// later reference to them cannot be resolved by recipients).
+fn repeats_a_rep_with_nested_reps(doc: &Document, events: &[DocumentEvent]) -> bool {
+    fn walk<'a>(v: &'a Value, out: &mut Vec<&'a ModelRep>) {
+        match v {
+            Value::Model(rep) => {
+                out.push(rep);
+                rep.attributes.iter().for_each(|(_, v)| walk(v, out));
+            }
+            Value::List(items) | Value::Set(items) => items.iter().for_each(|v| walk(v, out)),
+            Value::Dict(f) | Value::Tagged { fields: f, .. } => {
+                f.iter().for_each(|(_, v)| walk(v, out))
+            }
+            Value::Map(e) => e.iter().for_each(|(k, v)| {
+                walk(k, out);
+                walk(v, out);
+            }),
+            _ => {}
+        }
+    }
+    let mut reps = Vec::new();
+    for e in events {
+        match e {
+            DocumentEvent::ModelChanged { new: v, .. } | DocumentEvent::RootAdded { model: v } => {
+                walk(v, &mut reps)
+            }
+            _ => {}
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    reps.iter().any(|rep| {
+        let again = doc.model(&rep.id).is_some() || !seen.insert(rep.id.as_str());
+        let mut nested = Vec::new();
+        rep.attributes
+            .iter()
+            .for_each(|(_, v)| walk(v, &mut nested));
+        again && !nested.is_empty()
+    })
+}
+
 /// Applies the steps to a copy of fixture document `s`, checking every property.
 fn run(s: usize, steps: &[Step]) -> Result<(), TestCaseError> {
     let start = &starts()[s];
@@ -864,7 +906,8 @@ fn run(s: usize, steps: &[Step]) -> Result<(), TestCaseError> {
                         prop_assert_eq!(relayed.len(), applied.relay.len());
                         let known = KNOWN_BUGS
                             && (applied.new_models.iter().any(|id| doc.model(id).is_none())
-                                || events.iter().any(|e| names_model(e, &applied.new_models)));
+                                || events.iter().any(|e| names_model(e, &applied.new_models))
+                                || repeats_a_rep_with_nested_reps(&replica, &events));
                         if !known {
                             replica
                                 .apply(relayed)
