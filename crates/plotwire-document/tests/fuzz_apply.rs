@@ -777,6 +777,13 @@ fn check_round_trip(doc: &Document, what: &str) -> Result<(), TestCaseError> {
         ))
     })?;
     let again = snapshot(&back);
+    if KNOWN_BUGS
+        && again.1 == buffers
+        && numbers_as_floats(&again.0) == numbers_as_floats(&content)
+    {
+        // Known: see `a_patched_int_column_round_trips` (1 becomes 1.0).
+        return Ok(());
+    }
     prop_assert!(
         again == (content.clone(), buffers),
         "{}: the decoded document encodes differently:\n  was {}\n  now {}",
@@ -792,7 +799,7 @@ fn check_round_trip(doc: &Document, what: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Whether the checks skip the three known bugs of `document.rs` that the fuzzer found (see
+/// Whether the checks skip the four known bugs of `document.rs` that the fuzzer found (see
 /// the ignored reproducers at the end). Set to `false` once they pass.
 const KNOWN_BUGS: bool = true;
 
@@ -848,6 +855,21 @@ fn repeats_a_rep_with_nested_reps(doc: &Document, events: &[DocumentEvent]) -> b
             .for_each(|(_, v)| walk(v, &mut nested));
         again && !nested.is_empty()
     })
+}
+
+/// JSON text with every number made a float, to tell the known int/float difference of
+/// patched columns from any other.
+fn numbers_as_floats(content: &[u8]) -> Option<serde_json::Value> {
+    fn go(j: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value as J;
+        match j {
+            J::Number(n) => n.as_f64().map_or(J::Null, J::from),
+            J::Array(a) => J::Array(a.into_iter().map(go).collect()),
+            J::Object(o) => J::Object(o.into_iter().map(|(k, v)| (k, go(v))).collect()),
+            other => other,
+        }
+    }
+    serde_json::from_slice(content).ok().map(go)
 }
 
 /// Applies the steps to a copy of fixture document `s`, checking every property.
@@ -1127,4 +1149,36 @@ fn failed_column_event_in_a_batch_changes_nothing() {
     let title = DocumentEvent::TitleChanged { title: "u".into() };
     assert!(doc.apply(vec![title, patch]).is_err());
     assert_eq!(snapshot(&doc), before);
+}
+
+/// Found by `scripts/fuzz.sh` (seed in `fuzz_apply.proptest-regressions`): patching a null
+/// and then a float into an int list column makes it a generic column that keeps the other
+/// items ints, so it encodes as `[0.5,1,2]`; a document rebuilt from that encoding holds a float column and encodes
+/// `[0.5,1.0,2.0]`. The PULL-DOC-REPLY of a document does not re-encode to itself.
+#[test]
+#[ignore = "int/float representation of patched list columns (column.rs): reported, not changed"]
+fn a_patched_int_column_round_trips() {
+    let mut doc = doc_of(
+        r#"[{"type":"object","name":"ColumnDataSource","id":"s","attributes":{"data":{"type":"map","entries":[["x",[0,1,2]]]}}}]"#,
+    );
+    doc.apply(vec![DocumentEvent::ColumnsPatched {
+        model: "s".into(),
+        attr: "data".into(),
+        // A null first makes the column generic; the float then replaces it.
+        patches: vec![(
+            "x".into(),
+            vec![
+                (Value::Int(0), Value::Null),
+                (Value::Int(0), Value::Float(0.5)),
+            ],
+        )],
+    }])
+    .unwrap();
+    let (content, buffers) = snapshot(&doc);
+    let back = Document::from_doc_json(decode_doc_message(&content, &buffer_map(buffers)).unwrap())
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&snapshot(&back).0),
+        String::from_utf8_lossy(&content)
+    );
 }
