@@ -93,9 +93,10 @@ pub struct Applied {
     /// ColumnDataChanged becomes a ModelChanged of the merged `data`; unchanged values
     /// are left out). MessageSent events are included; the caller routes them.
     pub relay: Vec<DocumentEvent>,
-    /// Models that joined the document: recipients have never seen them, so they must be
-    /// written in full.
-    pub new_models: HashSet<Id>,
+    /// Models that joined the document, as they were when they joined: recipients have
+    /// never seen them, so they must be written in full, in that state (later events of
+    /// the same batch are relayed after them). Sharing makes this a reference count each.
+    pub new_models: HashMap<Id, Arc<Model>>,
 }
 
 /// What a batch being applied has changed, so that a failed batch can be undone.
@@ -188,10 +189,14 @@ impl Document {
         let roots: Vec<Value> = doc
             .roots
             .into_iter()
-            .map(|r| extract_models(r, &mut found))
+            .map(|r| extract_models(r, &mut found, &|_| false))
             .collect();
-        let config = doc.config.map(|c| extract_models(c, &mut found));
-        let callbacks = doc.callbacks.map(|c| extract_models(c, &mut found));
+        let config = doc
+            .config
+            .map(|c| extract_models(c, &mut found, &|_| false));
+        let callbacks = doc
+            .callbacks
+            .map(|c| extract_models(c, &mut found, &|_| false));
         if found.len() > max_models {
             return Err(ApplyError::TooManyModels {
                 count: found.len(),
@@ -446,7 +451,8 @@ impl Document {
                     return Err(ApplyError::UnknownModel(model));
                 }
                 let mut found = Vec::new();
-                let new = extract_models(new, &mut found);
+                let models = &self.models;
+                let new = extract_models(new, &mut found, &|id| models.contains_key(id));
                 let added = self.register(found)?;
                 self.check_refs(&new)?;
                 let old = self.model(&model).and_then(|m| m.attribute(&attr));
@@ -462,7 +468,7 @@ impl Document {
                         column,
                         source,
                     })?;
-                applied.new_models.extend(added);
+                self.snapshot_new(&added, applied);
                 applied
                     .relay
                     .push(DocumentEvent::ModelChanged { model, attr, new });
@@ -559,7 +565,8 @@ impl Document {
             }
             DocumentEvent::RootAdded { model } => {
                 let mut found = Vec::new();
-                let root = extract_models(model, &mut found);
+                let models = &self.models;
+                let root = extract_models(model, &mut found, &|id| models.contains_key(id));
                 let Value::Ref(id) = &root else {
                     return Err(ApplyError::NotAModel);
                 };
@@ -568,7 +575,7 @@ impl Document {
                 if !self.roots.contains(id) {
                     self.save_roots();
                     self.roots.push(id.clone());
-                    applied.new_models.extend(added);
+                    self.snapshot_new(&added, applied);
                     applied.relay.push(DocumentEvent::RootAdded { model: root });
                 }
             }
@@ -689,7 +696,11 @@ impl Document {
                 title: next.title.clone(),
             });
         }
-        applied.new_models = next.models.keys().cloned().collect();
+        applied.new_models = next
+            .models
+            .iter()
+            .map(|(id, m)| (id.clone(), m.clone()))
+            .collect();
         let mut removed = std::mem::take(&mut self.removed);
         Arc::make_mut(&mut removed).extend(
             self.models
@@ -780,18 +791,34 @@ impl Document {
     }
 
     fn encodable(&self, id: &str) -> Option<EncodableModel<'_>> {
-        let m = self.models.get(id)?;
-        Some(EncodableModel {
-            name: &m.name,
-            attributes: m
-                .attributes
-                .iter()
-                .map(|(k, v)| match (&m.columns, k.as_str()) {
-                    (Some(cols), DATA_ATTR) => (k.as_str(), Cow::Owned(cols.to_value())),
-                    _ => (k.as_str(), Cow::Borrowed(v)),
-                })
-                .collect(),
-        })
+        self.models.get(id).map(|m| encodable(m))
+    }
+
+    /// Records the models a batch just added, in their state now.
+    fn snapshot_new(&self, added: &HashSet<Id>, applied: &mut Applied) {
+        for id in added {
+            if let Some(m) = self.models.get(id) {
+                applied
+                    .new_models
+                    .entry(id.clone())
+                    .or_insert_with(|| m.clone());
+            }
+        }
+    }
+}
+
+/// A model as the encoder writes it in full, with its columns as `data`.
+fn encodable(m: &Model) -> EncodableModel<'_> {
+    EncodableModel {
+        name: &m.name,
+        attributes: m
+            .attributes
+            .iter()
+            .map(|(k, v)| match (&m.columns, k.as_str()) {
+                (Some(cols), DATA_ATTR) => (k.as_str(), Cow::Owned(cols.to_value())),
+                _ => (k.as_str(), Cow::Borrowed(v)),
+            })
+            .collect(),
     }
 }
 
@@ -832,22 +859,14 @@ impl ModelLookup for AllModels<'_> {
     }
 }
 
-/// Expands only the given (new) models: for relayed PATCH-DOCs, so that every recipient
-/// receives in full the models it has never seen.
-pub struct NewModels<'a> {
-    /// The document.
-    pub doc: &'a Document,
-    /// The ids to write in full.
-    pub ids: &'a HashSet<Id>,
-}
+/// Expands only the models a batch added, as they were when they joined
+/// ([`Applied::new_models`]): for relayed PATCH-DOCs, so that every recipient receives
+/// in full the models it has never seen, even ones the batch dropped again.
+pub struct NewModels<'a>(pub &'a HashMap<Id, Arc<Model>>);
 
 impl ModelLookup for NewModels<'_> {
     fn full_model(&self, id: &str) -> Option<EncodableModel<'_>> {
-        if self.ids.contains(id) {
-            self.doc.encodable(id)
-        } else {
-            None
-        }
+        self.0.get(id).map(|m| encodable(m))
     }
 }
 

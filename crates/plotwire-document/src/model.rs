@@ -181,8 +181,11 @@ impl Model {
 }
 
 /// Replaces every full model rep inside `v` by a reference, collecting the reps
-/// (depth first, outermost first) into `found`.
-pub fn extract_models(v: Value, found: &mut Vec<ModelRep>) -> Value {
+/// (depth first, outermost first) into `found`. A rep whose id is `known` is only a
+/// reference: as in Bokeh, the rep of a model the document has is ignored, and so is
+/// everything nested in it.
+pub fn extract_models(v: Value, found: &mut Vec<ModelRep>, known: &dyn Fn(&str) -> bool) -> Value {
+    let mut walk = |v: Value| extract_models(v, found, known);
     match v {
         Value::Model(rep) => {
             let ModelRep {
@@ -190,6 +193,9 @@ pub fn extract_models(v: Value, found: &mut Vec<ModelRep>) -> Value {
                 id,
                 attributes,
             } = *rep;
+            if known(&id) {
+                return Value::Ref(id);
+            }
             let index = found.len();
             found.push(ModelRep {
                 name,
@@ -198,43 +204,25 @@ pub fn extract_models(v: Value, found: &mut Vec<ModelRep>) -> Value {
             });
             let attributes = attributes
                 .into_iter()
-                .map(|(k, v)| (k, extract_models(v, found)))
+                .map(|(k, v)| (k, extract_models(v, found, known)))
                 .collect();
             if let Some(slot) = found.get_mut(index) {
                 slot.attributes = attributes;
             }
             Value::Ref(id)
         }
-        Value::List(items) => Value::List(
-            items
-                .into_iter()
-                .map(|v| extract_models(v, found))
-                .collect(),
-        ),
-        Value::Set(items) => Value::Set(
-            items
-                .into_iter()
-                .map(|v| extract_models(v, found))
-                .collect(),
-        ),
-        Value::Dict(fields) => Value::Dict(
-            fields
-                .into_iter()
-                .map(|(k, v)| (k, extract_models(v, found)))
-                .collect(),
-        ),
+        Value::List(items) => Value::List(items.into_iter().map(&mut walk).collect()),
+        Value::Set(items) => Value::Set(items.into_iter().map(&mut walk).collect()),
+        Value::Dict(fields) => Value::Dict(fields.into_iter().map(|(k, v)| (k, walk(v))).collect()),
         Value::Map(entries) => Value::Map(
             entries
                 .into_iter()
-                .map(|(k, v)| (extract_models(k, found), extract_models(v, found)))
+                .map(|(k, v)| (walk(k), walk(v)))
                 .collect(),
         ),
         Value::Tagged { tag, fields } => Value::Tagged {
             tag,
-            fields: fields
-                .into_iter()
-                .map(|(k, v)| (k, extract_models(v, found)))
-                .collect(),
+            fields: fields.into_iter().map(|(k, v)| (k, walk(v))).collect(),
         },
         other => other,
     }

@@ -97,10 +97,7 @@ fn a_chain_built_by_one_event_patches_encodes_without_recursion() {
                 .apply(decode_patch(patch.as_bytes(), &Buffers::new()).unwrap())
                 .unwrap();
             if i + 1 == CHAIN {
-                let lookup = NewModels {
-                    doc: &d,
-                    ids: &applied.new_models,
-                };
+                let lookup = NewModels(&applied.new_models);
                 let mut enc = Encoder::new(&lookup);
                 encode_patch(&mut enc, &applied.relay);
                 last_relay = String::from_utf8(enc.finish().0.to_vec()).unwrap();

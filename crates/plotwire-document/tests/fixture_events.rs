@@ -769,7 +769,11 @@ fn extra_events_merge_new_models_roots_and_typed_values() {
     // doc.add_root(Div): the Div is new.
     let a = apply(&mut doc, &pusher[2]);
     assert_eq!(doc.roots(), ["p1062", "p1067"]);
-    assert!(a.new_models.contains("p1067"), "{:?}", a.new_models);
+    assert!(
+        a.new_models.contains_key("p1067"),
+        "{:?}",
+        a.new_models.keys()
+    );
     assert!(matches!(&a.relay[..], [DocumentEvent::RootAdded { .. }]));
     assert_eq!(doc.model("p1067").map(|m| m.name.as_str()), Some("Div"));
     assert_same(
@@ -781,7 +785,11 @@ fn extra_events_merge_new_models_roots_and_typed_values() {
     // plot.title = Title(...): the new Title is registered, the old one is gone.
     assert!(doc.model("p1014").is_some());
     let a = apply(&mut doc, &pusher[3]);
-    assert!(a.new_models.contains("p1069"), "{:?}", a.new_models);
+    assert!(
+        a.new_models.contains_key("p1069"),
+        "{:?}",
+        a.new_models.keys()
+    );
     assert_eq!(doc.model("p1069").map(|m| m.name.as_str()), Some("Title"));
     assert_same(
         &attr(&doc, "p1011", "title"),

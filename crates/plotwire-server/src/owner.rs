@@ -314,10 +314,7 @@ impl Owner {
                 start = end;
                 continue;
             }
-            let lookup = NewModels {
-                doc: &self.doc,
-                ids: &applied.new_models,
-            };
+            let lookup = NewModels(&applied.new_models);
             let mut enc = Encoder::new(&lookup);
             encode_patch(&mut enc, &applied.relay[start..end]);
             let (content, buffers) = enc.finish();
