@@ -86,6 +86,17 @@ pub async fn refuse(mut socket: WebSocket, why: &str) {
     let _ = socket.send(Message::Close(None)).await;
 }
 
+/// What the writer tells the reader when the connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// Still open.
+    Running,
+    /// A close frame went out: read on to the peer's close.
+    Drain,
+    /// The peer is gone or stuck: stop now.
+    Abandon,
+}
+
 /// When the peer was last heard from, in milliseconds since the connection opened.
 struct Heard {
     opened: Instant,
@@ -117,7 +128,7 @@ pub async fn run(
     let (out, out_rx) = outbox(settings.outbox_max_messages, settings.outbox_max_bytes);
     let (sink, stream) = socket.split();
     let (close_tx, close_rx) = mpsc::channel::<Closing>(1);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(Stop::Running);
     let (reader_done_tx, reader_done_rx) = watch::channel(false);
     let heard = Arc::new(Heard {
         opened: Instant::now(),
@@ -182,7 +193,7 @@ impl Reader<'_> {
     async fn run(
         &self,
         mut stream: futures_util::stream::SplitStream<WebSocket>,
-        mut stop: watch::Receiver<bool>,
+        mut stop: watch::Receiver<Stop>,
         heard: &Heard,
     ) -> Option<Closing> {
         let mut assembler = Assembler::new(self.settings.max_buffers)
@@ -194,8 +205,11 @@ impl Reader<'_> {
                     None => return None,
                 },
                 // The writer is closing: read to the peer's close, so the socket is not
-                // reset with unread input.
-                _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {
+                // reset with unread input (unless the peer is gone anyway).
+                how = async { stop.wait_for(|s| *s != Stop::Running).await.map(|s| *s) } => {
+                    if !matches!(how, Ok(Stop::Drain)) {
+                        return None;
+                    }
                     let drain = async {
                         while let Some(Ok(m)) = stream.next().await {
                             if matches!(m, Message::Close(_)) {
@@ -444,7 +458,7 @@ async fn write_loop(
     mut sink: Sink,
     mut stops: Stops,
     mut out: OutboxReceiver,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Stop>,
     mut reader_done: watch::Receiver<bool>,
     heard: Arc<Heard>,
     settings: ConnectionSettings,
@@ -460,6 +474,8 @@ async fn write_loop(
     let finish_within = settings.close_timeout();
     let mut pings_sent: u64 = 0;
     let mut linger = false;
+    // The peer is gone or not reading at all: drop the socket without a close handshake.
+    let mut abandon = false;
     loop {
         tokio::select! {
             biased;
@@ -516,7 +532,10 @@ async fn write_loop(
                     out.written(len);
                     match outcome {
                         Some(true) => continue,
-                        Some(false) => break,
+                        Some(false) => {
+                            abandon = true;
+                            break;
+                        }
                         None => {
                             close_with(&mut sink, OVERFLOW_CLOSE_CODE, OVERFLOW_REASON.into(), finish_within).await;
                             break;
@@ -531,17 +550,24 @@ async fn write_loop(
             },
             _ = tick(&mut ping) => {
                 if sink.send(Message::Ping(pings_sent.to_string().into())).await.is_err() {
+                    abandon = true;
                     break;
                 }
                 pings_sent += 1;
             }
             _ = tick(&mut liveness) => if is_dead(&heard, settings.dead_peer_timeout) {
+                abandon = true;
                 break;
             },
         }
     }
+    if abandon {
+        // The reader returns at once, and the socket goes with it.
+        stop.send_replace(Stop::Abandon);
+        return;
+    }
     // The reader drains to the peer's close; then the socket is closed.
-    stop.send_replace(true);
+    stop.send_replace(Stop::Drain);
     let _ = tokio::time::timeout(finish_within, reader_done.wait_for(|d| *d)).await;
     let _ = tokio::time::timeout(finish_within, sink.close()).await;
     if linger {

@@ -470,6 +470,42 @@ async fn connections(port: u16, id: &str) -> Option<usize> {
     rest[detail..].split_whitespace().next()?.parse().ok()
 }
 
+// Hole 5 (found by the soak run): a silent peer was sent a close frame and then read for a
+// whole further timeout, waiting for a close reply a dead peer never sends; it must be
+// dropped at once, within 1.25 x --dead-peer-timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_peer_is_dropped_without_waiting_for_a_close_handshake() {
+    let timeout = Duration::from_secs(2);
+    let port = start(Config {
+        keep_alive: Some(Duration::from_millis(200)),
+        dead_peer_timeout: Some(timeout),
+        ..config()
+    })
+    .await;
+    let mut live = connect(port, "dead-peer").await;
+    let started = Instant::now();
+    let _silent = connect(port, "dead-peer").await;
+    let dropped = within("the silent peer to be dropped", async {
+        loop {
+            if connections(port, "dead-peer").await == Some(1) {
+                return started.elapsed();
+            }
+            // The live peer answers pings by reading.
+            let _ = tokio::time::timeout(Duration::from_millis(50), live.ws.next()).await;
+        }
+    })
+    .await;
+    assert!(
+        dropped >= timeout,
+        "dropped after {dropped:?}, before the timeout"
+    );
+    assert!(
+        dropped < timeout * 5 / 4 + Duration::from_millis(700),
+        "dropped after {dropped:?}"
+    );
+    assert_eq!(live.pull().await["roots"], json!([]));
+}
+
 // Hole 5: a viewer that stopped reading while the server was writing to it held its
 // connection and everything queued for it until the outbox overflowed (256 MiB by
 // default) or TCP gave up; the write that blocks on it must also notice the silence.
