@@ -173,11 +173,6 @@ impl Document {
         self.max_models = max;
     }
 
-    /// The most models the document may hold.
-    pub fn max_models(&self) -> usize {
-        self.max_models
-    }
-
     /// Builds a document from a pushed or pulled DocJson, checking every reference.
     pub fn from_doc_json(doc: DocJson) -> Result<Document, ApplyError> {
         Document::from_doc_json_limited(doc, DEFAULT_MAX_MODELS)

@@ -33,18 +33,8 @@ pub enum PeerKind {
 /// connection's in-flight slots. Both are given back when the owner drops the ticket,
 /// after it has queued the reply.
 pub struct Ticket {
-    _queued: Option<OwnedSemaphorePermit>,
-    _inflight: Option<OwnedSemaphorePermit>,
-}
-
-impl Ticket {
-    /// A ticket that holds nothing (for requests made inside the process).
-    pub fn free() -> Ticket {
-        Ticket {
-            _queued: None,
-            _inflight: None,
-        }
-    }
+    _queued: OwnedSemaphorePermit,
+    _inflight: OwnedSemaphorePermit,
 }
 
 /// A request for a session owner.
@@ -158,8 +148,8 @@ impl SessionHandle {
             .await
             .ok()?;
         Some(Ticket {
-            _queued: Some(queued),
-            _inflight: Some(slot),
+            _queued: queued,
+            _inflight: slot,
         })
     }
 
