@@ -11,7 +11,7 @@ use plotwire_protocol::{Id, ModelRep, Value, BOKEH_VERSION};
 
 use crate::column::ColumnError;
 use crate::model::{
-    column_pairs, extract_models, for_each_ref, has_refs, ColumnSet, Model, DATA_ATTR,
+    column_pairs, extract_models, for_each_ref, has_refs, ColumnSet, Found, Model, DATA_ATTR,
 };
 
 /// The title of a new, empty document (as Bokeh's).
@@ -180,7 +180,7 @@ impl Document {
 
     /// [`Document::from_doc_json`] for a document that may hold at most `max_models`.
     pub fn from_doc_json_limited(doc: DocJson, max_models: usize) -> Result<Document, ApplyError> {
-        let mut found = Vec::new();
+        let mut found = Found::default();
         let roots: Vec<Value> = doc
             .roots
             .into_iter()
@@ -212,7 +212,7 @@ impl Document {
             // document pulled from plotwire and pushed back).
             out.models.remove(&out.config);
         }
-        out.register(found)?;
+        out.register(found.reps)?;
         for r in &roots {
             match r {
                 Value::Ref(id) => out.check_ref(id)?,
@@ -445,10 +445,10 @@ impl Document {
                 if !self.models.contains_key(&model) {
                     return Err(ApplyError::UnknownModel(model));
                 }
-                let mut found = Vec::new();
+                let mut found = Found::default();
                 let models = &self.models;
                 let new = extract_models(new, &mut found, &|id| models.contains_key(id));
-                let added = self.register(found)?;
+                let added = self.register(found.reps)?;
                 self.check_refs(&new)?;
                 let old = self.model(&model).and_then(|m| m.attribute(&attr));
                 if old.as_ref() == Some(&new) {
@@ -559,13 +559,13 @@ impl Document {
                 });
             }
             DocumentEvent::RootAdded { model } => {
-                let mut found = Vec::new();
+                let mut found = Found::default();
                 let models = &self.models;
                 let root = extract_models(model, &mut found, &|id| models.contains_key(id));
                 let Value::Ref(id) = &root else {
                     return Err(ApplyError::NotAModel);
                 };
-                let added = self.register(found)?;
+                let added = self.register(found.reps)?;
                 self.check_ref(id)?;
                 if !self.roots.contains(id) {
                     self.save_roots();

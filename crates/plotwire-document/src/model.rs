@@ -1,6 +1,8 @@
 //! One model of a document: its type name, its attributes with nested models replaced by
 //! references, and, for column data sources, its `data` held as typed columns.
 
+use std::collections::HashSet;
+
 use plotwire_protocol::{Id, ModelRep, Value};
 
 use crate::column::{Column, ColumnError, ColumnKind};
@@ -180,11 +182,32 @@ impl Model {
     }
 }
 
+/// Model reps taken out of values by [`extract_models`], in the order found.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The reps, outermost first, their nested models already references.
+    pub reps: Vec<ModelRep>,
+    ids: HashSet<Id>,
+}
+
+impl Found {
+    /// Number of reps found.
+    pub fn len(&self) -> usize {
+        self.reps.len()
+    }
+
+    /// True when no rep was found.
+    pub fn is_empty(&self) -> bool {
+        self.reps.is_empty()
+    }
+}
+
 /// Replaces every full model rep inside `v` by a reference, collecting the reps
-/// (depth first, outermost first) into `found`. A rep whose id is `known` is only a
-/// reference: as in Bokeh, the rep of a model the document has is ignored, and so is
-/// everything nested in it.
-pub fn extract_models(v: Value, found: &mut Vec<ModelRep>, known: &dyn Fn(&str) -> bool) -> Value {
+/// (depth first, outermost first) into `found`. A rep whose id is `known`, or was found
+/// already, is only a reference: as in Bokeh, whose deserializer registers a model before
+/// decoding its attributes, the rep of a model it has is ignored, and so is everything
+/// nested in it.
+pub fn extract_models(v: Value, found: &mut Found, known: &dyn Fn(&str) -> bool) -> Value {
     let mut walk = |v: Value| extract_models(v, found, known);
     match v {
         Value::Model(rep) => {
@@ -193,11 +216,11 @@ pub fn extract_models(v: Value, found: &mut Vec<ModelRep>, known: &dyn Fn(&str) 
                 id,
                 attributes,
             } = *rep;
-            if known(&id) {
+            if known(&id) || !found.ids.insert(id.clone()) {
                 return Value::Ref(id);
             }
-            let index = found.len();
-            found.push(ModelRep {
+            let index = found.reps.len();
+            found.reps.push(ModelRep {
                 name,
                 id: id.clone(),
                 attributes: Vec::new(),
@@ -206,7 +229,7 @@ pub fn extract_models(v: Value, found: &mut Vec<ModelRep>, known: &dyn Fn(&str) 
                 .into_iter()
                 .map(|(k, v)| (k, extract_models(v, found, known)))
                 .collect();
-            if let Some(slot) = found.get_mut(index) {
+            if let Some(slot) = found.reps.get_mut(index) {
                 slot.attributes = attributes;
             }
             Value::Ref(id)
