@@ -258,7 +258,29 @@ impl Document {
         self.models.len()
     }
 
-    /// Ids of all models with the given name.
+    /// Most models the document may hold.
+    pub fn max_models(&self) -> usize {
+        self.max_models
+    }
+
+    /// Every model, by id, in no particular order.
+    pub fn models(&self) -> impl Iterator<Item = (&Id, &Model)> {
+        self.models.iter().map(|(id, m)| (id, m.as_ref()))
+    }
+
+    /// Ids of the models whose Bokeh `name` property is `name` (not their type).
+    pub fn find_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Id> + 'a {
+        self.models
+            .iter()
+            .filter(move |(_, m)| {
+                m.attributes
+                    .iter()
+                    .any(|(k, v)| k == "name" && matches!(v, Value::Str(s) if s == name))
+            })
+            .map(|(id, _)| id)
+    }
+
+    /// Ids of all models with the given type name.
     pub fn models_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Id> + 'a {
         self.models
             .iter()
