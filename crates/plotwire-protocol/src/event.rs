@@ -431,15 +431,24 @@ pub struct DocJson {
 /// Decodes the content of a PUSH-DOC or PULL-DOC-REPLY message: `{"doc": DocJson}`.
 pub fn decode_doc_message(content: &[u8], buffers: &Buffers) -> Result<DocJson, CodecError> {
     let json: Json = serde_json::from_slice(content)?;
-    let Some(Json::Object(doc)) = json.get("doc") else {
-        return Err(bad("PUSH-DOC", "content must be {\"doc\": {...}}"));
+    match json.get("doc") {
+        Some(doc @ Json::Object(_)) => decode_doc(doc, buffers),
+        _ => Err(bad("PUSH-DOC", "content must be {\"doc\": {...}}")),
+    }
+}
+
+/// Decodes a DocJson object (`{"version","title","config","roots",...}`), as PUSH-DOC
+/// carries it and as `Document.to_json()` and `json_item` write it.
+pub fn decode_doc(doc: &Json, buffers: &Buffers) -> Result<DocJson, CodecError> {
+    let Json::Object(doc) = doc else {
+        return Err(bad("doc", "a document must be a JSON object"));
     };
     let roots = match doc.get("roots") {
         Some(Json::Array(r)) => r
             .iter()
             .map(|v| decode_value(v, buffers))
             .collect::<Result<_, _>>()?,
-        _ => return Err(bad("PUSH-DOC", "doc.roots must be a list")),
+        _ => return Err(bad("doc", "doc.roots must be a list")),
     };
     let opt = |key: &str| -> Result<Option<Value>, CodecError> {
         match doc.get(key) {
@@ -452,7 +461,7 @@ pub fn decode_doc_message(content: &[u8], buffers: &Buffers) -> Result<DocJson, 
         title: match doc.get("title") {
             None | Some(Json::Null) => None,
             Some(Json::String(t)) => Some(t.clone()),
-            Some(_) => return Err(bad("PUSH-DOC", "doc.title must be a string")),
+            Some(_) => return Err(bad("doc", "doc.title must be a string")),
         },
         config: opt("config")?,
         roots,

@@ -83,6 +83,16 @@ pub struct Config {
     /// Most warnings per second that one kind of client-caused problem may log; the rest
     /// are counted and reported in the next line that gets through.
     pub warnings_per_second: u32,
+    /// Most published documents the server holds.
+    pub max_documents: usize,
+    /// Most bytes of one REST request body.
+    pub max_body_bytes: usize,
+    /// Viewer events kept per published document, for producers that resume.
+    pub events_kept: usize,
+    /// How long a view without connections keeps its state for a reconnect.
+    pub view_linger: Duration,
+    /// Origins allowed to read the REST API from pages (CORS); `*` allows any.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -113,6 +123,11 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             index_sessions: false,
             warnings_per_second: 10,
+            max_documents: 10_000,
+            max_body_bytes: 256 * 1024 * 1024,
+            events_kept: 10_000,
+            view_linger: Duration::from_secs(60),
+            cors_origins: vec!["*".to_owned()],
         }
     }
 }
@@ -156,6 +171,9 @@ impl Config {
             ("--max-websockets", self.max_websockets),
             ("--max-inflight-requests", self.max_inflight_requests),
             ("--session-queue-bytes", self.session_queue_bytes),
+            ("--max-documents", self.max_documents),
+            ("--max-body-bytes", self.max_body_bytes),
+            ("--events-kept", self.events_kept),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));

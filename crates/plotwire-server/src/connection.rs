@@ -121,6 +121,7 @@ pub async fn run(
     socket: WebSocket,
     session: Arc<SessionHandle>,
     kind: PeerKind,
+    view: &str,
     settings: ConnectionSettings,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -141,6 +142,7 @@ pub async fn run(
             conn,
             outbox: out.clone(),
             kind,
+            view: view.to_owned(),
         })
         .await
     {

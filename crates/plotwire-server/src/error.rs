@@ -1,4 +1,5 @@
-//! HTTP errors: a status and a JSON body `{"error": "..."}` naming the problem.
+//! HTTP errors: a status and a JSON body `{"error": "...", "field": "..."}` naming the
+//! problem (and the field to blame, when there is one).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,39 +13,59 @@ pub struct HttpError {
     pub status: StatusCode,
     /// What went wrong, for the client.
     pub message: String,
+    /// The request field to blame, if one is.
+    pub field: Option<String>,
 }
 
 impl HttpError {
+    /// An error with this status and message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> HttpError {
+        HttpError {
+            status,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// The same error, blaming `field`.
+    pub fn with_field(mut self, field: impl Into<String>) -> HttpError {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// 409 Conflict.
+    pub fn conflict(message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::CONFLICT, message)
+    }
+
+    /// 413 Payload Too Large.
+    pub fn too_large(message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+    }
+
+    /// 415 Unsupported Media Type.
+    pub fn unsupported_media(message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
+    }
+
     /// 400 Bad Request.
     pub fn bad_request(message: impl Into<String>) -> HttpError {
-        HttpError {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
+        HttpError::new(StatusCode::BAD_REQUEST, message)
     }
 
     /// 403 Forbidden.
     pub fn forbidden(message: impl Into<String>) -> HttpError {
-        HttpError {
-            status: StatusCode::FORBIDDEN,
-            message: message.into(),
-        }
+        HttpError::new(StatusCode::FORBIDDEN, message)
     }
 
     /// 404 Not Found.
     pub fn not_found(message: impl Into<String>) -> HttpError {
-        HttpError {
-            status: StatusCode::NOT_FOUND,
-            message: message.into(),
-        }
+        HttpError::new(StatusCode::NOT_FOUND, message)
     }
 
     /// 503 Service Unavailable.
     pub fn unavailable(message: impl Into<String>) -> HttpError {
-        HttpError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: message.into(),
-        }
+        HttpError::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 }
 
@@ -53,7 +74,10 @@ impl IntoResponse for HttpError {
         tracing::debug!(status = %self.status, message = %self.message, "HTTP error");
         (
             self.status,
-            Json(serde_json::json!({ "error": self.message })),
+            Json(match self.field {
+                Some(field) => serde_json::json!({ "error": self.message, "field": field }),
+                None => serde_json::json!({ "error": self.message }),
+            }),
         )
             .into_response()
     }

@@ -13,17 +13,23 @@
 //! [`app`] also returns a [`Shutdown`] handle, which closes every websocket with 1001;
 //! [`serve`] runs the whole server with signals, limits and a grace period.
 
+pub mod api;
 pub mod assets;
 pub mod config;
 pub mod connection;
+pub mod cursor;
 pub mod error;
+pub mod events;
 pub mod listener;
 pub mod log;
 pub mod origin;
 pub mod outbox;
 pub mod owner;
 pub mod pages;
+pub mod published;
+pub mod readback;
 pub mod registry;
+pub mod rest;
 pub mod routes;
 pub mod session;
 
@@ -91,6 +97,10 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
             queue_commands: 1024,
             queue_bytes: config.session_queue_bytes,
             max_models: config.max_models,
+            views: owner::ViewSettings {
+                events_kept: config.events_kept,
+                view_linger: config.view_linger,
+            },
         },
     );
     let allowlist = origin::allowlist(&config.allow_websocket_origin, config.port);

@@ -374,9 +374,10 @@ pub struct IndexEntry {
 }
 
 /// The root index page (`GET P/`): a self-contained HTML page titled "plotwire" that lists the
-/// live sessions, one link each, or says that there are none yet and how to push one.
-pub fn index_page(entries: &[IndexEntry]) -> String {
-    let mut page = String::with_capacity(2048 + entries.len() * 200);
+/// published documents and the live sessions, one link each, or says that there are none
+/// yet and how to make one.
+pub fn index_page(documents: &[IndexEntry], entries: &[IndexEntry]) -> String {
+    let mut page = String::with_capacity(2048 + (documents.len() + entries.len()) * 200);
     page.push_str(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -403,38 +404,48 @@ pub fn index_page(entries: &[IndexEntry]) -> String {
 <p class="sub">A Bokeh-compatible document server.</p>
 "#,
     );
-    if entries.is_empty() {
+    if entries.is_empty() && documents.is_empty() {
         page.push_str(
-            "<div class=\"empty\">\n<p><strong>No live sessions yet.</strong></p>\n\
-             <p>Push one from Python with <code>bokeh.client.push_session(doc, \
+            "<div class=\"empty\">\n<p><strong>No documents or live sessions yet.</strong></p>\n\
+             <p>Publish one with <code>curl -X PUT http://HOST:PORT/api/v1/documents/NAME -d @doc.json</code>, \
+             or push one from Python with <code>bokeh.client.push_session(doc, \
              url=&quot;http://HOST:PORT/myapp&quot;)</code>, then reload this page.</p>\n</div>\n",
         );
-    } else {
-        let _ = writeln!(
-            page,
-            "<h2>Live sessions ({})</h2>\n<ul class=\"sessions\">",
-            entries.len()
-        );
-        for entry in entries {
-            let _ = write!(
-                page,
-                "<li><a href=\"{}\">{}</a>",
-                escape_html(&entry.href),
-                escape_html(&entry.label)
-            );
-            if !entry.detail.is_empty() {
-                let _ = write!(
-                    page,
-                    "<span class=\"detail\">{}</span>",
-                    escape_html(&entry.detail)
-                );
-            }
-            page.push_str("</li>\n");
-        }
-        page.push_str("</ul>\n");
+    }
+    if !documents.is_empty() {
+        write_list(&mut page, "Published documents", documents);
+    }
+    if !entries.is_empty() {
+        write_list(&mut page, "Live sessions", entries);
     }
     page.push_str("</body>\n</html>\n");
     page
+}
+
+/// One titled list of links on the index page.
+fn write_list(page: &mut String, title: &str, entries: &[IndexEntry]) {
+    let _ = writeln!(
+        page,
+        "<h2>{title} ({})</h2>\n<ul class=\"sessions\">",
+        entries.len()
+    );
+    for entry in entries {
+        let _ = write!(
+            page,
+            "<li><a href=\"{}\">{}</a>",
+            escape_html(&entry.href),
+            escape_html(&entry.label)
+        );
+        if !entry.detail.is_empty() {
+            let _ = write!(
+                page,
+                "<span class=\"detail\">{}</span>",
+                escape_html(&entry.detail)
+            );
+        }
+        page.push_str("</li>\n");
+    }
+    page.push_str("</ul>\n");
 }
 
 #[cfg(test)]

@@ -38,6 +38,31 @@ pub struct SessionSummary {
 /// is another session (as in Bokeh, where each app has its own sessions).
 type Key = (String, String);
 
+/// The app part of a published document's key: no app name contains a `/`.
+const PUBLISHED_APP: &str = "/d";
+
+/// A published document, for the index and the document list.
+#[derive(Debug, Clone)]
+pub struct PublishedSummary {
+    /// Its name.
+    pub name: String,
+    /// Its title, views and last change.
+    pub status: session::DocStatus,
+    /// Open connections.
+    pub connections: usize,
+}
+
+/// Why a document could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The server holds as many published documents as it may.
+    #[error("the server already holds {limit} published documents (--max-documents)")]
+    TooMany {
+        /// The limit.
+        limit: usize,
+    },
+}
+
 /// The close code sent to the connections of a session whose owner panicked.
 pub const OWNER_FAILED_CLOSE_CODE: u16 = 1011;
 
@@ -95,9 +120,13 @@ impl Registry {
             let handle = map
                 .entry(key.clone())
                 .or_insert_with(|| {
-                    let seed = (start == Start::Ended)
+                    let seed = match (start == Start::Ended)
                         .then(session::ended_document)
-                        .flatten();
+                        .flatten()
+                    {
+                        Some(doc) => session::Seed::Ended(doc),
+                        None => session::Seed::Empty,
+                    };
                     let (handle, task) =
                         session::spawn(id.to_owned(), app.to_owned(), &self.limits, seed);
                     let handle = Arc::new(handle);
@@ -153,11 +182,85 @@ impl Registry {
         });
     }
 
-    /// The live sessions, sorted by app then id.
+    /// The published document `name`, if there is one.
+    pub fn published(&self, name: &str) -> Option<Arc<SessionHandle>> {
+        self.get(PUBLISHED_APP, name)
+    }
+
+    /// The published document `name`, created from `doc` if there is none (then the
+    /// flag is true). An existing document is returned as it is: replacing its content
+    /// is its owner's job. At most `max_documents` may exist.
+    pub fn publish(
+        self: &Arc<Self>,
+        name: &str,
+        doc: plotwire_document::Document,
+        max_documents: usize,
+    ) -> Result<(Arc<SessionHandle>, bool), PublishError> {
+        let key: Key = (PUBLISHED_APP.to_owned(), name.to_owned());
+        let (handle, task) = {
+            let mut map = self.lock();
+            if let Some(h) = map.get(&key) {
+                return Ok((h.clone(), false));
+            }
+            let count = map.values().filter(|h| h.published).count();
+            if count >= max_documents {
+                return Err(PublishError::TooMany {
+                    limit: max_documents,
+                });
+            }
+            let (handle, task) = session::spawn(
+                name.to_owned(),
+                PUBLISHED_APP.to_owned(),
+                &self.limits,
+                session::Seed::Published(doc),
+            );
+            let handle = Arc::new(handle);
+            map.insert(key.clone(), handle.clone());
+            (handle, task)
+        };
+        tracing::info!(document = name, "document published");
+        self.supervise(key, Arc::downgrade(&handle), task);
+        Ok((handle, true))
+    }
+
+    /// Deletes the published document `name`; its connections close (1001) and
+    /// reconnecting browsers are told it has ended. Returns whether it existed.
+    pub fn unpublish(&self, name: &str) -> bool {
+        let removed = self
+            .lock()
+            .remove(&(PUBLISHED_APP.to_owned(), name.to_owned()));
+        match removed {
+            Some(h) => {
+                h.end(1001);
+                tracing::info!(document = name, "document deleted");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The published documents, sorted by name.
+    pub fn list_published(&self) -> Vec<PublishedSummary> {
+        let mut out: Vec<PublishedSummary> = self
+            .lock()
+            .values()
+            .filter(|h| h.published)
+            .map(|h| PublishedSummary {
+                name: h.id.clone(),
+                status: h.status(),
+                connections: h.connection_count(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// The live Bokeh sessions, sorted by app then id.
     pub fn list(&self) -> Vec<SessionSummary> {
         let mut out: Vec<SessionSummary> = self
             .lock()
             .values()
+            .filter(|h| !h.published)
             .map(|h| SessionSummary {
                 id: h.id.clone(),
                 app: h.app.clone(),
@@ -235,6 +338,7 @@ mod tests {
                 queue_commands: 16,
                 queue_bytes: 1 << 20,
                 max_models: 1000,
+                views: Default::default(),
             },
         )
     }
@@ -250,6 +354,7 @@ mod tests {
                 conn: 1,
                 outbox: out,
                 kind: PeerKind::Browser,
+                view: "s1".into(),
             })
             .await
         );

@@ -27,7 +27,10 @@ use crate::session::{PeerKind, SessionHandle};
 const WS_READ_BUFFER: usize = 16 * 1024;
 
 /// Path segments that are not app names.
-pub const RESERVED: &[&str] = &["static", "healthz", "metrics", "api", "favicon.ico"];
+pub const RESERVED: &[&str] = &["static", "healthz", "metrics", "api", "favicon.ico", "d"];
+
+/// The app key of the notices shown to browsers whose published document is gone.
+const ENDED_APP: &str = "/ended";
 
 /// Shared state of every route.
 pub struct AppState {
@@ -52,6 +55,11 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/favicon.ico", get(favicon))
         .route("/static/{*path}", get(crate::assets::serve_static))
+        .route(
+            "/d/{*path}",
+            get(crate::published::get).options(crate::published::get),
+        )
+        .nest("/api/v1", crate::rest::routes())
         .route("/{app}", get(app_page))
         .route("/{app}/", get(app_page))
         .route("/{app}/ws", get(websocket))
@@ -94,7 +102,7 @@ async fn json_errors(resp: Response) -> Response {
     } else {
         text
     };
-    let mut out = HttpError { status, message }.into_response();
+    let mut out = HttpError::new(status, message).into_response();
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             out.headers_mut().insert(name.clone(), value.clone());
@@ -136,7 +144,7 @@ fn new_session_id(config: &Config) -> String {
 
 /// Resolves the session of a page or autoload request (spec §1.2): returns the session
 /// id and the token to create it with.
-fn resolve_session(
+pub(crate) fn resolve_session(
     state: &AppState,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
@@ -244,7 +252,7 @@ async fn autoload(
     Ok(resp)
 }
 
-fn cors(resp: &mut Response, req: &HeaderMap) {
+pub(crate) fn cors(resp: &mut Response, req: &HeaderMap) {
     let h = resp.headers_mut();
     let origin = match (req.get(header::ORIGIN), req.contains_key(header::COOKIE)) {
         (Some(o), true) => o.clone(),
@@ -261,7 +269,7 @@ fn cors(resp: &mut Response, req: &HeaderMap) {
     );
 }
 
-async fn autoload_options(headers: HeaderMap) -> Response {
+pub(crate) async fn autoload_options(headers: HeaderMap) -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
     cors(&mut resp, &headers);
     if let Some(o) = headers.get(header::ORIGIN) {
@@ -315,7 +323,26 @@ async fn index(State(state): Shared) -> Html<String> {
             })
             .collect()
     };
-    Html(pages::index_page(&entries))
+    let documents: Vec<pages::IndexEntry> = state
+        .registry
+        .list_published()
+        .into_iter()
+        .map(|d| pages::IndexEntry {
+            href: format!("{prefix}/d/{}/", d.name),
+            label: if d.status.title.is_empty() {
+                d.name.clone()
+            } else {
+                d.status.title.clone()
+            },
+            detail: format!(
+                "{} · {} · updated {}",
+                d.name,
+                plural(d.status.views, "view"),
+                crate::rest::rfc3339(d.status.updated)
+            ),
+        })
+        .collect();
+    Html(pages::index_page(&documents, &entries))
 }
 
 /// Percent-encodes a query value (everything but unreserved characters).
@@ -346,6 +373,25 @@ async fn websocket(
     ws: WebSocketUpgrade,
 ) -> Result<Response, HttpError> {
     check_app(&app)?;
+    upgrade(state, headers, ws, Target::App(app))
+}
+
+/// What a websocket connects to.
+pub enum Target {
+    /// A Bokeh session of this app path.
+    App(String),
+    /// A view of this published document.
+    Published(String),
+}
+
+/// Accepts a websocket for `target` (spec §3): checks the origin, the subprotocols and
+/// the token, then runs the connection in its session.
+pub fn upgrade(
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+    target: Target,
+) -> Result<Response, HttpError> {
     if !origin::origin_allowed(&headers, &state.allowlist) {
         let origin = headers
             .get(header::ORIGIN)
@@ -423,6 +469,27 @@ async fn websocket(
             return connection::refuse(socket, "empty session id").await;
         }
         let registry = &state2.registry;
+        let app = match target {
+            Target::App(app) => app,
+            Target::Published(name) => {
+                match registry.published(&name) {
+                    Some(doc) => {
+                        doc.attach();
+                        connection::run(socket, doc, kind, &payload.session_id, settings, state2.shutdown.clone()).await;
+                    }
+                    // Deleted (or never published): a browser is told so, as for a lost session.
+                    None if kind == PeerKind::Browser => {
+                        let ended = registry.get_or_create(ENDED_APP, &payload.session_id, true, Start::Ended);
+                        connection::run(socket, ended, kind, &payload.session_id, settings, state2.shutdown.clone()).await;
+                    }
+                    None => {
+                        return connection::refuse(socket, &format!("no published document named {name:?}")).await;
+                    }
+                }
+                drop(permit);
+                return;
+            }
+        };
         let live = registry.get(&app, &payload.session_id).is_some();
         if let Err(e) = token::check_token_expiry(&payload, now_epoch_secs()) {
             // BokehJS reconnects with its page's token, however old the page is, so an
@@ -442,7 +509,7 @@ async fn websocket(
             PeerKind::Producer => Start::Empty,
         };
         let session = registry.get_or_create(&app, &payload.session_id, true, start);
-        connection::run(socket, session, kind, settings, state2.shutdown.clone()).await;
+        connection::run(socket, session, kind, &payload.session_id, settings, state2.shutdown.clone()).await;
         drop(permit);
     }))
 }

@@ -47,6 +47,8 @@ pub enum Command {
         outbox: Outbox,
         /// Browser or producer.
         kind: PeerKind,
+        /// Its Bokeh session id: the view it belongs to, in a published document.
+        view: String,
     },
     /// Unsubscribe a connection.
     Leave {
@@ -89,6 +91,15 @@ pub enum Command {
         /// Where to send them.
         reply: oneshot::Sender<PageInfo>,
     },
+    /// A REST request for a published document.
+    Rest {
+        /// What is asked.
+        request: crate::api::Request,
+        /// The idempotency key of a write, if given.
+        key: Option<String>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<crate::api::Answer, crate::error::HttpError>>,
+    },
     /// Makes the owner panic, to test what happens then.
     #[cfg(test)]
     Crash,
@@ -103,6 +114,30 @@ pub struct PageInfo {
     pub roots: Vec<String>,
 }
 
+/// What the index and summaries show of a document, kept current by its owner.
+#[derive(Debug, Clone)]
+pub struct DocStatus {
+    /// The document title.
+    pub title: String,
+    /// Views it has (published documents).
+    pub views: usize,
+    /// Its sequence number.
+    pub version: u64,
+    /// When it last changed.
+    pub updated: std::time::SystemTime,
+}
+
+impl Default for DocStatus {
+    fn default() -> Self {
+        DocStatus {
+            title: String::new(),
+            views: 0,
+            version: 0,
+            updated: std::time::SystemTime::now(),
+        }
+    }
+}
+
 /// The limits a session owner works within.
 #[derive(Debug, Clone)]
 pub struct SessionLimits {
@@ -112,6 +147,8 @@ pub struct SessionLimits {
     pub queue_bytes: usize,
     /// Most models the document may hold.
     pub max_models: usize,
+    /// Settings of published documents' views.
+    pub views: crate::owner::ViewSettings,
 }
 
 /// A live session, as the registry and connections see it.
@@ -127,6 +164,9 @@ pub struct SessionHandle {
     last_left: Mutex<Instant>,
     ended: watch::Sender<Option<u16>>,
     ended_notice: bool,
+    /// Whether this is a published document (kept until deleted, one view per session id).
+    pub published: bool,
+    status: watch::Receiver<DocStatus>,
 }
 
 impl SessionHandle {
@@ -181,9 +221,37 @@ impl SessionHandle {
         self.connections.load(Ordering::Acquire)
     }
 
-    /// Whether the session has had no connections for longer than `lifetime`.
+    /// The document's current title, views and last change.
+    pub fn status(&self) -> DocStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Sends a REST request to the owner and waits for its answer.
+    pub async fn rest(
+        &self,
+        request: crate::api::Request,
+        key: Option<String>,
+    ) -> Result<crate::api::Answer, crate::error::HttpError> {
+        let (reply, rx) = oneshot::channel();
+        let gone = || crate::error::HttpError::not_found("the document was just deleted");
+        if !self
+            .send(Command::Rest {
+                request,
+                key,
+                reply,
+            })
+            .await
+        {
+            return Err(gone());
+        }
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Whether the session has had no connections for longer than `lifetime`. A
+    /// published document is never unused: it lives until deleted.
     pub fn unused_for(&self, lifetime: std::time::Duration) -> bool {
-        self.connection_count() == 0
+        !self.published
+            && self.connection_count() == 0
             && self
                 .last_left
                 .lock()
@@ -257,21 +325,46 @@ pub fn ended_document() -> Option<plotwire_document::Document> {
     plotwire_document::Document::from_doc_json(doc).ok()
 }
 
-/// Starts the owner task of a new session, holding `doc` (the notice of
-/// [`ended_document`]) or an empty document when `None`. Returns its handle and the task, which ends when every handle is gone, or
-/// early if the owner panicked.
+/// What a new session starts with.
+pub enum Seed {
+    /// An empty document (a new Bokeh session).
+    Empty,
+    /// The notice of [`ended_document`].
+    Ended(plotwire_document::Document),
+    /// A published document.
+    Published(plotwire_document::Document),
+}
+
+/// Starts the owner task of a new session holding `seed`. Returns its handle and the
+/// task, which ends when every handle is gone, or early if the owner panicked.
 pub fn spawn(
     id: String,
     app: String,
     limits: &SessionLimits,
-    doc: Option<plotwire_document::Document>,
+    seed: Seed,
 ) -> (SessionHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(limits.queue_commands.max(1));
     let (ended, _) = watch::channel(None);
-    let ended_notice = doc.is_some();
-    let mut doc = doc.unwrap_or_default();
+    let (status_tx, status) = watch::channel(DocStatus::default());
+    let (ended_notice, published, mut doc) = match seed {
+        Seed::Empty => (false, false, plotwire_document::Document::default()),
+        Seed::Ended(doc) => (true, false, doc),
+        Seed::Published(doc) => (false, true, doc),
+    };
     doc.set_max_models(limits.max_models);
-    let task = tokio::spawn(crate::owner::run(id.clone(), doc, rx));
+    let policy = if published {
+        crate::owner::Policy::Views
+    } else {
+        crate::owner::Policy::Shared
+    };
+    let task = tokio::spawn(crate::owner::run(
+        id.clone(),
+        doc,
+        policy,
+        limits.views.clone(),
+        status_tx,
+        rx,
+    ));
     let handle = SessionHandle {
         id,
         app,
@@ -282,6 +375,8 @@ pub fn spawn(
         last_left: Mutex::new(Instant::now()),
         ended,
         ended_notice,
+        published,
+        status,
     };
     (handle, task)
 }

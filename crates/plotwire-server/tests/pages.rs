@@ -578,7 +578,7 @@ fn index_page_lists_and_escapes() {
             detail: String::new(),
         },
     ];
-    let page = index_page(&entries);
+    let page = index_page(&[], &entries);
     assert!(page.contains("<title>plotwire</title>"));
     assert!(!page.contains("<script"));
     assert!(!page.contains("<b>"));
@@ -587,14 +587,14 @@ fn index_page_lists_and_escapes() {
     ));
     assert!(page.contains("2 connections &amp; &lt;b&gt;bold&lt;/b&gt;"));
     assert!(page.contains("<a href=\"/other\">Other</a>"));
-    assert!(!page.contains("No live sessions yet"));
+    assert!(!page.contains("No documents or live sessions yet"));
 }
 
 #[test]
 fn index_page_empty_state() {
-    let page = index_page(&[]);
+    let page = index_page(&[], &[]);
     assert!(page.contains("<title>plotwire</title>"));
-    assert!(page.contains("No live sessions yet"));
+    assert!(page.contains("No documents or live sessions yet"));
     assert!(page.contains("push_session"));
     assert!(!page.contains("<li>"));
 }

@@ -125,6 +125,26 @@ struct ServeArgs {
     /// Most warnings per second for each kind of client-caused problem; the rest are counted.
     #[arg(long, env = "PLOTWIRE_WARNINGS_PER_SECOND", default_value_t = 10)]
     warnings_per_second: u32,
+    /// Most published documents the server holds; publishing more gets 507.
+    #[arg(long, env = "PLOTWIRE_MAX_DOCUMENTS", default_value_t = 10_000)]
+    max_documents: usize,
+    /// Most bytes of one REST request body; a larger body gets 413.
+    #[arg(long, env = "PLOTWIRE_MAX_BODY_BYTES", default_value_t = 256 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Viewer events kept per published document, for producers that resume with a cursor.
+    #[arg(long, env = "PLOTWIRE_EVENTS_KEPT", default_value_t = 10_000)]
+    events_kept: usize,
+    /// Milliseconds a view of a published document keeps its state (ranges, widget values) after its last connection closes.
+    #[arg(long, env = "PLOTWIRE_VIEW_LINGER", default_value_t = 60_000)]
+    view_linger: u64,
+    /// Origins whose pages may read the REST API (CORS on GETs), comma-separated; `*` for any.
+    #[arg(
+        long,
+        env = "PLOTWIRE_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    cors_origins: Vec<String>,
     /// Log level: error, warn, info, debug or trace (or a tracing filter such as plotwire_server=debug).
     #[arg(long, env = "PLOTWIRE_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -186,6 +206,11 @@ fn config_from(args: &ServeArgs) -> Config {
         shutdown_grace: Duration::from_millis(args.shutdown_grace),
         index_sessions: args.index_sessions,
         warnings_per_second: args.warnings_per_second,
+        max_documents: args.max_documents,
+        max_body_bytes: args.max_body_bytes,
+        events_kept: args.events_kept,
+        view_linger: Duration::from_millis(args.view_linger),
+        cors_origins: args.cors_origins.clone(),
     }
 }
 

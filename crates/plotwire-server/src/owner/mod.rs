@@ -1,85 +1,112 @@
-//! The session owner: one task per session owns its [`Document`], applies every request
-//! in arrival order and fans the results out, each outgoing message encoded once.
+//! The session owner: one task per session (or published document) owns its
+//! [`Document`], applies every request in arrival order and fans the results out, each
+//! outgoing message encoded once.
 //!
-//! Full-document encodes (PULL-DOC-REPLY) run off the owner, on the blocking pool, from
-//! a snapshot (cloning a document shares its models and column chunks). Until the reply
-//! is queued, messages for that connection are held back in order, so the connection
-//! still sees the reply first and every later change after it, while the owner goes on
-//! serving everyone else.
+//! - [`delivery`]: the connections and what is queued for them.
+//! - [`pull`]: full-document encodes (PULL-DOC-REPLY), off the owner.
+//! - [`views`]: the view-local state of published documents' viewers.
+//! - [`producer`]: REST requests of a published document's producers.
+//!
+//! A Bokeh session ([`Policy::Shared`]) keeps Bokeh's semantics: every connection
+//! shares one document and sees every other connection's changes. A published document
+//! ([`Policy::Views`]) gives every view its own overlay of what its browser changed;
+//! only producers change the shared document.
 
-use std::collections::{HashMap, VecDeque};
-use std::panic::AssertUnwindSafe;
+mod delivery;
+mod producer;
+mod pull;
+mod views;
 
-use base64::Engine;
-use plotwire_document::{AllModels, Applied, Document, NewModels};
-use plotwire_protocol::codec::Encoder;
-use plotwire_protocol::event::{encode_patch, DocumentEvent};
-use plotwire_protocol::frame::{encode_message, OutgoingMessage};
+use std::collections::HashMap;
+use std::time::Duration;
+
+use plotwire_document::Document;
 use plotwire_protocol::message::MsgType;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use crate::outbox::{OfferError, Outbox};
-use crate::session::{
-    error_message, next_msgid, simple_message, Command, ConnId, PeerKind, Ticket,
-};
+use crate::cursor::Cursors;
+use crate::events::EventLog;
+use crate::session::{error_message, simple_message, Command, DocStatus};
+use delivery::{Peer, Route};
+use producer::Idempotency;
+use pull::PullDone;
+use views::View;
 
-/// A message for one connection, or the place of a reply still being encoded.
-enum Held {
-    Msg(OutgoingMessage),
-    Pull(u64),
+pub use views::value_json;
+
+/// How a document is shared among its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// A Bokeh session: one document for every connection.
+    Shared,
+    /// A published document: every view keeps its own view-local state.
+    Views,
 }
 
-struct Peer {
-    outbox: Outbox,
-    kind: PeerKind,
-    /// Messages waiting behind a PULL-DOC-REPLY being encoded, in order.
-    held: VecDeque<Held>,
-    held_bytes: usize,
+/// Settings of a published document's owner.
+#[derive(Debug, Clone)]
+pub struct ViewSettings {
+    /// Viewer events kept for resuming.
+    pub events_kept: usize,
+    /// How long a view without connections keeps its state for a reconnect.
+    pub view_linger: Duration,
 }
 
-/// A finished off-owner encode.
-struct PullDone {
-    conn: ConnId,
-    pull: u64,
-    reply: OutgoingMessage,
-    /// The snapshot, its binary columns joined; kept if the document has not changed.
-    snapshot: Document,
-    version: u64,
-    _ticket: Ticket,
-}
-
-/// Who receives a relayed event.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Route {
-    /// Every connection but the originator.
-    Others,
-    /// Only connections of this kind, but the originator.
-    OnlyKind(PeerKind),
-    /// Every connection, the originator included.
-    Everyone,
+impl Default for ViewSettings {
+    fn default() -> Self {
+        ViewSettings {
+            events_kept: 10_000,
+            view_linger: Duration::from_secs(60),
+        }
+    }
 }
 
 struct Owner {
     id: String,
+    policy: Policy,
     doc: Document,
-    /// Bumped by every change, so that a snapshot can tell whether it is still current.
+    /// Bumped by every change: the document's sequence number. A snapshot compares it
+    /// to tell whether it is still current; read-back cursors count in it.
     version: u64,
-    peers: HashMap<ConnId, Peer>,
+    peers: HashMap<crate::session::ConnId, Peer>,
+    views: HashMap<String, View>,
+    events: EventLog,
+    cursors: Cursors,
+    idempotency: Idempotency,
+    settings: ViewSettings,
+    status: watch::Sender<DocStatus>,
     next_pull: u64,
     done_tx: mpsc::UnboundedSender<PullDone>,
 }
 
 /// Runs the owner of session `id` until every handle to it is gone.
-pub async fn run(id: String, doc: Document, mut rx: mpsc::Receiver<Command>) {
+pub async fn run(
+    id: String,
+    doc: Document,
+    policy: Policy,
+    settings: ViewSettings,
+    status: watch::Sender<DocStatus>,
+    mut rx: mpsc::Receiver<Command>,
+) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut owner = Owner {
         id,
+        policy,
         doc,
         version: 0,
         peers: HashMap::new(),
+        views: HashMap::new(),
+        events: EventLog::new(settings.events_kept),
+        cursors: Cursors::default(),
+        idempotency: Idempotency::default(),
+        settings,
+        status,
         next_pull: 0,
         done_tx,
     };
+    owner.publish_status();
+    let mut reap = tokio::time::interval(owner.settings.view_linger.max(Duration::from_secs(1)));
+    reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
@@ -88,68 +115,36 @@ pub async fn run(id: String, doc: Document, mut rx: mpsc::Receiver<Command>) {
                 Some(cmd) => owner.handle(cmd),
                 None => break,
             },
+            _ = reap.tick(), if owner.policy == Policy::Views => owner.reap_views(),
         }
     }
     tracing::debug!(session = %owner.id, "session owner stopped");
 }
 
-/// Encodes a PULL-DOC-REPLY. Browsers get `bytes` inline (gzip, base64): BokehJS drops
-/// the binary buffers of a reply when it re-pulls after a reconnect (BokehJS 3.9.2
-/// `replace_with_json`), so buffers would leave it with a stale document.
-fn encode_pull_reply(doc: &mut Document, msgid: &str, inline: bool) -> OutgoingMessage {
-    doc.compact_columns();
-    let lookup = AllModels(doc);
-    let mut enc = Encoder::new(&lookup);
-    if inline {
-        enc.inline_bytes(gzip_base64);
-    }
-    enc.raw("{\"doc\":");
-    doc.encode_doc_json(&mut enc);
-    enc.raw("}");
-    let (content, buffers) = enc.finish();
-    encode_message(
-        &next_msgid(),
-        MsgType::PullDocReply,
-        Some(msgid),
-        content,
-        &buffers,
-    )
-}
-
-/// Gzip (stored blocks: the point is the format both Bokeh decoders require, not the
-/// size) and standard base64.
-fn gzip_base64(data: &[u8]) -> String {
-    use std::io::Write;
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() + data.len() / 1000 + 64),
-        flate2::Compression::none(),
-    );
-    let gz = match gz.write_all(data) {
-        Ok(()) => gz.finish().unwrap_or_default(),
-        Err(_) => Vec::new(),
-    };
-    base64::engine::general_purpose::STANDARD.encode(gz)
-}
-
 impl Owner {
     fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Join { conn, outbox, kind } => {
+            Command::Join {
+                conn,
+                outbox,
+                kind,
+                view,
+            } => {
                 let ack = simple_message(MsgType::Ack, None, "{}");
                 if outbox.offer(ack).is_ok() {
-                    self.peers.insert(
-                        conn,
-                        Peer {
-                            outbox,
-                            kind,
-                            held: VecDeque::new(),
-                            held_bytes: 0,
-                        },
-                    );
+                    self.peers
+                        .insert(conn, Peer::new(outbox, kind, view.clone()));
+                    if self.policy == Policy::Views {
+                        self.view_joined(&view);
+                    }
                 }
             }
             Command::Leave { conn } => {
-                self.peers.remove(&conn);
+                if let Some(peer) = self.peers.remove(&conn) {
+                    if self.policy == Policy::Views {
+                        self.view_left(&peer.view);
+                    }
+                }
             }
             Command::Pull {
                 conn,
@@ -162,9 +157,19 @@ impl Owner {
                 doc,
                 ticket,
             } => {
+                if self.policy == Policy::Views {
+                    self.send_to(
+                        conn,
+                        error_message(
+                            &msgid,
+                            "a published document is replaced with PUT /api/v1/documents/<name>, not PUSH-DOC",
+                        ),
+                    );
+                    return;
+                }
                 match self.doc.replace_with(*doc) {
                     Ok(applied) => {
-                        self.version += 1;
+                        self.changed();
                         self.fan_out(&applied, conn, Route::Everyone);
                         self.send_to(conn, simple_message(MsgType::Ok, Some(&msgid), "{}"));
                     }
@@ -181,9 +186,13 @@ impl Owner {
                 events,
                 ticket,
             } => {
+                if self.policy == Policy::Views {
+                    self.view_patch(conn, &msgid, events);
+                    return;
+                }
                 match self.doc.apply(events) {
                     Ok(applied) => {
-                        self.version += 1;
+                        self.changed();
                         self.fan_out(&applied, conn, Route::Others);
                         self.send_to(conn, simple_message(MsgType::Ok, Some(&msgid), "{}"));
                     }
@@ -200,160 +209,38 @@ impl Owner {
                     roots: self.doc.roots().to_vec(),
                 });
             }
+            Command::Rest {
+                request,
+                key,
+                reply,
+            } => {
+                let answer = self.rest(request, key);
+                let _ = reply.send(answer);
+            }
             #[cfg(test)]
             #[allow(clippy::panic)]
             Command::Crash => panic!("session owner crash requested by a test"),
         }
     }
 
-    /// Starts encoding a PULL-DOC-REPLY off the owner, holding the connection's later
-    /// messages back until it is queued.
-    fn pull(&mut self, conn: ConnId, msgid: String, ticket: Ticket) {
-        let Some(peer) = self.peers.get_mut(&conn) else {
-            return;
-        };
-        if peer.outbox.is_closed() {
-            // Its peer is gone: don't pay for the encode.
-            self.peers.remove(&conn);
-            return;
-        }
-        let pull = self.next_pull;
-        self.next_pull += 1;
-        peer.held.push_back(Held::Pull(pull));
-        let inline = peer.kind == PeerKind::Browser;
-        let snapshot = self.doc.clone();
+    /// Counts a change to the shared document.
+    fn changed(&mut self) {
+        self.version += 1;
+        self.publish_status();
+    }
+
+    /// Tells the registry (index page, summaries) the document's current state.
+    fn publish_status(&self) {
+        let title = self.doc.title().to_owned();
+        let views = self.views.len();
         let version = self.version;
-        let done = self.done_tx.clone();
-        let session = self.id.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut snapshot = snapshot;
-            let encoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                encode_pull_reply(&mut snapshot, &msgid, inline)
-            }));
-            let reply = encoded.unwrap_or_else(|_| {
-                tracing::error!(session = %session, conn, "PULL-DOC-REPLY encode panicked");
-                error_message(&msgid, "the document could not be encoded")
-            });
-            let _ = done.send(PullDone {
-                conn,
-                pull,
-                reply,
-                snapshot,
-                version,
-                _ticket: ticket,
-            });
+        self.status.send_modify(|s| {
+            if s.version != version || s.title != title {
+                s.updated = std::time::SystemTime::now();
+            }
+            s.title = title;
+            s.views = views;
+            s.version = version;
         });
-    }
-
-    fn pull_done(&mut self, done: PullDone) {
-        if done.version == self.version {
-            // Nothing changed meanwhile: keep the joined columns for the next pull.
-            self.doc = done.snapshot;
-        }
-        let Some(peer) = self.peers.get_mut(&done.conn) else {
-            return;
-        };
-        let slot = peer
-            .held
-            .iter_mut()
-            .find(|h| matches!(h, Held::Pull(p) if *p == done.pull));
-        if let Some(slot) = slot {
-            *slot = Held::Msg(done.reply);
-        }
-        self.flush_held(done.conn);
-    }
-
-    /// Offers a connection's held messages, up to the next reply still being encoded.
-    fn flush_held(&mut self, conn: ConnId) {
-        let Some(peer) = self.peers.get_mut(&conn) else {
-            return;
-        };
-        while let Some(Held::Msg(_)) = peer.held.front() {
-            let Some(Held::Msg(msg)) = peer.held.pop_front() else {
-                break;
-            };
-            peer.held_bytes = peer.held_bytes.saturating_sub(msg.total_len());
-            if let Err(e) = peer.outbox.offer(msg) {
-                self.drop_peer(conn, e);
-                return;
-            }
-        }
-    }
-
-    /// Relays applied events: consecutive events with the same recipients go out as one
-    /// PATCH-DOC, encoded once and shared by every recipient. MessageSent (UI events)
-    /// crosses between browsers and producers and never echoes to its own kind.
-    fn fan_out(&mut self, applied: &Applied, origin: ConnId, route: Route) {
-        let origin_kind = self.peers.get(&origin).map(|p| p.kind);
-        let route_of = |e: &DocumentEvent| match e {
-            DocumentEvent::MessageSent { .. } => Route::OnlyKind(match origin_kind {
-                Some(PeerKind::Browser) => PeerKind::Producer,
-                _ => PeerKind::Browser,
-            }),
-            _ => route,
-        };
-        let mut start = 0;
-        while start < applied.relay.len() {
-            let r = route_of(&applied.relay[start]);
-            let mut end = start + 1;
-            while end < applied.relay.len() && route_of(&applied.relay[end]) == r {
-                end += 1;
-            }
-            let recipients: Vec<ConnId> = self
-                .peers
-                .iter()
-                .filter(|(id, p)| match r {
-                    Route::Everyone => true,
-                    Route::Others => **id != origin,
-                    Route::OnlyKind(k) => **id != origin && p.kind == k,
-                })
-                .map(|(id, _)| *id)
-                .collect();
-            if recipients.is_empty() {
-                // Nobody to tell: don't pay for encoding.
-                start = end;
-                continue;
-            }
-            let lookup = NewModels(&applied.new_models);
-            let mut enc = Encoder::new(&lookup);
-            encode_patch(&mut enc, &applied.relay[start..end]);
-            let (content, buffers) = enc.finish();
-            let msg = encode_message(&next_msgid(), MsgType::PatchDoc, None, content, &buffers);
-            for conn in recipients {
-                self.send_to(conn, msg.clone());
-            }
-            start = end;
-        }
-    }
-
-    fn send_to(&mut self, conn: ConnId, msg: OutgoingMessage) {
-        let Some(peer) = self.peers.get_mut(&conn) else {
-            return;
-        };
-        if peer.held.is_empty() {
-            if let Err(e) = peer.outbox.offer(msg) {
-                self.drop_peer(conn, e);
-            }
-            return;
-        }
-        // Held back behind a reply: the same bounds as the outbox apply.
-        let (max_messages, max_bytes) = peer.outbox.limits();
-        let size = msg.total_len();
-        if peer.held.len() >= max_messages
-            || (peer.held_bytes > 0 && peer.held_bytes + size > max_bytes)
-        {
-            peer.outbox.force_overflow();
-            self.drop_peer(conn, OfferError::Overflow);
-            return;
-        }
-        peer.held_bytes += size;
-        peer.held.push_back(Held::Msg(msg));
-    }
-
-    fn drop_peer(&mut self, conn: ConnId, why: OfferError) {
-        if why == OfferError::Overflow {
-            crate::warn_limited!(session = %self.id, conn, "viewer too slow: outbox full, closing it so it reconnects");
-        }
-        self.peers.remove(&conn);
     }
 }

@@ -600,3 +600,81 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
+
+/// Sends a request with a body; returns the status, headers and body.
+pub async fn http_send(
+    port: u16,
+    method: &str,
+    path: &str,
+    extra_headers: &str,
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut tcp = within("connect", TcpStream::connect(("127.0.0.1", port)))
+        .await
+        .expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n{extra_headers}\r\n",
+        body.len()
+    );
+    let mut req = head.into_bytes();
+    req.extend_from_slice(body);
+    within("write", tcp.write_all(&req)).await.expect("write");
+    let mut raw = Vec::new();
+    within("the response", tcp.read_to_end(&mut raw))
+        .await
+        .expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8(raw[..split].to_vec()).expect("UTF-8 head");
+    let body = raw[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body)
+}
+
+/// Sends JSON and parses the JSON answer.
+pub async fn http_json(port: u16, method: &str, path: &str, body: &Json) -> (u16, Json) {
+    let (status, _, body) = http_send(
+        port,
+        method,
+        path,
+        "Content-Type: application/json\r\n",
+        body.to_string().as_bytes(),
+    )
+    .await;
+    let json = if body.is_empty() {
+        Json::Null
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&body)))
+    };
+    (status, json)
+}
+
+/// Connects to a published document's websocket as a browser view with session id
+/// `view`, and waits for the ACK.
+pub async fn connect_view(port: u16, name: &str, view: &str) -> Client {
+    let origin = format!("http://127.0.0.1:{port}");
+    let (ws, resp) = try_connect(
+        port,
+        &format!("d/{name}"),
+        &format!("bokeh, {}", token(view)),
+        Some(&origin),
+    )
+    .await
+    .expect("handshake");
+    assert_eq!(resp.status(), 101);
+    let mut c = Client::new(ws);
+    c.expect_ack().await;
+    c
+}

@@ -1,0 +1,109 @@
+//! Requests that the REST API hands to the owner of a published document, and what the
+//! owner answers. The HTTP side (routes, bodies, status codes) is in [`crate::rest`];
+//! the owner side in [`crate::owner`].
+
+use plotwire_protocol::event::DocJson;
+use plotwire_protocol::Value;
+
+use crate::events::Subscription;
+
+/// Columns as they go into a source: names and equal-length values.
+pub type Columns = Vec<(String, Value)>;
+
+/// Per column, `(row index, new value)` pairs.
+pub type Patches = Vec<(String, Vec<(Value, Value)>)>;
+
+/// One request for a published document's owner.
+pub enum Request {
+    /// Replace the whole document (a new publish under the same name).
+    Publish {
+        /// The new content.
+        doc: Box<DocJson>,
+    },
+    /// Append rows to a source, keeping at most `rollover` rows.
+    Stream {
+        /// The source's name or id.
+        source: String,
+        /// The new rows.
+        columns: Columns,
+        /// Rows to keep, if bounded.
+        rollover: Option<usize>,
+    },
+    /// Replace a source's rows.
+    Replace {
+        /// The source's name or id.
+        source: String,
+        /// The new content.
+        columns: Columns,
+    },
+    /// Change single rows of a source's columns.
+    Patch {
+        /// The source's name or id.
+        source: String,
+        /// The changes.
+        patches: Patches,
+    },
+    /// Remove every row of a source, keeping its columns.
+    Clear {
+        /// The source's name or id.
+        source: String,
+    },
+    /// Set a model property, for every view or for one.
+    Set {
+        /// The models' `name`, or one model's id.
+        model: String,
+        /// The property.
+        prop: String,
+        /// The new value.
+        value: Value,
+        /// Only this view, if given.
+        view: Option<String>,
+    },
+    /// Read a source's rows after a cursor.
+    Read {
+        /// The source's name or id.
+        source: String,
+        /// The cursor from the previous read, if any.
+        since: Option<u64>,
+    },
+    /// The document's summary: title, views, sources.
+    Summary,
+    /// The whole document as DocJson.
+    DocJson,
+    /// Viewer events after a sequence number, then the live ones.
+    Subscribe {
+        /// The last event already seen (0 for all).
+        since: u64,
+    },
+}
+
+impl Request {
+    /// Whether the request changes the document (and so takes an idempotency key).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Request::Publish { .. }
+                | Request::Stream { .. }
+                | Request::Replace { .. }
+                | Request::Patch { .. }
+                | Request::Clear { .. }
+                | Request::Set { .. }
+        )
+    }
+}
+
+/// What the owner answers.
+pub enum Answer {
+    /// A write was applied: the document's sequence number after it and, for data
+    /// writes, the rows the source holds now.
+    Written {
+        /// The sequence number after the write.
+        seq: u64,
+        /// Rows in the source, for data writes.
+        rows: Option<usize>,
+    },
+    /// A JSON body, ready to send.
+    Json(String),
+    /// A subscription to viewer events.
+    Subscribed(Subscription),
+}

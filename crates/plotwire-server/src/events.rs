@@ -1,0 +1,127 @@
+//! What viewers of a published document do, as events for its producers: a numbered,
+//! bounded log that SSE streams and long-polls read from, resuming after any sequence
+//! number still kept.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+/// One producer event: its sequence number and its JSON text, encoded once for every
+/// reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerEvent {
+    /// Its place in the document's event order, from 1.
+    pub seq: u64,
+    /// The event as a JSON object (see `docs/rest-api.md`, "Events for producers").
+    pub json: Arc<str>,
+}
+
+/// Live events sent to subscribers before they fall this far behind; a subscriber
+/// that lags more re-reads from the log.
+const LIVE_CAPACITY: usize = 1024;
+
+/// The event log of one document. Only its owner writes to it.
+pub struct EventLog {
+    next_seq: u64,
+    kept: VecDeque<ProducerEvent>,
+    capacity: usize,
+    live: broadcast::Sender<ProducerEvent>,
+}
+
+/// What a subscriber gets: the kept events after its cursor, then the live ones.
+pub struct Subscription {
+    /// Events after the cursor, in order.
+    pub backlog: Vec<ProducerEvent>,
+    /// Whether events after the cursor were already dropped from the log (the reader
+    /// missed some).
+    pub gap: bool,
+    /// The events that follow the backlog.
+    pub live: broadcast::Receiver<ProducerEvent>,
+}
+
+impl EventLog {
+    /// An empty log keeping the last `capacity` events (at least one).
+    pub fn new(capacity: usize) -> EventLog {
+        let (live, _) = broadcast::channel(LIVE_CAPACITY);
+        EventLog {
+            next_seq: 1,
+            kept: VecDeque::new(),
+            capacity: capacity.max(1),
+            live,
+        }
+    }
+
+    /// Appends an event given as a JSON object body without its `seq` (for example
+    /// `"kind":"change",...`), numbering it. Returns its sequence number.
+    pub fn push(&mut self, fields: &str) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let json: Arc<str> = format!("{{\"seq\":{seq},{fields}}}").into();
+        let event = ProducerEvent { seq, json };
+        if self.kept.len() == self.capacity {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(event.clone());
+        // Nobody listening is fine.
+        let _ = self.live.send(event);
+        seq
+    }
+
+    /// The sequence number of the last event, 0 if none.
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// Subscribes after sequence number `since`: the kept events after it and a
+    /// receiver of the later ones, with nothing lost or repeated in between (the owner
+    /// does both in one step).
+    pub fn subscribe(&self, since: u64) -> Subscription {
+        let oldest = self.kept.front().map_or(self.next_seq, |e| e.seq);
+        Subscription {
+            backlog: self
+                .kept
+                .iter()
+                .filter(|e| e.seq > since)
+                .cloned()
+                .collect(),
+            gap: since + 1 < oldest,
+            live: self.live.subscribe(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbering_backlog_and_gaps() {
+        let mut log = EventLog::new(3);
+        for i in 0..5 {
+            log.push(&format!("\"n\":{i}"));
+        }
+        assert_eq!(log.last_seq(), 5);
+        let sub = log.subscribe(0);
+        assert!(sub.gap, "events 1 and 2 were dropped");
+        let seqs: Vec<u64> = sub.backlog.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![3, 4, 5]);
+        assert_eq!(&*sub.backlog[0].json, "{\"seq\":3,\"n\":2}");
+        let sub = log.subscribe(2);
+        assert!(!sub.gap);
+        assert_eq!(sub.backlog.len(), 3);
+        let sub = log.subscribe(5);
+        assert!(sub.backlog.is_empty() && !sub.gap);
+    }
+
+    #[tokio::test]
+    async fn live_events_follow_the_backlog() {
+        let mut log = EventLog::new(10);
+        log.push("\"a\":1");
+        let mut sub = log.subscribe(0);
+        log.push("\"a\":2");
+        assert_eq!(sub.backlog.len(), 1);
+        let next = sub.live.recv().await;
+        assert_eq!(next.map(|e| e.seq).ok(), Some(2));
+    }
+}

@@ -1,0 +1,378 @@
+//! REST requests of a published document's producers. Each write becomes document
+//! events, applied to the shared document in order, counted in the sequence number and
+//! fanned out once to every view. A retried write (same idempotency key) gets its first
+//! answer again and is not applied twice.
+
+use std::collections::{HashMap, VecDeque};
+
+use plotwire_document::Document;
+use plotwire_protocol::event::DocumentEvent;
+use plotwire_protocol::{Id, Value};
+
+use super::delivery::{encode_events, Route, NO_CONNECTION};
+use super::views::json_string;
+use super::Owner;
+use crate::api::{Answer, Columns, Request};
+use crate::cursor::Rows;
+use crate::error::HttpError;
+
+/// Idempotency keys remembered per document.
+pub const KEYS_KEPT: usize = 10_000;
+
+/// The answers of the last [`KEYS_KEPT`] keyed writes.
+#[derive(Default)]
+pub struct Idempotency {
+    answers: HashMap<String, (u64, Option<usize>)>,
+    order: VecDeque<String>,
+}
+
+impl Idempotency {
+    fn get(&self, key: &str) -> Option<(u64, Option<usize>)> {
+        self.answers.get(key).copied()
+    }
+
+    fn remember(&mut self, key: String, answer: (u64, Option<usize>)) {
+        if self.answers.len() >= KEYS_KEPT {
+            if let Some(old) = self.order.pop_front() {
+                self.answers.remove(&old);
+            }
+        }
+        self.order.push_back(key.clone());
+        self.answers.insert(key, answer);
+    }
+}
+
+impl Owner {
+    /// Serves one REST request.
+    pub(super) fn rest(
+        &mut self,
+        request: Request,
+        key: Option<String>,
+    ) -> Result<Answer, HttpError> {
+        let key = key.filter(|_| request.is_write());
+        if let Some((seq, rows)) = key.as_deref().and_then(|k| self.idempotency.get(k)) {
+            return Ok(Answer::Written { seq, rows });
+        }
+        let answer = self.serve(request)?;
+        if let (Some(key), Answer::Written { seq, rows }) = (key, &answer) {
+            self.idempotency.remember(key, (*seq, *rows));
+        }
+        Ok(answer)
+    }
+
+    fn serve(&mut self, request: Request) -> Result<Answer, HttpError> {
+        match request {
+            Request::Publish { doc } => {
+                let limit = self.doc.max_models();
+                let next = Document::from_doc_json_limited(*doc, limit).map_err(|e| {
+                    HttpError::bad_request(format!("the document is not valid: {e}"))
+                })?;
+                self.doc = next;
+                self.changed();
+                self.cursors.reset_all(self.version);
+                for v in self.views.values_mut() {
+                    v.overlay.clear();
+                }
+                // Every view re-pulls the new document: BokehJS reconnects after any close.
+                for peer in self.peers.values() {
+                    peer.outbox.force_overflow();
+                }
+                self.peers.clear();
+                Ok(Answer::Written {
+                    seq: self.version,
+                    rows: None,
+                })
+            }
+            Request::Stream {
+                source,
+                columns,
+                rollover,
+            } => {
+                let id = self.source_id(&source)?;
+                let rows = columns_len(&columns);
+                let event = DocumentEvent::ColumnsStreamed {
+                    model: id.clone(),
+                    attr: "data".into(),
+                    data: columns,
+                    rollover,
+                };
+                self.apply_producer(vec![event], &source)?;
+                self.cursors.appended(&id, self.version, rows);
+                Ok(self.written_rows(&id))
+            }
+            Request::Replace { source, columns } => {
+                let id = self.source_id(&source)?;
+                let event = DocumentEvent::ColumnDataChanged {
+                    model: id.clone(),
+                    attr: "data".into(),
+                    data: columns,
+                    cols: None,
+                };
+                self.apply_producer(vec![event], &source)?;
+                self.cursors.reset(&id, self.version);
+                Ok(self.written_rows(&id))
+            }
+            Request::Patch { source, patches } => {
+                let id = self.source_id(&source)?;
+                let event = DocumentEvent::ColumnsPatched {
+                    model: id.clone(),
+                    attr: "data".into(),
+                    patches,
+                };
+                self.apply_producer(vec![event], &source)?;
+                self.cursors.reset(&id, self.version);
+                Ok(self.written_rows(&id))
+            }
+            Request::Clear { source } => {
+                let id = self.source_id(&source)?;
+                let empty = self.empty_columns(&id);
+                let event = DocumentEvent::ColumnDataChanged {
+                    model: id.clone(),
+                    attr: "data".into(),
+                    data: empty,
+                    cols: None,
+                };
+                self.apply_producer(vec![event], &source)?;
+                self.cursors.reset(&id, self.version);
+                Ok(self.written_rows(&id))
+            }
+            Request::Set {
+                model,
+                prop,
+                value,
+                view,
+            } => self.set_property(&model, prop, value, view),
+            Request::Read { source, since } => self.read(&source, since),
+            Request::Summary => Ok(Answer::Json(self.summary_json())),
+            Request::DocJson => Ok(Answer::Json(self.doc_json())),
+            Request::Subscribe { since } => Ok(Answer::Subscribed(self.events.subscribe(since))),
+        }
+    }
+
+    /// Applies a producer's events to the shared document and sends them to every view.
+    fn apply_producer(
+        &mut self,
+        events: Vec<DocumentEvent>,
+        source: &str,
+    ) -> Result<(), HttpError> {
+        let applied = self
+            .doc
+            .apply(events)
+            .map_err(|e| HttpError::bad_request(e.to_string()).with_field(source.to_owned()))?;
+        self.changed();
+        self.fan_out(&applied, NO_CONNECTION, Route::Everyone);
+        Ok(())
+    }
+
+    fn set_property(
+        &mut self,
+        model: &str,
+        prop: String,
+        value: Value,
+        view: Option<String>,
+    ) -> Result<Answer, HttpError> {
+        let ids = self.model_ids(model)?;
+        let events: Vec<DocumentEvent> = ids
+            .iter()
+            .map(|id| DocumentEvent::ModelChanged {
+                model: id.clone(),
+                attr: prop.clone(),
+                new: value.clone(),
+            })
+            .collect();
+        match view {
+            None => {
+                let applied = self
+                    .doc
+                    .apply(events)
+                    .map_err(|e| HttpError::bad_request(e.to_string()).with_field("value"))?;
+                self.changed();
+                for v in self.views.values_mut() {
+                    for id in &ids {
+                        v.overlay.remove(&(id.clone(), prop.clone()));
+                    }
+                }
+                self.fan_out(&applied, NO_CONNECTION, Route::Everyone);
+            }
+            Some(view) => {
+                // Checked against a copy: the shared document does not change.
+                let mut probe = self.doc.clone();
+                probe
+                    .apply(events.clone())
+                    .map_err(|e| HttpError::bad_request(e.to_string()).with_field("value"))?;
+                let Some(v) = self.views.get_mut(&view) else {
+                    return Err(
+                        HttpError::not_found(format!("no view {view:?} of this document"))
+                            .with_field("view"),
+                    );
+                };
+                for id in &ids {
+                    v.overlay.insert((id.clone(), prop.clone()), value.clone());
+                }
+                let recipients: Vec<_> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| p.view == view)
+                    .map(|(c, _)| *c)
+                    .collect();
+                let msg = encode_events(&plotwire_document::Applied::default(), &events);
+                self.send_each(&recipients, &msg);
+            }
+        }
+        Ok(Answer::Written {
+            seq: self.version,
+            rows: None,
+        })
+    }
+
+    /// The ids a model name (or id) stands for.
+    fn model_ids(&self, model: &str) -> Result<Vec<Id>, HttpError> {
+        if self.doc.model(model).is_some() {
+            return Ok(vec![model.to_owned()]);
+        }
+        let mut ids: Vec<Id> = self.doc.find_named(model).cloned().collect();
+        ids.sort();
+        if ids.is_empty() {
+            return Err(
+                HttpError::not_found(format!("no model named {model:?} in this document"))
+                    .with_field("model"),
+            );
+        }
+        Ok(ids)
+    }
+
+    /// The id of the column data source that `source` names.
+    fn source_id(&self, source: &str) -> Result<Id, HttpError> {
+        let is_source = |id: &str| self.doc.model(id).is_some_and(|m| m.columns.is_some());
+        if is_source(source) {
+            return Ok(source.to_owned());
+        }
+        let mut ids: Vec<&Id> = self
+            .doc
+            .find_named(source)
+            .filter(|id| is_source(id))
+            .collect();
+        ids.sort();
+        match ids.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(HttpError::not_found(format!(
+                "no column data source named {source:?} in this document"
+            ))
+            .with_field("source")),
+            _ => Err(HttpError::conflict(format!(
+                "{} sources are named {source:?}; address one by its id",
+                ids.len()
+            ))
+            .with_field("source")),
+        }
+    }
+
+    fn empty_columns(&self, id: &str) -> Columns {
+        let Some(cols) = self.doc.model(id).and_then(|m| m.columns.as_ref()) else {
+            return Vec::new();
+        };
+        cols.names()
+            .map(|n| (n.to_owned(), Value::List(Vec::new())))
+            .collect()
+    }
+
+    fn written_rows(&self, id: &str) -> Answer {
+        Answer::Written {
+            seq: self.version,
+            rows: Some(self.source_rows(id)),
+        }
+    }
+
+    fn source_rows(&self, id: &str) -> usize {
+        self.doc
+            .model(id)
+            .and_then(|m| m.columns.as_ref())
+            .and_then(|c| c.names().next().and_then(|n| c.get(n)).map(|c| c.len()))
+            .unwrap_or(0)
+    }
+
+    /// `{"since","next","reset","rows","data"}`: the rows after the cursor.
+    fn read(&self, source: &str, since: Option<u64>) -> Result<Answer, HttpError> {
+        let id = self.source_id(source)?;
+        let len = self.source_rows(&id);
+        let rows = self.cursors.rows_since(&id, since, len);
+        let (reset, first) = match rows {
+            Rows::All => (true, 0),
+            Rows::Last(n) => (false, len - n),
+        };
+        let mut out = format!(
+            "{{\"since\":{},\"next\":{},\"reset\":{reset},\"rows\":{},\"data\":",
+            since.map_or("null".to_owned(), |s| s.to_string()),
+            self.version,
+            len - first
+        );
+        match self.doc.model(&id).and_then(|m| m.columns.as_ref()) {
+            Some(cols) => crate::readback::encode_columns_json(&mut out, cols, first..len),
+            None => out.push_str("{}"),
+        }
+        out.push('}');
+        Ok(Answer::Json(out))
+    }
+
+    fn summary_json(&self) -> String {
+        let mut sources: Vec<(String, String)> = self
+            .doc
+            .models()
+            .filter_map(|(id, m)| {
+                let cols = m.columns.as_ref()?;
+                let name = match m.attribute("name") {
+                    Some(Value::Str(n)) => n,
+                    _ => id.clone(),
+                };
+                let kinds: Vec<String> = cols
+                    .names()
+                    .filter_map(|n| {
+                        cols.get(n)
+                            .map(|c| format!("{}:{}", json_string(n), json_string(c.kind_name())))
+                    })
+                    .collect();
+                Some((
+                    name.clone(),
+                    format!(
+                        "{}:{{\"id\":{},\"columns\":{{{}}},\"rows\":{}}}",
+                        json_string(&name),
+                        json_string(id),
+                        kinds.join(","),
+                        self.source_rows(id)
+                    ),
+                ))
+            })
+            .collect();
+        sources.sort();
+        let sources: Vec<String> = sources.into_iter().map(|(_, s)| s).collect();
+        format!(
+            "{{\"name\":{},\"title\":{},\"views\":{},\"seq\":{},\"events\":{},\"sources\":{{{}}}}}",
+            json_string(&self.id),
+            json_string(self.doc.title()),
+            self.views.len(),
+            self.version,
+            self.events.last_seq(),
+            sources.join(",")
+        )
+    }
+
+    fn doc_json(&self) -> String {
+        let mut snapshot = self.doc.clone();
+        snapshot.compact_columns();
+        let lookup = plotwire_document::AllModels(&snapshot);
+        let mut enc = plotwire_protocol::codec::Encoder::new(&lookup);
+        enc.inline_bytes(super::pull::gzip_base64);
+        snapshot.encode_doc_json(&mut enc);
+        let (content, _) = enc.finish();
+        String::from_utf8_lossy(&content).into_owned()
+    }
+}
+
+/// Rows in a batch of columns (its first column's length).
+fn columns_len(columns: &Columns) -> usize {
+    columns.first().map_or(0, |(_, v)| match v {
+        Value::List(items) => items.len(),
+        Value::Array(a) => a.len(),
+        _ => 0,
+    })
+}

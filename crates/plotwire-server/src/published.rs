@@ -1,0 +1,208 @@
+//! The pages of published documents, under `/d/<name>/`, as a Bokeh app's are (spec §1):
+//! the page, `autoload.js`, `metadata` and the websocket. Every page load or embed is a
+//! new view, with a fresh session id and token.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::error::HttpError;
+use crate::pages;
+use crate::routes::{self, AppState, Target};
+
+/// Longest document name, in bytes.
+pub const MAX_NAME_BYTES: usize = 200;
+
+/// Most `/`-separated segments in a document name.
+pub const MAX_NAME_SEGMENTS: usize = 8;
+
+/// Words that end a document name in URLs, so no segment may be one of them.
+pub const RESERVED_SEGMENTS: &[&str] = &[
+    "sources",
+    "events",
+    "models",
+    "doc",
+    "views",
+    "streamvis",
+    "ws",
+    "autoload.js",
+    "metadata",
+];
+
+/// Checks a document name (`docs/rest-api.md`): one to eight segments of letters,
+/// digits and `-_.~`, none starting with `.` or reserved, at most 200 bytes.
+pub fn check_name(name: &str) -> Result<(), HttpError> {
+    let bad = |why: String| Err(HttpError::bad_request(why).with_field("name"));
+    if name.is_empty() || name.len() > MAX_NAME_BYTES {
+        return bad(format!(
+            "a document name has 1 to {MAX_NAME_BYTES} bytes, not {}",
+            name.len()
+        ));
+    }
+    let segments: Vec<&str> = name.split('/').collect();
+    if segments.len() > MAX_NAME_SEGMENTS {
+        return bad(format!(
+            "a document name has at most {MAX_NAME_SEGMENTS} segments"
+        ));
+    }
+    for seg in segments {
+        let valid = !seg.is_empty()
+            && !seg.starts_with('.')
+            && seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b));
+        if !valid {
+            return bad(format!(
+                "bad segment {seg:?} in document name {name:?}: use letters, digits and -_.~, not starting with a dot"
+            ));
+        }
+        if RESERVED_SEGMENTS.contains(&seg) {
+            return bad(format!(
+                "{seg:?} is reserved and cannot be part of a document name"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What a `/d/...` path asks for.
+enum Page<'a> {
+    Html(&'a str),
+    Websocket(&'a str),
+    Autoload(&'a str),
+    Metadata(&'a str),
+}
+
+fn parse(path: &str) -> Page<'_> {
+    let path = path.trim_end_matches('/');
+    if let Some(name) = path.strip_suffix("/ws") {
+        Page::Websocket(name)
+    } else if let Some(name) = path.strip_suffix("/autoload.js") {
+        Page::Autoload(name)
+    } else if let Some(name) = path.strip_suffix("/metadata") {
+        Page::Metadata(name)
+    } else {
+        Page::Html(path)
+    }
+}
+
+/// `GET /d/{*path}` (and `OPTIONS` for `autoload.js`).
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    request: Request,
+) -> Result<Response, HttpError> {
+    let (mut parts, _body) = request.into_parts();
+    let headers = parts.headers.clone();
+    match parse(&path) {
+        Page::Websocket(name) => {
+            check_name(name).map_err(not_found)?;
+            let ws = WebSocketUpgrade::from_request_parts(&mut parts, &state)
+                .await
+                .map_err(|e| HttpError::bad_request(e.to_string()))?;
+            routes::upgrade(state, headers, ws, Target::Published(name.to_owned()))
+        }
+        Page::Autoload(name) if parts.method == Method::OPTIONS => {
+            check_name(name).map_err(not_found)?;
+            Ok(routes::autoload_options(headers).await)
+        }
+        Page::Autoload(name) => autoload(&state, name, &query, &headers).await,
+        Page::Metadata(name) => {
+            check_name(name).map_err(not_found)?;
+            Ok(Json(serde_json::json!({
+                "url": format!("{}/d/{name}", state.config.prefix),
+                "data": {}
+            }))
+            .into_response())
+        }
+        Page::Html(name) => page(&state, name).await,
+    }
+}
+
+fn not_found(e: HttpError) -> HttpError {
+    HttpError::not_found(e.message)
+}
+
+/// The title and roots of a published document, or 404.
+async fn describe(state: &AppState, name: &str) -> Result<crate::session::PageInfo, HttpError> {
+    check_name(name).map_err(not_found)?;
+    let doc = state
+        .registry
+        .published(name)
+        .ok_or_else(|| HttpError::not_found(format!("no published document named {name:?}")))?;
+    doc.describe()
+        .await
+        .ok_or_else(|| HttpError::not_found(format!("the document {name:?} was just deleted")))
+}
+
+/// A new view: a fresh session id and a token for it.
+fn view_token(state: &AppState) -> Result<String, HttpError> {
+    let (_, token) = routes::resolve_session(state, &HashMap::new(), &HeaderMap::new())?;
+    Ok(token)
+}
+
+async fn page(state: &AppState, name: &str) -> Result<Response, HttpError> {
+    let info = describe(state, name).await?;
+    let token = view_token(state)?;
+    let root = pages::static_root(&state.config.prefix, None);
+    let html = pages::app_page(&info.title, &info.roots, &token, &root);
+    Ok(([(header::CONTENT_TYPE, "text/html")], html).into_response())
+}
+
+async fn autoload(
+    state: &AppState,
+    name: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response, HttpError> {
+    describe(state, name).await?;
+    let element = query
+        .get("bokeh-autoload-element")
+        .ok_or_else(|| HttpError::bad_request("No bokeh-autoload-element query parameter"))?;
+    let app_path = query
+        .get("bokeh-app-path")
+        .map(String::as_str)
+        .unwrap_or("/");
+    let absolute_url = query.get("bokeh-absolute-url").map(String::as_str);
+    let include_js = query.get("resources").map(String::as_str) != Some("none");
+    let token = view_token(state)?;
+    let root = pages::static_root(&state.config.prefix, absolute_url);
+    let js = pages::autoload_js(element, &token, app_path, absolute_url, include_js, &root);
+    let mut resp = ([(header::CONTENT_TYPE, "application/javascript")], js).into_response();
+    routes::cors(&mut resp, headers);
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for good in ["a", "runs/exp42", "a-b_c.d~e/f", "x/y/z"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            ".a",
+            "a/.b",
+            "a b",
+            "a/ws",
+            "sources",
+            "ä",
+            "a/b/c/d/e/f/g/h/i",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_name(&"a".repeat(MAX_NAME_BYTES + 1)).is_err());
+    }
+}

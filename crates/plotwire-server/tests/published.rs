@@ -1,0 +1,352 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+//! Published documents over the REST API, with views over real websockets on
+//! 127.0.0.1: what a view changes stays in it, producer changes reach every view, events
+//! reach producers tagged with the view, cursors read every row once, keys apply once.
+
+mod support;
+
+use serde_json::{json, Value as Json};
+use support::*;
+
+/// A generic document: a named source, a range, a slider.
+fn demo_doc() -> Json {
+    let model = |name: &str, id: &str, attrs: Json| json!({"type": "object", "name": name, "id": id, "attributes": attrs});
+    json!({
+        "version": "3.9.2",
+        "title": "demo",
+        "roots": [
+            model("ColumnDataSource", "src1", json!({"name": "src", "data": {"type": "map", "entries": [["x", [0.5]], ["y", [1.5]]]}})),
+            model("Range1d", "xr1", json!({"name": "xr", "start": 0, "end": 10})),
+            model("Slider", "lr1", json!({"name": "lr", "value": 0.1, "start": 0, "end": 1, "step": 0.01})),
+        ]
+    })
+}
+
+async fn published(name: &str) -> u16 {
+    let port = start(config()).await;
+    let (status, body) = http_json(
+        port,
+        "PUT",
+        &format!("/api/v1/documents/{name}"),
+        &demo_doc(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["url"], format!("/d/{name}/"));
+    port
+}
+
+fn attr<'a>(doc: &'a Json, id: &str, attr: &str) -> &'a Json {
+    doc["roots"]
+        .as_array()
+        .and_then(|r| r.iter().find(|m| m["id"] == id))
+        .map(|m| &m["attributes"][attr])
+        .unwrap_or(&Json::Null)
+}
+
+#[tokio::test]
+async fn views_are_independent_and_producer_changes_reach_all() {
+    let port = published("t/demo").await;
+    let mut v1 = connect_view(port, "t/demo", "view-one").await;
+    let mut v2 = connect_view(port, "t/demo", "view-two").await;
+
+    // A pan in view one stays in view one.
+    v1.patch_ok(
+        json!([{"kind": "ModelChanged", "model": {"id": "xr1"}, "attr": "start", "new": 5}]),
+    )
+    .await;
+
+    // A producer stream reaches both views, and is the next thing view two sees.
+    let (status, body) = http_json(
+        port,
+        "POST",
+        "/api/v1/documents/t/demo/sources/src/stream",
+        &json!({"x": [1.0, 2.0], "y": [3.0, 4.0]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"], 3);
+    for v in [&mut v1, &mut v2] {
+        let m = v.expect("PATCH-DOC").await;
+        assert_eq!(m.kinds(), vec!["ColumnsStreamed"], "{:?}", m.content);
+    }
+
+    // Each view's pull shows its own range.
+    let d1 = v1.pull().await;
+    let d2 = v2.pull().await;
+    assert_eq!(attr(&d1, "xr1", "start"), &json!(5));
+    assert_eq!(attr(&d2, "xr1", "start"), &json!(0));
+
+    // The producer sets the slider for everyone, then for view two only.
+    let (status, _) = http_json(
+        port,
+        "PUT",
+        "/api/v1/documents/t/demo/models/lr/value",
+        &json!({"value": 0.5}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    for v in [&mut v1, &mut v2] {
+        let m = v.expect("PATCH-DOC").await;
+        assert_eq!(m.events()[0]["new"], json!(0.5));
+    }
+    let (status, _) = http_json(
+        port,
+        "PUT",
+        "/api/v1/documents/t/demo/models/lr/value",
+        &json!({"value": 0.25, "view": "view-two"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let m = v2.expect("PATCH-DOC").await;
+    assert_eq!(m.events()[0]["new"], json!(0.25));
+    assert_eq!(attr(&v2.pull().await, "lr1", "value"), &json!(0.25));
+    assert_eq!(
+        attr(&v1.pull().await, "lr1", "value"),
+        &json!(0.5),
+        "view one kept the shared value"
+    );
+
+    // The producer sees view one's pan, tagged with its view.
+    let (status, events) = http_json(
+        port,
+        "GET",
+        "/api/v1/documents/t/demo/events?since=0&timeout=1",
+        &Json::Null,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let events = events["events"].as_array().expect("events").clone();
+    let pan = events
+        .iter()
+        .find(|e| e["kind"] == "change")
+        .expect("the range change");
+    assert_eq!(pan["view"], "view-one");
+    assert_eq!(pan["model"]["name"], "xr");
+    assert_eq!(pan["attr"], "start");
+    assert_eq!(pan["value"], 5);
+    assert_eq!(pan["doc"], "t/demo");
+    let opened: Vec<&Json> = events.iter().filter(|e| e["kind"] == "view").collect();
+    assert_eq!(opened.len(), 2, "{events:?}");
+}
+
+#[tokio::test]
+async fn a_view_cannot_change_shared_data() {
+    let port = published("t/ro").await;
+    let mut v = connect_view(port, "t/ro", "v").await;
+    let text = v
+        .patch_error(
+            &json!({"events": [{"kind": "ColumnsStreamed", "model": {"id": "src1"}, "attr": "data", "data": {"type": "map", "entries": [["x", [9]], ["y", [9]]]}, "rollover": null}]}),
+            &[],
+        )
+        .await;
+    assert!(text.contains("producers"), "{text}");
+    let text = v
+        .patch_error(
+            &json!({"events": [{"kind": "ModelChanged", "model": {"id": "xr1"}, "attr": "start", "new": {"type": "object", "name": "Range1d", "id": "new1", "attributes": {}}}]}),
+            &[],
+        )
+        .await;
+    assert!(text.contains("cannot add models"), "{text}");
+    let (_, body) = http_json(
+        port,
+        "GET",
+        "/api/v1/documents/t/ro/sources/src",
+        &Json::Null,
+    )
+    .await;
+    assert_eq!(body["rows"], 1, "nothing changed: {body}");
+}
+
+#[tokio::test]
+async fn cursors_read_every_row_once() {
+    let port = published("t/cur").await;
+    let path = "/api/v1/documents/t/cur/sources/src";
+    let (_, first) = http_json(port, "GET", path, &Json::Null).await;
+    assert_eq!(first["reset"], true);
+    assert_eq!(first["data"]["x"], json!([0.5]));
+    let mut next = first["next"].as_u64().expect("next");
+    let mut seen = Vec::new();
+    for batch in 0..20 {
+        let x: Vec<f64> = (0..3).map(|i| f64::from(batch * 3 + i)).collect();
+        let (status, _) = http_json(
+            port,
+            "POST",
+            &format!("{path}/stream"),
+            &json!({"x": x, "y": x}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        if batch % 4 == 3 {
+            let (_, read) =
+                http_json(port, "GET", &format!("{path}?since={next}"), &Json::Null).await;
+            assert_eq!(read["reset"], false, "{read}");
+            seen.extend(
+                read["data"]["x"]
+                    .as_array()
+                    .expect("x")
+                    .iter()
+                    .map(|v| v.as_f64().expect("f64")),
+            );
+            next = read["next"].as_u64().expect("next");
+        }
+    }
+    let expected: Vec<f64> = (0..60).map(f64::from).collect();
+    assert_eq!(seen, expected);
+    let (_, idle) = http_json(port, "GET", &format!("{path}?since={next}"), &Json::Null).await;
+    assert_eq!(idle["rows"], 0);
+    // A replace tells the poller to start over.
+    http_json(port, "PUT", path, &json!({"x": [7.0], "y": [7.0]})).await;
+    let (_, read) = http_json(port, "GET", &format!("{path}?since={next}"), &Json::Null).await;
+    assert_eq!(read["reset"], true);
+    assert_eq!(read["data"]["x"], json!([7.0]));
+}
+
+#[tokio::test]
+async fn a_retried_write_is_applied_once() {
+    let port = published("t/idem").await;
+    let path = "/api/v1/documents/t/idem/sources/src/stream";
+    let body = json!({"x": [1.0], "y": [2.0]}).to_string();
+    let headers = "Content-Type: application/json\r\nIdempotency-Key: batch-1\r\n";
+    let (s1, _, a1) = http_send(port, "POST", path, headers, body.as_bytes()).await;
+    let (s2, _, a2) = http_send(port, "POST", path, headers, body.as_bytes()).await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(a1, a2, "the retry gets the first answer");
+    let (_, read) = http_json(
+        port,
+        "GET",
+        "/api/v1/documents/t/idem/sources/src",
+        &Json::Null,
+    )
+    .await;
+    assert_eq!(read["rows"], 2, "applied once: {read}");
+}
+
+#[tokio::test]
+async fn bad_requests_name_the_problem_and_change_nothing() {
+    let port = published("t/bad").await;
+    let base = "/api/v1/documents/t/bad";
+    let cases: Vec<(&str, String, Json, u16, &str)> = vec![
+        (
+            "POST",
+            format!("{base}/sources/nope/stream"),
+            json!({"x": [1]}),
+            404,
+            "source",
+        ),
+        (
+            "POST",
+            format!("{base}/sources/src/stream"),
+            json!({"x": [1.0, 2.0], "y": [1.0]}),
+            400,
+            "y",
+        ),
+        (
+            "POST",
+            format!("{base}/sources/src/stream"),
+            json!({"x": "no"}),
+            400,
+            "x",
+        ),
+        (
+            "PUT",
+            format!("{base}/models/nope/value"),
+            json!({"value": 1}),
+            404,
+            "model",
+        ),
+        (
+            "PUT",
+            format!("{base}/models/lr/value"),
+            json!({"value": 1, "extra": 2}),
+            400,
+            "extra",
+        ),
+        (
+            "PUT",
+            format!("{base}/models/lr/value"),
+            json!({"value": 1, "view": "none"}),
+            404,
+            "view",
+        ),
+        (
+            "PUT",
+            "/api/v1/documents/a%20b".to_owned(),
+            demo_doc(),
+            400,
+            "name",
+        ),
+        (
+            "PUT",
+            "/api/v1/documents/t/x".to_owned(),
+            json!({"nothing": 1}),
+            400,
+            "",
+        ),
+        (
+            "GET",
+            "/api/v1/documents/t/none".to_owned(),
+            Json::Null,
+            404,
+            "name",
+        ),
+    ];
+    for (method, path, body, status, field) in cases {
+        let (got, answer) = http_json(port, method, &path, &body).await;
+        assert_eq!(got, status, "{method} {path}: {answer}");
+        assert!(answer["error"].is_string(), "{answer}");
+        if !field.is_empty() {
+            assert_eq!(answer["field"], field, "{method} {path}: {answer}");
+        }
+    }
+    let (_, read) = http_json(port, "GET", &format!("{base}/sources/src"), &Json::Null).await;
+    assert_eq!(read["rows"], 1, "nothing changed: {read}");
+}
+
+#[tokio::test]
+async fn pages_index_and_listing() {
+    let port = published("t/page").await;
+    let (status, _, body) = http_get(port, "/d/t/page/").await;
+    assert_eq!(status, 200);
+    let html = String::from_utf8(body).expect("UTF-8");
+    assert!(html.contains("<title>demo</title>"), "{html}");
+    let (status, _, body) = http_get(port, "/").await;
+    assert_eq!(status, 200);
+    let index = String::from_utf8(body).expect("UTF-8");
+    assert!(
+        index.contains("/d/t/page/"),
+        "the index links the document: {index}"
+    );
+    let (_, list) = http_json(port, "GET", "/api/v1/documents", &Json::Null).await;
+    assert_eq!(list["documents"][0]["name"], "t/page");
+    assert_eq!(list["documents"][0]["title"], "demo");
+    let (status, _, _) = http_get(port, "/d/t/missing/").await;
+    assert_eq!(status, 404);
+    let (status, _) = http_json(port, "DELETE", "/api/v1/documents/t/page", &Json::Null).await;
+    assert_eq!(status, 204);
+    let (status, _, _) = http_get(port, "/d/t/page/").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_api() {
+    let port = start(config()).await;
+    let (status, doc) = http_json(port, "GET", "/api/v1/openapi.json", &Json::Null).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/api/v1/documents",
+        "/api/v1/documents/{name}",
+        "/api/v1/documents/{name}/events",
+        "/api/v1/documents/{name}/sources/{source}",
+        "/api/v1/documents/{name}/sources/{source}/stream",
+        "/api/v1/documents/{name}/models/{model}/{prop}",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is described");
+    }
+}
