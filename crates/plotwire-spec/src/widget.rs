@@ -133,6 +133,8 @@ pub fn build_widget(
                 "CDSView",
                 vec![("filter", filter.into())],
             )?;
+            // Column reordering needs jquery-ui, which BokehJS does not ship.
+            put(&mut attrs, "reorderable", json!(false));
             attrs.push(("source", source.into()));
             attrs.push(("view", view.into()));
             attrs.push(("columns", Val::List(columns)));
