@@ -272,7 +272,8 @@ fn parse_json(body: &[u8]) -> Result<Json, HttpError> {
         .map_err(|e| HttpError::bad_request(format!("the body is not valid JSON: {e}")))
 }
 
-/// A DocJson, a `json_item` (its `doc`) or a dashboard spec, told apart by their keys.
+/// A DocJson, a `json_item` (its `doc`) or a dashboard spec, told apart by their keys:
+/// `roots` is a DocJson, `doc` with `root_id` a json_item, anything else a spec.
 fn decode_published(name: &str, body: &[u8], max_decoded: usize) -> Result<DocJson, HttpError> {
     let json = parse_json(body)?;
     let Json::Object(obj) = &json else {
@@ -291,9 +292,12 @@ fn decode_published(name: &str, body: &[u8], max_decoded: usize) -> Result<DocJs
     } else if obj.contains_key("roots") {
         decode_doc(&json, &buffers).map_err(bad)?
     } else {
-        return Err(HttpError::bad_request(
-            "the body has neither \"roots\" (a DocJson) nor \"doc\" and \"root_id\" (a json_item)",
-        ));
+        // A dashboard spec (docs/dashboard-spec.md).
+        let built = plotwire_spec::build_json(body).map_err(|e| {
+            HttpError::bad_request(format!("the dashboard spec is not valid: {e}"))
+                .with_field(e.path().to_owned())
+        })?;
+        decode_doc(&built.doc, &buffers).map_err(bad)?
     };
     if doc.title.as_deref().is_none_or(str::is_empty) {
         doc.title = Some(name.to_owned());

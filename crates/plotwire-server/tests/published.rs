@@ -350,3 +350,24 @@ async fn the_openapi_document_describes_the_api() {
         assert!(doc["paths"][path].is_object(), "{path} is described");
     }
 }
+
+#[tokio::test]
+async fn a_dashboard_spec_publishes_and_streams() {
+    let port = start(config()).await;
+    let spec: Json = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/specs/training-run.json"
+        ))
+        .expect("the example spec"),
+    )
+    .expect("JSON");
+    let (status, body) = http_json(port, "PUT", "/api/v1/documents/runs/exp1", &spec).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, summary) = http_json(port, "GET", "/api/v1/documents/runs/exp1", &Json::Null).await;
+    let sources = summary["sources"].as_object().expect("sources");
+    assert!(!sources.is_empty(), "{summary}");
+    let mut v = connect_view(port, "runs/exp1", "v").await;
+    let doc = v.pull().await;
+    assert!(!doc["roots"].as_array().expect("roots").is_empty());
+}
