@@ -129,12 +129,12 @@ def dumps(obj: Any) -> bytes:
 
 def datetime64_to_ms(array: Any) -> Any:
     """A numpy ``datetime64`` array as float64 milliseconds since the epoch (Bokeh's
-    convention); NaT becomes NaN."""
+    convention, computed from microseconds as Bokeh does); NaT becomes NaN."""
     np = numpy()
     assert np is not None
-    ns = array.astype("datetime64[ns]")
-    out = ns.astype("int64").astype("float64") / 1e6
-    out[np.isnat(ns)] = np.nan
+    us = array.astype("datetime64[us]")
+    out = us.astype("int64").astype("float64") / 1e3
+    out[np.isnat(us)] = np.nan
     return out
 
 

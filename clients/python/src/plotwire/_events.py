@@ -4,6 +4,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -202,7 +203,7 @@ class EventListener:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._first_error: BaseException | None = None
-        self._conn: http.client.HTTPConnection | None = None
+        self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
 
     def add(self, callback: EventCallback, match: Callable[[Event], bool]) -> None:
@@ -237,14 +238,12 @@ class EventListener:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread: close the stream and wait up to ``timeout`` s for it to end."""
         self._stop.set()
-        conn = self._conn
-        if conn is not None:
-            sock = conn.sock
-            if sock is not None:
-                try:
-                    sock.shutdown(2)
-                except OSError:
-                    pass
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -272,8 +271,11 @@ class EventListener:
 
     def _stream_once(self) -> None:
         conn = self.transport.new_connection(timeout=self.read_timeout)
-        self._conn = conn
         try:
+            conn.connect()
+            self._sock = conn.sock
+            if self._stop.is_set():
+                return
             headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", "User-Agent": USER_AGENT}
             if self.last_seq is not None:
                 headers["Last-Event-ID"] = str(self.last_seq)
@@ -294,7 +296,7 @@ class EventListener:
                 for message in parser.feed(chunk):
                     self._handle(message)
         finally:
-            self._conn = None
+            self._sock = None
             self.transport.forget(conn)
 
     def _handle(self, message: SSEMessage) -> None:
