@@ -331,18 +331,17 @@ def open_page(page, url: str, model: str) -> None:
 
 @pytest.fixture
 def two_pages(chromium, request):
-    contexts, pages, logs = [], [], []
-    for _ in range(2):
+    """Two pages in separate browser contexts; their console goes to the failure report."""
+    contexts, pages, log = [], [], []
+    request.node._e2e_browser_log = log
+    for tag in ("A", "B"):
         ctx = chromium.new_context(viewport={"width": 1000, "height": 800})
         ctx.set_default_timeout(15000)
         page = ctx.new_page()
-        log: list[str] = []
-        page.on("console", lambda msg, log=log: log.append(f"[{msg.type}] {msg.text}"))
-        page.on("pageerror", lambda err, log=log: log.append(f"[pageerror] {err}"))
+        page.on("console", lambda msg, tag=tag: log.append(f"{tag} [{msg.type}] {msg.text}"))
+        page.on("pageerror", lambda err, tag=tag: log.append(f"{tag} [pageerror] {err}"))
         contexts.append(ctx)
         pages.append(page)
-        logs.append(log)
-    request.node._e2e_browser_log = [line for log in logs for line in log]
     yield pages
     for ctx in contexts:
         ctx.close()
