@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every plotwire test on a fresh machine: installs what the tests need (Debian
-# chromium, Python bokeh==3.9.2, Playwright, pytest, numpy), then formatting and lint
-# checks, the Rust unit, property and integration tests, and the end-to-end tests that
-# drive the real bokeh.client and real BokehJS in headless Chromium.
+# chromium, Python bokeh==3.9.2, Playwright, pytest, numpy), installs the Python client
+# (clients/python) and runs its unit tests, then formatting and lint checks, the Rust
+# unit, property and integration tests, and the end-to-end tests that drive the real
+# bokeh.client, the Python client and real BokehJS in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,10 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "installing test dependencies"
 scripts/install-test-deps.sh
+
+step "Python client: pip install ./clients/python, then its unit tests (no server needed)"
+python3 -m pip install -q --disable-pip-version-check -r clients/python/requirements-test.txt ./clients/python
+(cd clients/python && python3 -m pytest tests -q -p no:cacheprovider)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
