@@ -32,6 +32,7 @@ pub mod registry;
 pub mod rest;
 pub mod routes;
 pub mod session;
+pub mod subscriptions;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;

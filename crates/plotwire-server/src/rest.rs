@@ -314,8 +314,9 @@ async fn publish(
     let doc = decode_published(name, body, state.config.max_decoded_bytes)?;
     let url = format!("{}/d/{name}/", state.config.prefix);
     if state.registry.published(name).is_none() {
-        let built = Document::from_doc_json_limited(doc.clone(), state.config.max_models)
+        let mut built = Document::from_doc_json_limited(doc.clone(), state.config.max_models)
             .map_err(|e| HttpError::bad_request(format!("the document is not valid: {e}")))?;
+        crate::subscriptions::subscribe_ui_events(&mut built);
         let (_, created) = state
             .registry
             .publish(name, built, state.config.max_documents)

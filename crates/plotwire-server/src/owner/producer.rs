@@ -64,9 +64,10 @@ impl Owner {
         match request {
             Request::Publish { doc } => {
                 let limit = self.doc.max_models();
-                let next = Document::from_doc_json_limited(*doc, limit).map_err(|e| {
+                let mut next = Document::from_doc_json_limited(*doc, limit).map_err(|e| {
                     HttpError::bad_request(format!("the document is not valid: {e}"))
                 })?;
+                crate::subscriptions::subscribe_ui_events(&mut next);
                 self.doc = next;
                 self.changed();
                 self.cursors.reset_all(self.version);
