@@ -19,6 +19,8 @@ pub enum Request {
     Publish {
         /// The new content.
         doc: Box<DocJson>,
+        /// The dashboard spec it was built from, if it was.
+        spec: Option<Box<plotwire_spec::Spec>>,
     },
     /// Append rows to a source, keeping at most `rollover` rows.
     Stream {
@@ -70,6 +72,8 @@ pub enum Request {
     Summary,
     /// The whole document as DocJson.
     DocJson,
+    /// A streamvis call.
+    Streamvis(Streamvis),
     /// Viewer events after a sequence number, then the live ones.
     Subscribe {
         /// The last event already seen (0 for all).
@@ -83,6 +87,7 @@ impl Request {
         matches!(
             self,
             Request::Publish { .. }
+                | Request::Streamvis(_)
                 | Request::Stream { .. }
                 | Request::Replace { .. }
                 | Request::Patch { .. }
@@ -90,6 +95,34 @@ impl Request {
                 | Request::Set { .. }
         )
     }
+}
+
+/// The streamvis calls (`docs/rest-api.md`, "streamvis").
+pub enum Streamvis {
+    /// `set_layout(grid_map)`: the document becomes the grid's empty plots, unless it
+    /// already has exactly this layout.
+    Layout(plotwire_spec::NamedMap<[u32; 4]>),
+    /// `tandem_lines(plot, [x, y1, ...])`: one step appended to each line of `plot`.
+    TandemLines {
+        /// The plot's name.
+        plot: String,
+        /// `x` then one value per line.
+        values: Vec<f64>,
+    },
+    /// `scatter(plot, points, spatial_dim, append)`.
+    Scatter {
+        /// The plot's name.
+        plot: String,
+        /// The points.
+        points: Vec<Vec<f64>>,
+        /// The axis of `points` that holds the coordinates: 1 for `[[x, y], ...]`, 0
+        /// for `[[x, ...], [y, ...]]`.
+        spatial_dim: usize,
+        /// Append to the points (true) or replace them.
+        append: bool,
+    },
+    /// `clear()`: every plot's data is removed; the plots stay.
+    Clear,
 }
 
 /// What the owner answers.

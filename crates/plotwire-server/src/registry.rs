@@ -194,6 +194,7 @@ impl Registry {
         self: &Arc<Self>,
         name: &str,
         doc: plotwire_document::Document,
+        spec: Option<plotwire_spec::Spec>,
         max_documents: usize,
     ) -> Result<(Arc<SessionHandle>, bool), PublishError> {
         let key: Key = (PUBLISHED_APP.to_owned(), name.to_owned());
@@ -212,7 +213,7 @@ impl Registry {
                 name.to_owned(),
                 PUBLISHED_APP.to_owned(),
                 &self.limits,
-                session::Seed::Published(doc),
+                session::Seed::Published(doc, spec),
             );
             let handle = Arc::new(handle);
             map.insert(key.clone(), handle.clone());

@@ -21,7 +21,7 @@ use plotwire_protocol::Value;
 use serde_json::Value as Json;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::api::{Answer, Columns, Patches, Request};
+use crate::api::{Answer, Columns, Patches, Request, Streamvis};
 use crate::error::HttpError;
 use crate::events::{ProducerEvent, Subscription};
 use crate::published::check_name;
@@ -86,6 +86,7 @@ enum Target<'a> {
     Events,
     Source(&'a str, Option<&'a str>),
     Model(&'a str, &'a str),
+    Streamvis(&'a str),
 }
 
 /// Splits `runs/exp42/sources/loss/stream` into the name and what follows it.
@@ -106,6 +107,7 @@ fn split(path: &str) -> Result<(&str, Target<'_>), HttpError> {
         ["sources", source] => Target::Source(source, None),
         ["sources", source, action] => Target::Source(source, Some(action)),
         ["models", model, prop] => Target::Model(model, prop),
+        ["streamvis", call] => Target::Streamvis(call),
         _ => {
             return Err(HttpError::not_found(format!(
                 "no such route under a document: /{}",
@@ -213,6 +215,10 @@ async fn document(
             };
             written(doc.rest(request, key).await?)
         }
+        (&Method::POST, Target::Streamvis(call)) => {
+            let body = read_body().await?;
+            streamvis(&state, name, call, &body, key).await
+        }
         (&Method::PUT, Target::Model(model, prop)) => {
             let doc = find(&state, name)?;
             let body = read_body().await?;
@@ -273,8 +279,13 @@ fn parse_json(body: &[u8]) -> Result<Json, HttpError> {
 }
 
 /// A DocJson, a `json_item` (its `doc`) or a dashboard spec, told apart by their keys:
-/// `roots` is a DocJson, `doc` with `root_id` a json_item, anything else a spec.
-fn decode_published(name: &str, body: &[u8], max_decoded: usize) -> Result<DocJson, HttpError> {
+/// `roots` is a DocJson, `doc` with `root_id` a json_item, anything else a spec (which
+/// is returned too).
+fn decode_published(
+    name: &str,
+    body: &[u8],
+    max_decoded: usize,
+) -> Result<(DocJson, Option<plotwire_spec::Spec>), HttpError> {
     let json = parse_json(body)?;
     let Json::Object(obj) = &json else {
         return Err(HttpError::bad_request(
@@ -285,6 +296,7 @@ fn decode_published(name: &str, body: &[u8], max_decoded: usize) -> Result<DocJs
     let bad = |e: plotwire_protocol::codec::CodecError| {
         HttpError::bad_request(format!("the document is not valid: {e}")).with_field("doc")
     };
+    let mut spec = None;
     let mut doc = if obj.contains_key("doc") && obj.contains_key("root_id") {
         // json_item output; its title is always "" (bokeh.embed.json_item).
         let doc = obj.get("doc").unwrap_or(&Json::Null);
@@ -293,16 +305,19 @@ fn decode_published(name: &str, body: &[u8], max_decoded: usize) -> Result<DocJs
         decode_doc(&json, &buffers).map_err(bad)?
     } else {
         // A dashboard spec (docs/dashboard-spec.md).
-        let built = plotwire_spec::build_json(body).map_err(|e| {
+        let bad_spec = |e: plotwire_spec::SpecError| {
             HttpError::bad_request(format!("the dashboard spec is not valid: {e}"))
                 .with_field(e.path().to_owned())
-        })?;
+        };
+        let parsed = plotwire_spec::parse(body).map_err(bad_spec)?;
+        let built = plotwire_spec::build(&parsed).map_err(bad_spec)?;
+        spec = Some(parsed);
         decode_doc(&built.doc, &buffers).map_err(bad)?
     };
     if doc.title.as_deref().is_none_or(str::is_empty) {
         doc.title = Some(name.to_owned());
     }
-    Ok(doc)
+    Ok((doc, spec))
 }
 
 async fn publish(
@@ -311,7 +326,18 @@ async fn publish(
     body: &[u8],
     key: Option<String>,
 ) -> Result<Response, HttpError> {
-    let doc = decode_published(name, body, state.config.max_decoded_bytes)?;
+    let (doc, spec) = decode_published(name, body, state.config.max_decoded_bytes)?;
+    publish_doc(state, name, doc, spec, key).await
+}
+
+/// Publishes `doc` under `name`: creates the document, or replaces its content.
+async fn publish_doc(
+    state: &Arc<AppState>,
+    name: &str,
+    doc: DocJson,
+    spec: Option<plotwire_spec::Spec>,
+    key: Option<String>,
+) -> Result<Response, HttpError> {
     let url = format!("{}/d/{name}/", state.config.prefix);
     if state.registry.published(name).is_none() {
         let mut built = Document::from_doc_json_limited(doc.clone(), state.config.max_models)
@@ -319,7 +345,7 @@ async fn publish(
         crate::subscriptions::subscribe_ui_events(&mut built);
         let (_, created) = state
             .registry
-            .publish(name, built, state.config.max_documents)
+            .publish(name, built, spec.clone(), state.config.max_documents)
             .map_err(|e| HttpError::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
         if created {
             let body = serde_json::json!({ "name": name, "url": url, "seq": 0 });
@@ -328,7 +354,13 @@ async fn publish(
     }
     let handle = find(state, name)?;
     let answer = handle
-        .rest(Request::Publish { doc: Box::new(doc) }, key)
+        .rest(
+            Request::Publish {
+                doc: Box::new(doc),
+                spec: spec.map(Box::new),
+            },
+            key,
+        )
         .await?;
     let seq = match answer {
         Answer::Written { seq, .. } => seq,
@@ -336,6 +368,90 @@ async fn publish(
     };
     let body = serde_json::json!({ "name": name, "url": url, "seq": seq });
     Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// The streamvis calls. `layout` creates the document when there is none.
+async fn streamvis(
+    state: &Arc<AppState>,
+    name: &str,
+    call: &str,
+    body: &[u8],
+    key: Option<String>,
+) -> Result<Response, HttpError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Layout {
+        grid: plotwire_spec::NamedMap<[u32; 4]>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Tandem {
+        plot: String,
+        values: Vec<f64>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Scatter {
+        plot: String,
+        points: Vec<Vec<f64>>,
+        spatial_dim: usize,
+        #[serde(default = "yes")]
+        append: bool,
+    }
+    fn yes() -> bool {
+        true
+    }
+    fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HttpError> {
+        serde_json::from_slice(body)
+            .map_err(|e| HttpError::bad_request(format!("the body is not valid: {e}")))
+    }
+    let call = match call {
+        "layout" => {
+            let layout: Layout = parse(body)?;
+            if state.registry.published(name).is_none() {
+                let spec = plotwire_spec::streamvis::layout_spec(&layout.grid).map_err(|e| {
+                    HttpError::bad_request(e.to_string()).with_field(e.path().to_owned())
+                })?;
+                let built = plotwire_spec::build(&spec).map_err(|e| {
+                    HttpError::bad_request(e.to_string()).with_field(e.path().to_owned())
+                })?;
+                let doc = decode_doc(&built.doc, &Buffers::new())
+                    .map_err(|e| HttpError::bad_request(e.to_string()))?;
+                return publish_doc(state, name, doc, Some(spec), key).await;
+            }
+            Streamvis::Layout(layout.grid)
+        }
+        "tandem_lines" => {
+            let t: Tandem = parse(body)?;
+            Streamvis::TandemLines {
+                plot: t.plot,
+                values: t.values,
+            }
+        }
+        "scatter" => {
+            let s: Scatter = parse(body)?;
+            Streamvis::Scatter {
+                plot: s.plot,
+                points: s.points,
+                spatial_dim: s.spatial_dim,
+                append: s.append,
+            }
+        }
+        "clear" => {
+            if state.registry.published(name).is_none() {
+                // Nothing laid out yet: nothing to clear.
+                return written(Answer::Written { seq: 0, rows: None });
+            }
+            Streamvis::Clear
+        }
+        other => {
+            return Err(HttpError::not_found(format!(
+                "no streamvis call {other:?}: use layout, tandem_lines, scatter or clear"
+            )))
+        }
+    };
+    let doc = find(state, name)?;
+    written(doc.rest(Request::Streamvis(call), key).await?)
 }
 
 /// Columns from a body: JSON `{"col": [...]}` for now.

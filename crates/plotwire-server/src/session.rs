@@ -331,8 +331,8 @@ pub enum Seed {
     Empty,
     /// The notice of [`ended_document`].
     Ended(plotwire_document::Document),
-    /// A published document.
-    Published(plotwire_document::Document),
+    /// A published document, and the dashboard spec it was built from, if it was.
+    Published(plotwire_document::Document, Option<plotwire_spec::Spec>),
 }
 
 /// Starts the owner task of a new session holding `seed`. Returns its handle and the
@@ -346,10 +346,10 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(limits.queue_commands.max(1));
     let (ended, _) = watch::channel(None);
     let (status_tx, status) = watch::channel(DocStatus::default());
-    let (ended_notice, published, mut doc) = match seed {
-        Seed::Empty => (false, false, plotwire_document::Document::default()),
-        Seed::Ended(doc) => (true, false, doc),
-        Seed::Published(doc) => (false, true, doc),
+    let (ended_notice, published, mut doc, spec) = match seed {
+        Seed::Empty => (false, false, plotwire_document::Document::default(), None),
+        Seed::Ended(doc) => (true, false, doc, None),
+        Seed::Published(doc, spec) => (false, true, doc, spec),
     };
     doc.set_max_models(limits.max_models);
     let policy = if published {
@@ -360,6 +360,7 @@ pub fn spawn(
     let task = tokio::spawn(crate::owner::run(
         id.clone(),
         doc,
+        spec,
         policy,
         limits.views.clone(),
         status_tx,

@@ -371,3 +371,77 @@ async fn a_dashboard_spec_publishes_and_streams() {
     let doc = v.pull().await;
     assert!(!doc["roots"].as_array().expect("roots").is_empty());
 }
+
+#[tokio::test]
+async fn streamvis_layout_then_lines_grow_in_open_views() {
+    let port = start(config()).await;
+    let base = "/api/v1/documents/sv/run/streamvis";
+    let (status, body) = http_json(port, "POST", &format!("{base}/clear"), &Json::Null).await;
+    assert_eq!(status, 200, "{body}");
+    let grid = json!({"grid": {"top": [0, 0, 1, 2], "left": [1, 0, 1, 1]}});
+    let (status, body) = http_json(port, "POST", &format!("{base}/layout"), &grid).await;
+    assert_eq!(status, 201, "{body}");
+    let mut v = connect_view(port, "sv/run", "v").await;
+    let before = v.pull().await;
+    // The first step gives the plot its three lines, as model changes the open view gets.
+    let step = json!({"plot": "top", "values": [0.0, 1.0, 2.0, 3.0]});
+    let (status, body) = http_json(port, "POST", &format!("{base}/tandem_lines"), &step).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"], 1);
+    let shape = v.expect("PATCH-DOC").await;
+    assert!(
+        shape.kinds().contains(&"ModelChanged"),
+        "{:?}",
+        shape.content
+    );
+    let data = v.expect("PATCH-DOC").await;
+    assert_eq!(data.kinds(), vec!["ColumnsStreamed"]);
+    for i in 1..5 {
+        let step = json!({"plot": "top", "values": [f64::from(i), 1.0, 2.0, 3.0]});
+        let (status, _) = http_json(port, "POST", &format!("{base}/tandem_lines"), &step).await;
+        assert_eq!(status, 200);
+        assert_eq!(v.expect("PATCH-DOC").await.kinds(), vec!["ColumnsStreamed"]);
+    }
+    let (_, read) = http_json(
+        port,
+        "GET",
+        "/api/v1/documents/sv/run/sources/top.data",
+        &Json::Null,
+    )
+    .await;
+    assert_eq!(read["data"]["x"], json!([0.0, 1.0, 2.0, 3.0, 4.0]));
+    assert_eq!(read["data"]["y3"], json!([3.0, 3.0, 3.0, 3.0, 3.0]));
+    // The same view is still connected, with no reconnect: its document grew.
+    let after = v.pull().await;
+    assert!(
+        after.to_string().len() > before.to_string().len(),
+        "the view's document gained the lines"
+    );
+    // Another shape of data for a plot that has data is refused.
+    let bad = json!({"plot": "top", "values": [9.0, 1.0]});
+    let (status, body) = http_json(port, "POST", &format!("{base}/tandem_lines"), &bad).await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = http_json(port, "POST", &format!("{base}/scatter"), &json!({"plot": "left", "points": [[1.0, 2.0], [3.0, 4.0]], "spatial_dim": 1, "append": false})).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, read) = http_json(
+        port,
+        "GET",
+        "/api/v1/documents/sv/run/sources/top.data",
+        &Json::Null,
+    )
+    .await;
+    assert_eq!(
+        read["rows"], 5,
+        "the other plot's first scatter kept these rows: {read}"
+    );
+    let (status, _) = http_json(port, "POST", &format!("{base}/clear"), &Json::Null).await;
+    assert_eq!(status, 200);
+    let (_, read) = http_json(
+        port,
+        "GET",
+        "/api/v1/documents/sv/run/sources/top.data",
+        &Json::Null,
+    )
+    .await;
+    assert_eq!(read["rows"], 0);
+}

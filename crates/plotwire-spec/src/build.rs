@@ -105,7 +105,11 @@ pub fn build(spec: &Spec) -> Result<BuiltDoc, SpecError> {
                 format!("no source \"{}\"", p.source),
             ));
         };
-        used.insert(p.source.clone());
+        // A plot with no series yet (streamvis, before the first data) draws nothing, so
+        // its source is held in `tags` until it does.
+        if p.y.as_ref().is_none_or(|y| !y.names().is_empty()) {
+            used.insert(p.source.clone());
+        }
         let cell = cell_of(name, row);
         let size = (
             p.width.unwrap_or(cell[3] * cell_w),

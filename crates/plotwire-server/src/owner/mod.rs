@@ -15,6 +15,7 @@
 mod delivery;
 mod producer;
 mod pull;
+mod streamvis;
 mod views;
 
 use std::collections::HashMap;
@@ -65,6 +66,9 @@ struct Owner {
     id: String,
     policy: Policy,
     doc: Document,
+    /// The dashboard spec the document was built from, if it was (streamvis calls
+    /// change it).
+    spec: Option<plotwire_spec::Spec>,
     /// Bumped by every change: the document's sequence number. A snapshot compares it
     /// to tell whether it is still current; read-back cursors count in it.
     version: u64,
@@ -83,6 +87,7 @@ struct Owner {
 pub async fn run(
     id: String,
     doc: Document,
+    spec: Option<plotwire_spec::Spec>,
     policy: Policy,
     settings: ViewSettings,
     status: watch::Sender<DocStatus>,
@@ -93,6 +98,7 @@ pub async fn run(
         id,
         policy,
         doc,
+        spec,
         version: 0,
         peers: HashMap::new(),
         views: HashMap::new(),

@@ -60,15 +60,16 @@ impl Owner {
         Ok(answer)
     }
 
-    fn serve(&mut self, request: Request) -> Result<Answer, HttpError> {
+    pub(super) fn serve(&mut self, request: Request) -> Result<Answer, HttpError> {
         match request {
-            Request::Publish { doc } => {
+            Request::Publish { doc, spec } => {
                 let limit = self.doc.max_models();
                 let mut next = Document::from_doc_json_limited(*doc, limit).map_err(|e| {
                     HttpError::bad_request(format!("the document is not valid: {e}"))
                 })?;
                 crate::subscriptions::subscribe_ui_events(&mut next);
                 self.doc = next;
+                self.spec = spec.map(|s| *s);
                 self.changed();
                 self.cursors.reset_all(self.version);
                 for v in self.views.values_mut() {
@@ -144,6 +145,7 @@ impl Owner {
                 view,
             } => self.set_property(&model, prop, value, view),
             Request::Read { source, since } => self.read(&source, since),
+            Request::Streamvis(call) => self.streamvis(call),
             Request::Summary => Ok(Answer::Json(self.summary_json())),
             Request::DocJson => Ok(Answer::Json(self.doc_json())),
             Request::Subscribe { since } => Ok(Answer::Subscribed(self.events.subscribe(since))),
@@ -151,7 +153,7 @@ impl Owner {
     }
 
     /// Applies a producer's events to the shared document and sends them to every view.
-    fn apply_producer(
+    pub(super) fn apply_producer(
         &mut self,
         events: Vec<DocumentEvent>,
         source: &str,
@@ -243,7 +245,7 @@ impl Owner {
     }
 
     /// The id of the column data source that `source` names.
-    fn source_id(&self, source: &str) -> Result<Id, HttpError> {
+    pub(super) fn source_id(&self, source: &str) -> Result<Id, HttpError> {
         let is_source = |id: &str| self.doc.model(id).is_some_and(|m| m.columns.is_some());
         if is_source(source) {
             return Ok(source.to_owned());
@@ -268,7 +270,7 @@ impl Owner {
         }
     }
 
-    fn empty_columns(&self, id: &str) -> Columns {
+    pub(super) fn empty_columns(&self, id: &str) -> Columns {
         let Some(cols) = self.doc.model(id).and_then(|m| m.columns.as_ref()) else {
             return Vec::new();
         };
@@ -277,14 +279,14 @@ impl Owner {
             .collect()
     }
 
-    fn written_rows(&self, id: &str) -> Answer {
+    pub(super) fn written_rows(&self, id: &str) -> Answer {
         Answer::Written {
             seq: self.version,
             rows: Some(self.source_rows(id)),
         }
     }
 
-    fn source_rows(&self, id: &str) -> usize {
+    pub(super) fn source_rows(&self, id: &str) -> usize {
         self.doc
             .model(id)
             .and_then(|m| m.columns.as_ref())
