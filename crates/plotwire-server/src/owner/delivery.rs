@@ -2,6 +2,7 @@
 //! group of recipients, and messages held back behind a reply still being encoded.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use plotwire_document::{Applied, NewModels};
 use plotwire_protocol::codec::Encoder;
@@ -158,8 +159,13 @@ impl Owner {
     }
 }
 
+/// PATCH-DOCs encoded for relaying since the process started, whatever the number of
+/// recipients of each: encode once, send many.
+pub static PATCH_ENCODES: AtomicU64 = AtomicU64::new(0);
+
 /// One PATCH-DOC holding `events`, with the models new in `applied` written in full.
 pub fn encode_events(applied: &Applied, events: &[DocumentEvent]) -> OutgoingMessage {
+    PATCH_ENCODES.fetch_add(1, Ordering::Relaxed);
     let lookup = NewModels(&applied.new_models);
     let mut enc = Encoder::new(&lookup);
     encode_patch(&mut enc, events);

@@ -33,6 +33,7 @@ use producer::Idempotency;
 use pull::PullDone;
 use views::View;
 
+pub use delivery::PATCH_ENCODES;
 pub use views::value_json;
 
 /// How a document is shared among its connections.
