@@ -10,11 +10,13 @@
 //! Every mutating operation is atomic: it validates the whole request before it changes
 //! anything, so an `Err` leaves the column exactly as it was.
 
+use std::ops::Range;
+
 use bytes::Bytes;
 use plotwire_protocol::value::{ArrayData, ArrayForm, ArrayValue, DType, Value};
 
 use rules::{build_fresh, merge_kind, Items};
-use storage::{BinRun, Chunked, Storage};
+use storage::{BinRun, Chunked, Run, Storage};
 
 mod patch;
 mod rules;
@@ -158,6 +160,29 @@ impl ColumnKind {
             ColumnKind::Any => "object",
         }
     }
+}
+
+/// Consecutive items of one column, borrowed from one of its chunks (see
+/// [`Column::slices`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ColumnSlice<'a> {
+    /// Little-endian elements of a binary column.
+    Binary {
+        /// Their element type.
+        dtype: DType,
+        /// Whole elements, `dtype.size()` bytes each.
+        bytes: &'a [u8],
+    },
+    /// Items of a [`ColumnKind::Float`] column.
+    Float(&'a [f64]),
+    /// Items of a [`ColumnKind::Int`] column.
+    Int(&'a [i64]),
+    /// Items of a [`ColumnKind::Bool`] column.
+    Bool(&'a [bool]),
+    /// Items of a [`ColumnKind::Str`] column.
+    Str(&'a [String]),
+    /// Items of a [`ColumnKind::Any`] column.
+    Any(&'a [Value]),
 }
 
 // ---------------------------------------------------------------------------------------
@@ -360,6 +385,31 @@ impl Column {
         self.storage.get(i)
     }
 
+    /// The items of rows `range` (clamped to the column's length) as borrowed runs, one
+    /// per chunk, front to back: read a row range without copying or building values.
+    pub fn slices(&self, range: Range<usize>) -> Vec<ColumnSlice<'_>> {
+        let (lo, hi) = (range.start, range.end);
+        match &self.storage {
+            Storage::Empty => Vec::new(),
+            Storage::Binary { dtype, chunks, .. } => {
+                let size = dtype.size().max(1);
+                chunks
+                    .pieces(lo, hi)
+                    .into_iter()
+                    .map(|(s, a, b)| ColumnSlice::Binary {
+                        dtype: *dtype,
+                        bytes: s.bytes.get(a * size..b * size).unwrap_or(&[]),
+                    })
+                    .collect()
+            }
+            Storage::Float(c) => runs(c, lo, hi, ColumnSlice::Float),
+            Storage::Int(c) => runs(c, lo, hi, ColumnSlice::Int),
+            Storage::Bool(c) => runs(c, lo, hi, ColumnSlice::Bool),
+            Storage::Str(c) => runs(c, lo, hi, ColumnSlice::Str),
+            Storage::Any(c) => runs(c, lo, hi, ColumnSlice::Any),
+        }
+    }
+
     /// Item `i` as a number, for numeric work such as downsampling: numbers and booleans
     /// (as 0/1) of any kind; `None` for other items or past the end.
     pub fn get_f64(&self, i: usize) -> Option<f64> {
@@ -377,4 +427,17 @@ impl Column {
             },
         }
     }
+}
+
+/// The pieces of a typed chunk sequence overlapping `lo..hi`, each wrapped by `wrap`.
+fn runs<'a, T: Clone>(
+    c: &'a Chunked<Run<T>>,
+    lo: usize,
+    hi: usize,
+    wrap: fn(&'a [T]) -> ColumnSlice<'a>,
+) -> Vec<ColumnSlice<'a>> {
+    c.pieces(lo, hi)
+        .into_iter()
+        .map(|(s, a, b)| wrap(s.as_slice().get(a..b).unwrap_or(&[])))
+        .collect()
 }

@@ -210,6 +210,35 @@ impl<S: Segment> Chunked<S> {
         Some((k, abs - seg_start))
     }
 
+    /// The chunks overlapping items `lo..hi` (clamped to the length), each with the
+    /// element range inside it, front to back.
+    pub(super) fn pieces(&self, lo: usize, hi: usize) -> Vec<(&S, usize, usize)> {
+        let hi = hi.min(self.len());
+        let mut out = Vec::new();
+        let Some((first, _)) = self.locate(lo).filter(|_| lo < hi) else {
+            return out;
+        };
+        let (lo, hi) = (self.start + lo, self.start + hi);
+        for k in first..self.segs.len() {
+            let seg_start = match k.checked_sub(1) {
+                None => self.start,
+                Some(p) => self.ends.get(p).copied().unwrap_or(self.start),
+            };
+            if seg_start >= hi {
+                break;
+            }
+            let (Some(seg), Some(&seg_end)) = (self.segs.get(k), self.ends.get(k)) else {
+                break;
+            };
+            out.push((
+                seg,
+                lo.max(seg_start) - seg_start,
+                hi.min(seg_end) - seg_start,
+            ));
+        }
+        out
+    }
+
     /// A chunked sequence with the same chunk boundaries, each chunk mapped by `f`.
     pub(super) fn map<U: Clone>(&self, f: impl Fn(&S) -> Vec<U>) -> Chunked<Run<U>> {
         Chunked {
