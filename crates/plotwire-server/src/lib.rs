@@ -14,6 +14,7 @@
 //! [`serve`] runs the whole server with signals, limits and a grace period.
 
 pub mod assets;
+pub mod body;
 pub mod config;
 pub mod connection;
 pub mod error;
