@@ -1209,3 +1209,48 @@ fn compaction_joins_binary_chunks_once_and_then_shares_them() {
     c.stream(&f64_array(&[6.0]), Some(4)).unwrap();
     assert_eq!(array_f64(&c.to_value()), vec![3.0, 4.0, 5.0, 6.0]);
 }
+
+// ---------------------------------------------------------------------------------------
+// Row-range slices
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn slices_cover_a_row_range_across_chunks_and_rollover() {
+    use plotwire_document::column::ColumnSlice;
+    let mut c = Column::from_value(&ints(&[0, 1, 2])).unwrap();
+    c.stream(&ints(&[3, 4]), None).unwrap();
+    c.stream(&ints(&[5, 6, 7]), Some(7)).unwrap();
+    // Items 1..=7 remain, in chunks [1, 2], [3, 4], [5, 6, 7].
+    let collect = |r: std::ops::Range<usize>| -> Vec<Vec<i64>> {
+        c.slices(r)
+            .into_iter()
+            .map(|s| match s {
+                ColumnSlice::Int(v) => v.to_vec(),
+                other => panic!("not an int slice: {other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(collect(0..7), vec![vec![1, 2], vec![3, 4], vec![5, 6, 7]]);
+    assert_eq!(collect(1..5), vec![vec![2], vec![3, 4], vec![5]]);
+    assert_eq!(collect(2..4), vec![vec![3, 4]]);
+    assert_eq!(collect(6..100), vec![vec![7]]);
+    assert!(collect(7..9).is_empty());
+    assert!(collect(3..3).is_empty());
+
+    let mut b = Column::from_value(&Value::Array(Box::new(ArrayValue {
+        form: ArrayForm::Nd,
+        dtype: DType::F64,
+        shape: vec![3],
+        data: ArrayData::Binary(f64_bytes(&[1.0, 2.0, 3.0])),
+    })))
+    .unwrap();
+    b.keep_last(2);
+    assert_eq!(
+        b.slices(1..2),
+        vec![ColumnSlice::Binary {
+            dtype: DType::F64,
+            bytes: &3.0f64.to_le_bytes()
+        }]
+    );
+    assert!(Column::new().slices(0..10).is_empty());
+}

@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod body;
 pub mod config;
 pub mod connection;
 pub mod cursor;
