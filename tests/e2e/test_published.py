@@ -50,6 +50,7 @@ WS_TOKEN_RECORDER = """
     constructor(url, protocols) {
       super(url, protocols);
       window.__e2e_tokens.push(Array.isArray(protocols) ? protocols[1] : null);
+      (window.__e2e_sockets = window.__e2e_sockets || []).push(this);
     }
   }
   window.WebSocket = Recorded;
@@ -520,4 +521,84 @@ def test_a_property_set_for_every_view_and_for_one_view(server, views):
     events.drain()
     assert not events.find(lambda e: e.get("kind") == "change" and (e.get("model") or {}).get("name") == "note")
     for view in (one, two, three):
+        assert not view.page_errors, view.page_errors
+
+
+# ---------------------------------------------------------------------------
+# a view that reconnects keeps its own state; a replaced document reaches open pages
+# ---------------------------------------------------------------------------
+
+JS_DROP_SOCKET = """() => {
+    const ws = window.__e2e_sockets[window.__e2e_sockets.length - 1];
+    ws.close(4000, "dropped by the test");
+    return window.__e2e_sockets.length;
+}"""
+
+
+def test_a_reconnecting_view_keeps_its_own_range_and_gets_what_it_missed(server, views):
+    """BokehJS reconnects with the same token after its socket drops, so it is the same
+    view: its re-pull carries the view's own range (its overlay) and the rows streamed
+    while it was away, and no new view is opened."""
+    name = publish(server, "reconnect")
+    events = Events(server, name)
+    one = views("one").open(page_url(server, name))
+    two = views("two").open(page_url(server, name))
+    v1 = one.view_id
+    drag_left(one, 150)
+    panned = wait_value(one.x_range, lambda r: r[0] is not None and r[0] > X_RANGE[0] + 1.0,
+                        timeout=10, desc="page one's x range after the pan")
+    events.wait(lambda e: change_of(v1, "xr", "end")(e) and e["value"] == panned[1], desc="view one's pan")
+
+    sockets = one.page.evaluate(JS_DROP_SOCKET)
+    ok(rest(server, "POST", f"/api/v1/documents/{name}/sources/src/stream", {"x": [20.0], "y": [-1.0]}))
+    wait_for(lambda: one.page.evaluate("() => window.__e2e_sockets.length") > sockets, timeout=15,
+             desc="BokehJS to reconnect page one")
+    want = {"x": X0 + [20.0], "y": Y0 + [-1.0]}
+    wait_value(one.columns, lambda c: c == want, timeout=15, desc="page one's data after the reconnect")
+    tokens = one.page.evaluate("() => window.__e2e_tokens")
+    assert len(set(tokens)) == 1, "BokehJS reconnected with its page's token"
+    assert one.x_range() == panned, "the reconnected view lost its own range"
+    assert two.x_range() == X_RANGE
+    wait_value(two.columns, lambda c: c == want, timeout=10, desc="page two's data")
+    events.drain()
+    opened = [e["view"] for e in events.find(lambda e: e.get("kind") == "view" and e.get("event") == "open")]
+    assert sorted(opened) == sorted([v1, two.view_id]), f"a reconnect is not a new view: {opened}"
+    for view in (one, two):
+        assert not view.page_errors, view.page_errors
+
+
+def test_replacing_the_document_reaches_open_pages(server, views):
+    """PUT of a changed document under the same name (200), with the same model ids: open
+    pages re-pull it, and a view's own state of the old document (its pan) is gone."""
+    from bokeh.document import Document
+
+    doc = Document()
+    doc.title = "first"
+    layout = build_layout()
+    doc.add_root(layout)
+    name = publish(server, "replace", doc.to_json(deferred=False))
+    one = views("one").open(page_url(server, name))
+    drag_left(one, 150)
+    panned = wait_value(one.x_range, lambda r: r[0] is not None and r[0] > X_RANGE[0] + 1.0, timeout=10,
+                        desc="page one's x range after the pan")
+    events = Events(server, name)
+    events.wait(lambda e: change_of(one.view_id, "xr", "end")(e) and e["value"] == panned[1], desc="view one's pan")
+
+    doc.title = "replaced"
+    layout.children[1].text = "replaced note"
+    doc.get_model_by_name("src").data = {"x": [100.0, 101.0], "y": [1.0, 2.0]}
+    ok(rest(server, "PUT", f"/api/v1/documents/{name}", doc.to_json(deferred=False)), 200)
+
+    wait_value(lambda: one.prop("note", "text"), lambda t: t == "replaced note", timeout=20,
+               desc="page one's note after the replace")
+    wait_value(one.columns, lambda c: c == {"x": [100.0, 101.0], "y": [1.0, 2.0]}, timeout=10,
+               desc="page one's data after the replace")
+    assert one.x_range() == X_RANGE, "the view's state of the old document was kept"
+    wait_for(lambda: one.page.title() == "replaced", timeout=10, desc="the page title")
+    two = views("two").open(page_url(server, name))
+    assert two.prop("note", "text") == "replaced note"
+    ok(rest(server, "POST", f"/api/v1/documents/{name}/sources/src/stream", {"x": [102.0], "y": [3.0]}))
+    for view in (one, two):
+        wait_value(view.columns, lambda c: c == {"x": [100.0, 101.0, 102.0], "y": [1.0, 2.0, 3.0]},
+                   timeout=10, desc=f"page {view.tag}'s data after a stream into the new document")
         assert not view.page_errors, view.page_errors
