@@ -228,7 +228,9 @@ class Events:
 
     def wait(self, pred: Callable[[dict], bool], desc: str, timeout: float = 15.0, count: int = 1) -> list[dict]:
         deadline = time.monotonic() + timeout
-        for _ in range(int(timeout) + 5):
+        # a long-poll answers at once while there are events, else after 1 s: the cap
+        # only guards against a server that answers empty polls at once
+        for _ in range(int(timeout * 20) + 10):
             found = self.find(pred)
             if len(found) >= count:
                 return found
