@@ -28,7 +28,6 @@ pub mod outbox;
 pub mod owner;
 pub mod pages;
 pub mod published;
-pub mod readback;
 pub mod registry;
 pub mod rest;
 pub mod routes;

@@ -185,7 +185,7 @@ async fn document(
         (&Method::PUT, Target::Source(source, None)) => {
             let doc = find(&state, name)?;
             let body = read_body().await?;
-            let columns = decode_columns(&headers, &body)?;
+            let columns = decode_columns(&state, &headers, &body)?;
             let request = Request::Replace {
                 source: source.to_owned(),
                 columns,
@@ -199,7 +199,7 @@ async fn document(
             let request = match action {
                 "stream" => Request::Stream {
                     source,
-                    columns: decode_columns(&headers, &body)?,
+                    columns: decode_columns(&state, &headers, &body)?,
                     rollover: rollover(&query)?,
                 },
                 "patch" => Request::Patch {
@@ -454,52 +454,41 @@ async fn streamvis(
     written(doc.rest(Request::Streamvis(call), key).await?)
 }
 
-/// Columns from a body: JSON `{"col": [...]}` for now.
-fn decode_columns(headers: &HeaderMap, body: &[u8]) -> Result<Columns, HttpError> {
+/// Columns from a body of any accepted format (`crate::body`), decoded off the owner.
+fn decode_columns(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Columns, HttpError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if essence != "application/json" {
-        return Err(HttpError::unsupported_media(format!(
-            "unsupported Content-Type {essence:?}: send application/json"
-        )));
-    }
-    let json = parse_json(body)?;
-    let Json::Object(obj) = json else {
-        return Err(HttpError::bad_request(
-            "columns are a JSON object of column name → list",
-        ));
+        .unwrap_or(crate::body::JSON);
+    let limits = crate::body::BodyLimits {
+        max_body_bytes: state.config.max_body_bytes,
+        ..crate::body::BodyLimits::default()
     };
-    let mut columns = Vec::with_capacity(obj.len());
-    let mut len = None;
-    for (name, v) in obj {
-        let Json::Array(items) = &v else {
-            return Err(
-                HttpError::bad_request(format!("column {name:?} must be a list")).with_field(name),
-            );
-        };
-        match len {
-            Some(n) if n != items.len() => {
-                return Err(HttpError::bad_request(format!(
-                    "column {name:?} has {} values, the others {n}",
-                    items.len()
-                ))
-                .with_field(name))
-            }
-            _ => len = Some(items.len()),
-        }
-        let value = decode_value(&v, &Buffers::new())
-            .map_err(|e| HttpError::bad_request(e.to_string()).with_field(name.clone()))?;
-        columns.push((name, value));
+    crate::body::decode(content_type, body, &limits).map_err(body_error)
+}
+
+/// A body error as HTTP: 415 for an unknown type, 413 past the size limit, else 400;
+/// always naming the field to blame when there is one.
+pub fn body_error(e: crate::body::BodyError) -> HttpError {
+    use crate::body::BodyError;
+    let status = match &e {
+        BodyError::UnsupportedType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        BodyError::Limit {
+            limit: "max_body_bytes",
+            ..
+        } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let field = e.field();
+    let err = HttpError::new(status, e.to_string());
+    match field {
+        Some(f) => err.with_field(f),
+        None => err,
     }
-    Ok(columns)
 }
 
 /// `{"col": [[index, value], ...]}`.

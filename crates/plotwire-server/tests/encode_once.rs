@@ -45,5 +45,9 @@ async fn each_change_is_encoded_once_for_all_views() {
         }
     }
     let encodes = PATCH_ENCODES.load(Ordering::Relaxed) - before;
-    assert_eq!(encodes, u64::from(batches), "one encode per batch for 50 views");
+    assert_eq!(
+        encodes,
+        u64::from(batches),
+        "one encode per batch for 50 views"
+    );
 }

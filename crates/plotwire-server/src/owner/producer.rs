@@ -91,6 +91,7 @@ impl Owner {
                 rollover,
             } => {
                 let id = self.source_id(&source)?;
+                let columns = self.conform(&id, columns)?;
                 let rows = columns_len(&columns);
                 let event = DocumentEvent::ColumnsStreamed {
                     model: id.clone(),
@@ -104,6 +105,7 @@ impl Owner {
             }
             Request::Replace { source, columns } => {
                 let id = self.source_id(&source)?;
+                let columns = self.conform(&id, columns)?;
                 let event = DocumentEvent::ColumnDataChanged {
                     model: id.clone(),
                     attr: "data".into(),
@@ -228,6 +230,15 @@ impl Owner {
         })
     }
 
+    /// Checks and converts a batch against the kinds of source `id`'s columns.
+    fn conform(&self, id: &str, columns: Columns) -> Result<Columns, HttpError> {
+        let cols = self.doc.model(id).and_then(|m| m.columns.as_ref());
+        crate::body::conform(columns, &|name| {
+            cols.and_then(|c| c.get(name)).map(|c| c.kind())
+        })
+        .map_err(crate::rest::body_error)
+    }
+
     /// The ids a model name (or id) stands for.
     fn model_ids(&self, model: &str) -> Result<Vec<Id>, HttpError> {
         if self.doc.model(model).is_some() {
@@ -310,7 +321,15 @@ impl Owner {
             len - first
         );
         match self.doc.model(&id).and_then(|m| m.columns.as_ref()) {
-            Some(cols) => crate::readback::encode_columns_json(&mut out, cols, first..len),
+            Some(cols) => {
+                let columns: Vec<(&str, &plotwire_document::column::Column)> = cols
+                    .names()
+                    .filter_map(|n| cols.get(n).map(|c| (n, c)))
+                    .collect();
+                let mut json = Vec::new();
+                crate::body::encode_columns_json(&mut json, &columns, first..len);
+                out.push_str(&String::from_utf8_lossy(&json));
+            }
             None => out.push_str("{}"),
         }
         out.push('}');
