@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod bundles;
 pub mod config;
 pub mod connection;
 pub mod cursor;
