@@ -24,6 +24,9 @@
 //!   full rendering. `bokeh-mathjax` alone costs about 300 ms of script time and 616 kB.
 //! - A model from an extension (a qualified type name outside `bokeh.`) gets every bundle: its
 //!   classes may derive from any of them.
+//!
+//! `autoload.js` follows the same rule. When another embed on the host page has already loaded
+//! BokehJS, it loads no more bundles, so its math text or WebGL plot degrades as above.
 
 use plotwire_document::Document;
 use plotwire_protocol::value::Value;
