@@ -15,6 +15,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
+use crate::bundles::BundleSet;
+
 /// One embedded BokehJS bundle, e.g. `bokeh.min.js`.
 pub struct Bundle {
     /// Bundle name without extension, e.g. `"bokeh"` or `"bokeh-widgets"`.
@@ -87,15 +89,16 @@ pub fn bundle_by_file_name(file_name: &str) -> Option<&'static Bundle> {
     BUNDLES.iter().find(|b| b.file_name == file_name)
 }
 
-/// The script URLs a page loads, in page order:
+/// The script URLs of the bundles in `set`, in page order:
 /// `{static_root}static/js/{name}.min.js?v={sha512 hex}`.
 ///
 /// `static_root` is the root the static route hangs off, ending in `/`: `"/"`, `"/prefix/"` or
 /// `"http://host:port/"` (see `pages::static_root`). A missing trailing slash is added.
-pub fn script_urls(static_root: &str) -> Vec<String> {
+pub fn script_urls(static_root: &str, set: BundleSet) -> Vec<String> {
     let sep = if static_root.ends_with('/') { "" } else { "/" };
     BUNDLES
         .iter()
+        .filter(|b| set.contains(b.name))
         .map(|b| {
             format!(
                 "{static_root}{sep}static/js/{}?v={}",
@@ -268,14 +271,24 @@ mod tests {
 
     #[test]
     fn script_urls_hang_off_the_root() {
-        let urls = script_urls("/");
+        let urls = script_urls("/", BundleSet::ALL);
         assert_eq!(urls.len(), 5);
         assert_eq!(
             urls[0],
             format!("/static/js/bokeh.min.js?v={}", bundles()[0].sha512_hex)
         );
-        assert!(script_urls("/pre/")[4].starts_with("/pre/static/js/bokeh-mathjax.min.js?v="));
-        assert!(script_urls("http://h:1")[1].starts_with("http://h:1/static/js/bokeh-gl.min.js?v="));
+        assert!(script_urls("/pre/", BundleSet::ALL)[4]
+            .starts_with("/pre/static/js/bokeh-mathjax.min.js?v="));
+        assert!(script_urls("http://h:1", BundleSet::ALL)[1]
+            .starts_with("http://h:1/static/js/bokeh-gl.min.js?v="));
+        let some = BundleSet {
+            tables: true,
+            ..BundleSet::default()
+        };
+        let urls = script_urls("/", some);
+        assert_eq!(urls.len(), 2);
+        assert!(urls[0].starts_with("/static/js/bokeh.min.js?v="));
+        assert!(urls[1].starts_with("/static/js/bokeh-tables.min.js?v="));
     }
 
     #[test]

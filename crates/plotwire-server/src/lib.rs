@@ -16,6 +16,7 @@
 pub mod api;
 pub mod assets;
 pub mod body;
+pub mod bundles;
 pub mod config;
 pub mod connection;
 pub mod cursor;

@@ -11,6 +11,7 @@ use rand::RngCore as _;
 use serde_json::{Map, Value};
 
 use crate::assets;
+use crate::bundles::BundleSet;
 use crate::config::normalize_prefix;
 
 /// Escapes text for HTML content and attribute values (`&`, `<`, `>`, `"`, `'`).
@@ -156,14 +157,21 @@ fn wait_for_bokeh_js(indent: &str) -> String {
 /// - `title`: the document title (HTML-escaped here);
 /// - `root_ids`: the document's root model ids in order; one `<div data-root-id>` each;
 /// - `token`: the session token for the render item (the token that created the session);
-/// - `static_root`: where `static/js/...` lives, e.g. `"/"` or `"/prefix/"` (see [`static_root`]).
+/// - `static_root`: where `static/js/...` lives, e.g. `"/"` or `"/prefix/"` (see [`static_root`]);
+/// - `bundles`: the BokehJS bundles to load (see [`crate::bundles::for_page`]).
 ///
-/// The page loads the five BokehJS bundles, sets the log level to `info`, and calls
+/// The page loads the BokehJS bundles in `bundles`, sets the log level to `info`, and calls
 /// `Bokeh.embed.embed_items(docs_json, render_items)` with `docs_json` = `{}` (the document
 /// comes over the websocket) and one render item
 /// `{"token", "roots": {root id: element id}, "root_ids", "use_for_title": true}`; `roots` and
 /// `root_ids` are left out when there are no roots, so BokehJS renders into `<body>`.
-pub fn app_page(title: &str, root_ids: &[String], token: &str, static_root: &str) -> String {
+pub fn app_page(
+    title: &str,
+    root_ids: &[String],
+    token: &str,
+    static_root: &str,
+    bundles: BundleSet,
+) -> String {
     let mut page = String::with_capacity(4096);
     page.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n  <head>\n    <meta charset=\"utf-8\">\n");
     let _ = writeln!(page, "    <title>{}</title>", escape_html(title));
@@ -171,7 +179,7 @@ pub fn app_page(title: &str, root_ids: &[String], token: &str, static_root: &str
         "    <style>\n      html, body {\n        box-sizing: border-box;\n        display: flow-root;\n        \
          height: 100%;\n        margin: 0;\n        padding: 0;\n      }\n    </style>\n",
     );
-    for url in assets::script_urls(static_root) {
+    for url in assets::script_urls(static_root, bundles) {
         let _ = writeln!(page, "<script src=\"{}\"></script>", escape_html(&url));
     }
     page.push_str("<script>\nBokeh.set_log_level(\"info\");\n</script>\n  </head>\n  <body>\n");
@@ -229,9 +237,10 @@ pub fn app_page(title: &str, root_ids: &[String], token: &str, static_root: &str
 /// - `absolute_url`: the `bokeh-absolute-url` argument, passed on when present;
 /// - `include_js`: `false` for `resources=none` (the page loads BokehJS itself);
 /// - `static_root`: root of the bundle URLs: absolute (`static_root(prefix, Some(url))`) when
-///   `bokeh-absolute-url` was given, otherwise root-relative.
+///   `bokeh-absolute-url` was given, otherwise root-relative;
+/// - `bundles`: the BokehJS bundles to load (see [`crate::bundles::for_page`]).
 ///
-/// The script loads the five bundles in order (`async = false`) unless BokehJS is already
+/// The script loads the bundles in `bundles` in order (`async = false`) unless BokehJS is already
 /// loaded or being loaded by another autoload script on the page (it shares Bokeh's
 /// `_bokeh_is_loading` / `_bokeh_onload_callbacks` globals), then runs
 /// `Bokeh.set_log_level("info")`, replaces the `<script id=element_id>` tag by a `<div>` and calls
@@ -244,9 +253,10 @@ pub fn autoload_js(
     absolute_url: Option<&str>,
     include_js: bool,
     static_root: &str,
+    bundles: BundleSet,
 ) -> String {
     let js_urls: Vec<Value> = if include_js {
-        assets::script_urls(static_root)
+        assets::script_urls(static_root, bundles)
             .into_iter()
             .map(Value::String)
             .collect()

@@ -129,7 +129,7 @@ fn not_found(e: HttpError) -> HttpError {
     HttpError::not_found(e.message)
 }
 
-/// The title and roots of a published document, or 404.
+/// The title, roots and bundles of a published document, or 404.
 async fn describe(state: &AppState, name: &str) -> Result<crate::session::PageInfo, HttpError> {
     check_name(name).map_err(not_found)?;
     let doc = state
@@ -151,7 +151,7 @@ async fn page(state: &AppState, name: &str) -> Result<Response, HttpError> {
     let info = describe(state, name).await?;
     let token = view_token(state)?;
     let root = pages::static_root(&state.config.prefix, None);
-    let html = pages::app_page(&info.title, &info.roots, &token, &root);
+    let html = pages::app_page(&info.title, &info.roots, &token, &root, info.bundles);
     Ok(([(header::CONTENT_TYPE, "text/html")], html).into_response())
 }
 
@@ -161,7 +161,7 @@ async fn autoload(
     query: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<Response, HttpError> {
-    describe(state, name).await?;
+    let info = describe(state, name).await?;
     let element = query
         .get("bokeh-autoload-element")
         .ok_or_else(|| HttpError::bad_request("No bokeh-autoload-element query parameter"))?;
@@ -173,7 +173,15 @@ async fn autoload(
     let include_js = query.get("resources").map(String::as_str) != Some("none");
     let token = view_token(state)?;
     let root = pages::static_root(&state.config.prefix, absolute_url);
-    let js = pages::autoload_js(element, &token, app_path, absolute_url, include_js, &root);
+    let js = pages::autoload_js(
+        element,
+        &token,
+        app_path,
+        absolute_url,
+        include_js,
+        &root,
+        info.bundles,
+    );
     let mut resp = ([(header::CONTENT_TYPE, "application/javascript")], js).into_response();
     routes::cors(&mut resp, headers);
     Ok(resp)

@@ -224,7 +224,7 @@ async fn app_page(
         HttpError::unavailable("the session closed while the page was being made")
     })?;
     let root = pages::static_root(&state.config.prefix, None);
-    let html = pages::app_page(&info.title, &info.roots, &token, &root);
+    let html = pages::app_page(&info.title, &info.roots, &token, &root, info.bundles);
     Ok(([(header::CONTENT_TYPE, "text/html")], html).into_response())
 }
 
@@ -244,9 +244,20 @@ async fn autoload(
         .unwrap_or("/");
     let absolute_url = query.get("bokeh-absolute-url").map(String::as_str);
     let include_js = query.get("resources").map(String::as_str) != Some("none");
-    let (_session, token) = page_session(&state, &app, &query, &headers)?;
+    let (session, token) = page_session(&state, &app, &query, &headers)?;
+    let info = session.describe().await.ok_or_else(|| {
+        HttpError::unavailable("the session closed while the script was being made")
+    })?;
     let root = pages::static_root(&state.config.prefix, absolute_url);
-    let js = pages::autoload_js(element, &token, app_path, absolute_url, include_js, &root);
+    let js = pages::autoload_js(
+        element,
+        &token,
+        app_path,
+        absolute_url,
+        include_js,
+        &root,
+        info.bundles,
+    );
     let mut resp = ([(header::CONTENT_TYPE, "application/javascript")], js).into_response();
     cors(&mut resp, &headers);
     Ok(resp)

@@ -112,6 +112,8 @@ pub struct PageInfo {
     pub title: String,
     /// The root ids, in order.
     pub roots: Vec<String>,
+    /// The BokehJS bundles its page loads ([`crate::bundles::for_page`]).
+    pub bundles: crate::bundles::BundleSet,
 }
 
 /// What the index and summaries show of a document, kept current by its owner.
@@ -193,7 +195,7 @@ impl SessionHandle {
         })
     }
 
-    /// The title and roots of the document, or `None` if the owner is gone.
+    /// The title, roots and bundles of the document, or `None` if the owner is gone.
     pub async fn describe(&self) -> Option<PageInfo> {
         let (reply, rx) = oneshot::channel();
         if !self.send(Command::Describe { reply }).await {

@@ -17,6 +17,7 @@ use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use plotwire_server::assets::{self, bundles, script_urls, serve_static};
+use plotwire_server::bundles::BundleSet;
 use plotwire_server::pages::{
     app_page, autoload_js, index_page, new_element_id, static_root, IndexEntry,
 };
@@ -224,7 +225,7 @@ fn embedded_bundles_match_their_table_and_bokeh_3_9_2() {
 
 #[test]
 fn script_urls_carry_the_sha512() {
-    let urls = script_urls("/");
+    let urls = script_urls("/", ALL);
     let expected: Vec<String> = FIXTURE_HASHES
         .iter()
         .map(|(name, hash)| format!("/static/js/{name}.min.js?v={hash}"))
@@ -344,12 +345,15 @@ async fn static_unknown_file_is_json_404() {
     }
 }
 
+/// Every bundle, as Bokeh's own server page lists them.
+const ALL: BundleSet = BundleSet::ALL;
+
 // ---------------------------------------------------------------------------------------------
 // The app page
 
 #[test]
 fn app_page_matches_the_fixture_structure() {
-    let page = app_page("pushed doc", &["p1062".to_owned()], PUSHED_TOKEN, "/");
+    let page = app_page("pushed doc", &["p1062".to_owned()], PUSHED_TOKEN, "/", ALL);
     let reference = fixture("ws/1-pushed-plain/d_page.html");
 
     assert!(page.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"));
@@ -399,7 +403,7 @@ fn app_page_matches_the_fixture_structure() {
 #[test]
 fn app_page_several_roots_in_order() {
     let roots = vec!["p1".to_owned(), "p22".to_owned(), "p3".to_owned()];
-    let page = app_page("t", &roots, "tok", "/prefix/");
+    let page = app_page("t", &roots, "tok", "/prefix/", ALL);
     let items = render_items(&page);
     assert_eq!(items[0]["root_ids"], json!(["p1", "p22", "p3"]));
     let positions: Vec<usize> = roots
@@ -418,7 +422,7 @@ fn app_page_several_roots_in_order() {
 
 #[test]
 fn app_page_without_roots_omits_roots() {
-    let page = app_page("empty", &[], "tok", "/");
+    let page = app_page("empty", &[], "tok", "/", ALL);
     assert_eq!(
         render_items(&page),
         json!([{"token": "tok", "use_for_title": true}])
@@ -431,7 +435,7 @@ fn app_page_escapes_hostile_input() {
     let title = "</title><script>alert(1)</script>";
     let token = "tok</script><script>alert(2)</script>";
     let root = "p1\"><img src=x onerror=alert(3)>";
-    let page = app_page(title, &[root.to_owned()], token, "/");
+    let page = app_page(title, &[root.to_owned()], token, "/", ALL);
     assert!(page.contains("<title>&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt;</title>"));
     assert!(!page.contains("alert(1)</script>"));
     assert!(!page.contains("alert(2)</script>"));
@@ -460,6 +464,7 @@ fn autoload_with_absolute_url_uses_absolute_bundle_urls() {
         Some("http://127.0.0.1:5107/target"),
         true,
         &root,
+        ALL,
     );
     assert_eq!(js_urls(&js), js_urls(&reference));
     assert_eq!(render_items(&js), render_items(&reference));
@@ -480,7 +485,7 @@ fn autoload_with_absolute_url_uses_absolute_bundle_urls() {
 fn autoload_without_absolute_url_uses_root_relative_urls() {
     let reference = fixture("http/demo-autoload-relative.js");
     let root = static_root("", None);
-    let js = autoload_js("p-fixture-elem2", "tok", "/demo", None, true, &root);
+    let js = autoload_js("p-fixture-elem2", "tok", "/demo", None, true, &root, ALL);
     assert_eq!(js_urls(&js), js_urls(&reference));
     assert!(js_urls(&js).iter().all(|u| u.starts_with("/static/js/")));
     assert_eq!(embed_items_call(&js), "'{}', render_items, \"/demo\"");
@@ -500,6 +505,7 @@ fn autoload_matches_the_absolute_fixture_urls() {
         Some("http://127.0.0.1:5106/demo"),
         true,
         &static_root("", Some("http://127.0.0.1:5106/demo")),
+        ALL,
     );
     assert_eq!(js_urls(&js), js_urls(&reference));
 }
@@ -513,6 +519,7 @@ fn autoload_resources_none_and_escaping() {
         Some("http://h/</script>"),
         false,
         "/",
+        ALL,
     );
     assert!(js_urls(&js).is_empty());
     assert!(!js.contains("</script>"));
@@ -529,7 +536,7 @@ fn autoload_resources_none_and_escaping() {
 
 #[test]
 fn autoload_is_syntactically_plausible_js() {
-    let js = autoload_js("e", "t", "/", None, true, "/");
+    let js = autoload_js("e", "t", "/", None, true, "/", ALL);
     // Balanced brackets outside string literals (a cheap guard against template typos).
     let (mut depth_paren, mut depth_brace, mut depth_bracket) = (0i32, 0i32, 0i32);
     let mut quote: Option<char> = None;
@@ -616,5 +623,5 @@ fn static_root_forms() {
         "https://example.org:8443/foo/"
     );
     // assets::script_urls accepts any of them.
-    assert!(assets::script_urls(&static_root("/foo", None))[0].starts_with("/foo/static/js/"));
+    assert!(assets::script_urls(&static_root("/foo", None), ALL)[0].starts_with("/foo/static/js/"));
 }

@@ -25,6 +25,7 @@ use plotwire_document::Document;
 use plotwire_protocol::message::MsgType;
 use tokio::sync::{mpsc, watch};
 
+use crate::bundles::{self, BundleSet};
 use crate::cursor::Cursors;
 use crate::events::EventLog;
 use crate::session::{error_message, simple_message, Command, DocStatus};
@@ -73,6 +74,8 @@ struct Owner {
     /// Bumped by every change: the document's sequence number. A snapshot compares it
     /// to tell whether it is still current; read-back cursors count in it.
     version: u64,
+    /// The bundles a page of the document loads, and the version they were computed at.
+    bundles: Option<(u64, BundleSet)>,
     peers: HashMap<crate::session::ConnId, Peer>,
     views: HashMap<String, View>,
     events: EventLog,
@@ -101,6 +104,7 @@ pub async fn run(
         doc,
         spec,
         version: 0,
+        bundles: None,
         peers: HashMap::new(),
         views: HashMap::new(),
         events: EventLog::new(settings.events_kept),
@@ -211,9 +215,11 @@ impl Owner {
                 drop(ticket);
             }
             Command::Describe { reply } => {
+                let bundles = self.page_bundles();
                 let _ = reply.send(crate::session::PageInfo {
                     title: self.doc.title().to_owned(),
                     roots: self.doc.roots().to_vec(),
+                    bundles,
                 });
             }
             Command::Rest {
@@ -227,6 +233,18 @@ impl Owner {
             #[cfg(test)]
             #[allow(clippy::panic)]
             Command::Crash => panic!("session owner crash requested by a test"),
+        }
+    }
+
+    /// The bundles a page of the document loads, computed once per document version.
+    fn page_bundles(&mut self) -> BundleSet {
+        match self.bundles {
+            Some((version, set)) if version == self.version => set,
+            _ => {
+                let set = bundles::for_page(&self.doc);
+                self.bundles = Some((self.version, set));
+                set
+            }
         }
     }
 
