@@ -26,6 +26,7 @@ pub mod pages;
 pub mod registry;
 pub mod routes;
 pub mod session;
+pub mod upgrade;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
