@@ -22,8 +22,9 @@ use plotwire_protocol::message::MsgType;
 use plotwire_protocol::BOKEH_VERSION;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tungstenite::protocol::CloseFrame;
-use tungstenite::{Message, Utf8Bytes};
+use tungstenite::Message;
 
+use crate::framing::{send_message, Sink};
 use crate::outbox::{outbox, Next, Outbox, OutboxReceiver, OVERFLOW_CLOSE_CODE};
 use crate::session::{error_message, next_msgid, Command, ConnId, PeerKind, SessionHandle};
 use crate::upgrade::WebSocket;
@@ -381,26 +382,6 @@ fn read_error(e: tungstenite::Error) -> Option<Closing> {
         }
     };
     Some(Closing { code, reason: what })
-}
-
-fn to_ws(f: plotwire_protocol::frame::Fragment) -> Option<Message> {
-    match f {
-        Fragment::Text(b) => Utf8Bytes::try_from(b).ok().map(Message::Text),
-        Fragment::Binary(b) => Some(Message::Binary(b)),
-    }
-}
-
-type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
-
-async fn send_message(sink: &mut Sink, msg: OutgoingMessage) -> bool {
-    for f in msg.frames {
-        if let Some(m) = to_ws(f) {
-            if sink.feed(m).await.is_err() {
-                return false;
-            }
-        }
-    }
-    sink.flush().await.is_ok()
 }
 
 async fn close_with(sink: &mut Sink, code: u16, reason: String, within: Duration) {

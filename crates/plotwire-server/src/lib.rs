@@ -17,6 +17,7 @@ pub mod assets;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod framing;
 pub mod listener;
 pub mod log;
 pub mod origin;
