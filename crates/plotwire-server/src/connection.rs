@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use plotwire_protocol::codec::buffer_map;
 use plotwire_protocol::event::{decode_doc_message, decode_patch};
@@ -22,9 +21,13 @@ use plotwire_protocol::frame::{Assembler, Fragment, OutgoingMessage, RawMessage}
 use plotwire_protocol::message::MsgType;
 use plotwire_protocol::BOKEH_VERSION;
 use tokio::sync::{mpsc, watch, Semaphore};
+use tungstenite::protocol::CloseFrame;
+use tungstenite::Message;
 
+use crate::framing::{send_message, Sink};
 use crate::outbox::{outbox, Next, Outbox, OutboxReceiver, OVERFLOW_CLOSE_CODE};
 use crate::session::{error_message, next_msgid, Command, ConnId, PeerKind, SessionHandle};
+use crate::upgrade::WebSocket;
 
 /// The close reason sent to a viewer that fell too far behind.
 const OVERFLOW_REASON: &str = "viewer too slow: reconnect to resync";
@@ -227,7 +230,7 @@ impl Reader<'_> {
             let fragment = match frame {
                 Ok(Message::Text(t)) => Fragment::Text(t.into()),
                 Ok(Message::Binary(b)) => Fragment::Binary(b),
-                Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => continue,
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
                 Ok(Message::Close(_)) => return None,
                 Err(e) => return read_error(e),
             };
@@ -370,43 +373,22 @@ impl Reader<'_> {
 /// The close a websocket-level error earns: 1009 for a frame or message past the
 /// limit, 1007 for text that is not UTF-8, 1002 for any other protocol violation. Other
 /// errors (the peer vanished) end the connection without a close.
-fn read_error(e: axum::Error) -> Option<Closing> {
-    let inner = e.into_inner();
-    let (code, what) = match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(c)) => (1009, format!("message too big: {c}")),
-        Some(tungstenite::Error::Utf8(e)) => (1007, format!("text is not UTF-8: {e}")),
-        Some(tungstenite::Error::Protocol(p)) => (1002, format!("websocket protocol error: {p}")),
-        _ => {
-            tracing::debug!(error = %inner, "websocket read error");
+fn read_error(e: tungstenite::Error) -> Option<Closing> {
+    let (code, what) = match e {
+        tungstenite::Error::Capacity(c) => (1009, format!("message too big: {c}")),
+        tungstenite::Error::Utf8(e) => (1007, format!("text is not UTF-8: {e}")),
+        tungstenite::Error::Protocol(p) => (1002, format!("websocket protocol error: {p}")),
+        other => {
+            tracing::debug!(error = %other, "websocket read error");
             return None;
         }
     };
     Some(Closing { code, reason: what })
 }
 
-fn to_ws(f: plotwire_protocol::frame::Fragment) -> Option<Message> {
-    match f {
-        Fragment::Text(b) => Utf8Bytes::try_from(b).ok().map(Message::Text),
-        Fragment::Binary(b) => Some(Message::Binary(b)),
-    }
-}
-
-type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
-
-async fn send_message(sink: &mut Sink, msg: OutgoingMessage) -> bool {
-    for f in msg.frames {
-        if let Some(m) = to_ws(f) {
-            if sink.feed(m).await.is_err() {
-                return false;
-            }
-        }
-    }
-    sink.flush().await.is_ok()
-}
-
 async fn close_with(sink: &mut Sink, code: u16, reason: String, within: Duration) {
     let frame = Message::Close(Some(CloseFrame {
-        code,
+        code: code.into(),
         reason: reason.into(),
     }));
     let _ = tokio::time::timeout(within, sink.send(frame)).await;

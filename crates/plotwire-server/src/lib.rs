@@ -22,6 +22,7 @@ pub mod connection;
 pub mod cursor;
 pub mod error;
 pub mod events;
+pub mod framing;
 pub mod listener;
 pub mod log;
 pub mod origin;
@@ -34,6 +35,7 @@ pub mod rest;
 pub mod routes;
 pub mod session;
 pub mod subscriptions;
+pub mod upgrade;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;

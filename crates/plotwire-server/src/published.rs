@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +13,7 @@ use axum::Json;
 use crate::error::HttpError;
 use crate::pages;
 use crate::routes::{self, AppState, Target};
+use crate::upgrade::WebSocketUpgrade;
 
 /// Longest document name, in bytes.
 pub const MAX_NAME_BYTES: usize = 200;

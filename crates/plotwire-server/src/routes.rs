@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -14,6 +13,7 @@ use axum::{Json, Router};
 use plotwire_protocol::token;
 use rand::Rng;
 use tokio::sync::{watch, Semaphore};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::config::{Config, SessionIdMode};
 use crate::connection::{self, ConnectionSettings};
@@ -22,6 +22,7 @@ use crate::origin;
 use crate::pages;
 use crate::registry::{Registry, Start};
 use crate::session::{PeerKind, SessionHandle};
+use crate::upgrade::WebSocketUpgrade;
 
 /// Bytes tungstenite reads from a websocket at a time.
 const WS_READ_BUFFER: usize = 16 * 1024;
@@ -451,17 +452,17 @@ pub fn upgrade(
     // tungstenite zero-fills up to `read_buffer_size` bytes of its buffer on every read, so
     // its 128 KiB default costs each idle viewer 128 KiB of memory. 16 KiB keeps viewers
     // cheap; large frames still get a buffer of their full length, read in 16 KiB steps.
-    let ws = ws
-        .max_message_size(max)
-        .max_frame_size(max)
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
         .read_buffer_size(WS_READ_BUFFER);
     // Bokeh's select_subprotocol: exactly two values, the first echoed, the second the token.
-    let (ws, token) = match offered.as_slice() {
-        [first, tok] => (ws.protocols([first.clone()]), Some(tok.clone())),
-        _ => (ws, None),
+    let (protocol, token) = match offered.as_slice() {
+        [first, tok] => (HeaderValue::from_str(first).ok(), Some(tok.clone())),
+        _ => (None, None),
     };
     let state2 = state.clone();
-    Ok(ws.on_upgrade(move |socket| async move {
+    Ok(ws.on_upgrade(ws_config, protocol, move |socket| async move {
         let Some(tok) = token else {
             return connection::refuse(socket, "subprotocols must be [\"bokeh\", token]").await;
         };

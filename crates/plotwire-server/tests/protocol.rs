@@ -558,6 +558,99 @@ async fn oversized_messages_close_1009() {
     c.close().await;
 }
 
+/// A document with one float64 column of `values`, sent as binary buffer "0".
+fn column_doc(values: &[f64]) -> (Json, Bytes) {
+    let doc = json!({"doc": {
+        "version": "3.9.2",
+        "title": "big",
+        "roots": [{"type": "object", "name": "ColumnDataSource", "id": "cds", "attributes": {
+            "data": {"type": "map", "entries": [["y", {
+                "type": "ndarray",
+                "array": {"type": "bytes", "data": {"id": "0"}},
+                "shape": [values.len()],
+                "dtype": "float64",
+                "order": "little",
+            }]]},
+        }}],
+    }});
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    (doc, Bytes::from(bytes))
+}
+
+/// The `y` column's array of a pulled document.
+fn pulled_array(reply: &Received) -> &Json {
+    let root = &reply.content["doc"]["roots"][0];
+    &root["attributes"]["data"]["entries"][0][1]["array"]["data"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn big_messages_arrive_whole_in_fragments() {
+    use std::io::Read;
+
+    use base64::Engine;
+
+    // 1.6 MB: the buffer, and a browser's inline base64 content, are several frames each.
+    let values: Vec<f64> = (0..200_000).map(|i| f64::from(i) * 0.5).collect();
+    let (doc, column) = column_doc(&values);
+    assert!(column.len() > 4 * plotwire_server::framing::FRAME_BYTES);
+    let port = start(config()).await;
+    let mut producer = connect(port, "frag").await;
+    let id = producer
+        .send(MsgType::PushDoc, &doc, &[("0".into(), column.clone())])
+        .await;
+    // The pusher gets the replacement events first, then OK.
+    loop {
+        let m = producer.recv().await;
+        if m.msgtype == "OK" {
+            assert_eq!(m.reqid.as_deref(), Some(id.as_str()));
+            break;
+        }
+    }
+
+    // A producer gets the column as a binary buffer.
+    let mut viewer = connect(port, "frag").await;
+    let id = viewer.send(MsgType::PullDocReq, &json!({}), &[]).await;
+    let reply = viewer.expect_reply("PULL-DOC-REPLY", &id).await;
+    let buffer_id = pulled_array(&reply)["id"]
+        .as_str()
+        .expect("a buffer reference");
+    let (_, pulled) = reply
+        .buffers
+        .iter()
+        .find(|(id, _)| id == buffer_id)
+        .expect("the referenced buffer");
+    assert_eq!(pulled, &column, "the binary buffer");
+
+    // A browser gets it inline (gzip, base64) in the content.
+    let mut browser = connect_browser(port, "frag").await;
+    let id = browser.send(MsgType::PullDocReq, &json!({}), &[]).await;
+    let reply = browser.expect_reply("PULL-DOC-REPLY", &id).await;
+    let inline = pulled_array(&reply).as_str().expect("inline bytes");
+    let gz = base64::engine::general_purpose::STANDARD
+        .decode(inline)
+        .expect("base64");
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(gz.as_slice())
+        .read_to_end(&mut raw)
+        .expect("gzip");
+    assert_eq!(raw, column, "the inline bytes");
+
+    // Small messages still flow after the big ones, in order.
+    producer
+        .patch_ok(json!([{"kind": "TitleChanged", "title": "after"}]))
+        .await;
+    for c in [&mut viewer, &mut browser] {
+        let m = c.expect("PATCH-DOC").await;
+        assert_eq!(
+            m.events(),
+            [json!({"kind": "TitleChanged", "title": "after"})]
+        );
+    }
+    for c in [producer, viewer, browser] {
+        c.close().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_sent_before_the_ack_is_queued() {
     let port = start(config()).await;
