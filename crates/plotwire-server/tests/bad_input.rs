@@ -87,6 +87,16 @@ enum Input {
     },
     /// A viewer that stops reading while a producer streams `batches` buffers of `bytes`.
     StalledViewer { batches: usize, bytes: usize },
+    /// A REST request on the published victim document `rest/victim-<id>` (made fresh
+    /// for the case): `{doc}` in the path stands for its name. Afterwards the victim's
+    /// source must be unchanged.
+    Rest {
+        method: &'static str,
+        path: &'static str,
+        content_type: &'static str,
+        body: Vec<u8>,
+        headers: &'static str,
+    },
 }
 
 /// The outcome a case must have.
@@ -298,6 +308,38 @@ fn handshake(path: &'static str, protocols: Option<&str>, origin: Option<&str>) 
 /// A handshake to the victim app offering `bokeh, <token>`.
 fn with_token(token: &str) -> Input {
     handshake("/target/ws", Some(&format!("bokeh, {token}")), None)
+}
+
+/// A REST request with a body of this content type.
+fn rest(
+    method: &'static str,
+    path: &'static str,
+    content_type: &'static str,
+    body: impl Into<Vec<u8>>,
+) -> Input {
+    Input::Rest {
+        method,
+        path,
+        content_type,
+        body: body.into(),
+        headers: "",
+    }
+}
+
+/// A REST request with a JSON body.
+fn rest_json(method: &'static str, path: &'static str, body: Json) -> Input {
+    rest(method, path, "application/json", body.to_string())
+}
+
+/// The raw columns format (`docs/rest-api.md`) with this header JSON and data.
+fn raw_body(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = b"PWC1".to_vec();
+    let pad = (8 - (8 + header.len()) % 8) % 8;
+    let header = format!("{header}{}", " ".repeat(pad));
+    out.extend_from_slice(&u32::try_from(header.len()).unwrap().to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
 }
 
 fn get(path: &str) -> Input {
@@ -1615,6 +1657,277 @@ fn cases() -> Vec<Case> {
             c.session_ids = SessionIdMode::ExternalSigned;
             c.secret_key = Some(SECRET.into());
         })),
+        // --- REST API ---------------------------------------------------------------------
+        case(
+            "REST-01",
+            rest_json("PUT", "/api/v1/documents/a%20b", json!({"roots": []})),
+            Http(400, "bad segment"),
+        ),
+        case(
+            "REST-02",
+            rest_json("PUT", "/api/v1/documents/a/ws", json!({"roots": []})),
+            Http(404, "no such route under a document"),
+        ),
+        case(
+            "REST-03",
+            rest(
+                "PUT",
+                "/api/v1/documents/{doc}",
+                "application/json",
+                "{\"roots\":",
+            ),
+            Http(400, "not valid JSON"),
+        ),
+        case(
+            "REST-04",
+            rest_json("PUT", "/api/v1/documents/{doc}", json!([1, 2])),
+            Http(400, "must be a JSON object"),
+        ),
+        case(
+            "REST-05",
+            rest_json(
+                "PUT",
+                "/api/v1/documents/{doc}",
+                json!({"roots": [{"type": "object", "name": "Plot", "id": "p", "attributes": {"x_range": {"id": "nope"}}}]}),
+            ),
+            Http(400, "nope"),
+        ),
+        case(
+            "REST-06",
+            rest_json(
+                "PUT",
+                "/api/v1/documents/{doc}",
+                json!({"plots": {"p": {"kind": "pie", "source": "s"}}}),
+            ),
+            Http(400, "pie"),
+        ),
+        case(
+            "REST-07",
+            rest_json(
+                "PUT",
+                "/api/v1/documents/{doc}",
+                json!({"title": "t", "colour": 1}),
+            ),
+            Http(400, "colour"),
+        ),
+        case(
+            "REST-08",
+            rest_json(
+                "POST",
+                "/api/v1/documents/{doc}/sources/nope/stream",
+                json!({"x": [1.0]}),
+            ),
+            Http(404, "no column data source named \"nope\""),
+        ),
+        case(
+            "REST-09",
+            rest_json(
+                "POST",
+                "/api/v1/documents/{doc}/sources/src/stream",
+                json!({"x": [1.0, 2.0], "y": [1.0]}),
+            ),
+            Http(400, "y"),
+        ),
+        case(
+            "REST-10",
+            rest_json(
+                "POST",
+                "/api/v1/documents/{doc}/sources/src/stream",
+                json!({"x": ["a"], "y": ["b"]}),
+            ),
+            Http(400, "x"),
+        ),
+        case(
+            "REST-11",
+            rest_json(
+                "POST",
+                "/api/v1/documents/{doc}/sources/src/stream",
+                json!({"x": [[1.0]], "y": [1.0]}),
+            ),
+            Http(400, "x"),
+        ),
+        case(
+            "REST-12",
+            rest(
+                "POST",
+                "/api/v1/documents/{doc}/sources/src/stream",
+                "text/csv",
+                "x,y\n1,2\n",
+            ),
+            Http(415, "application/x-plotwire-columns"),
+        ),
+        case(
+            "REST-13",
+            rest(
+                "POST",
+                "/api/v1/documents/{doc}/sources/src/stream",
+                "application/x-ndjson",
+                "{\"x\": 1.0, \"y\": 2.0}\n{\"x\": 3.0}\n",
+            ),
+            Http(400, "line 2"),
+        ),
+        case(
+            "REST-14",
+            rest(
+                "POST",
+                "/api/v1/documents/{doc}/sources/src/stream",
+                "application/x-plotwire-columns",
+                b"PWC2\0\0\0\0".to_vec(),
+            ),
+            Http(400, ""),
+        ),
+        case(
+            "REST-15",
+            rest(
+                "POST",
+                "/api/v1/documents/{doc}/sources/src/stream",
+                "application/x-plotwire-columns",
+                raw_body(
+                    r#"{"columns":[{"name":"x","dtype":"float64","length":2},{"name":"y","dtype":"float64","length":2}]}"#,
+                    &[0; 24],
+                ),
+            ),
+            Http(400, ""),
+        ),
+        case(
+            "REST-16",
+            rest(
+                "POST",
+                "/api/v1/documents/{doc}/sources/src/stream",
+                "application/x-plotwire-columns",
+                raw_body(
+                    r#"{"columns":[{"name":"x","dtype":"complex128","length":1}]}"#,
+                    &[0; 16],
+                ),
+            ),
+            Http(400, "complex128"),
+        ),
+        case(
+            "REST-17",
+            rest(
+                "POST",
+                "/api/v1/documents/{doc}/sources/src/stream",
+                "application/vnd.apache.arrow.stream",
+                b"not arrow at all".to_vec(),
+            ),
+            Http(400, ""),
+        ),
+        case(
+            "REST-18",
+            rest_json(
+                "POST",
+                "/api/v1/documents/{doc}/sources/src/stream?rollover=-1",
+                json!({"x": [1.0], "y": [1.0]}),
+            ),
+            Http(400, "rollover"),
+        ),
+        case(
+            "REST-19",
+            rest_json(
+                "POST",
+                "/api/v1/documents/{doc}/sources/src/patch",
+                json!({"x": [[99, 1.0]]}),
+            ),
+            Http(400, ""),
+        ),
+        case(
+            "REST-20",
+            rest_json(
+                "POST",
+                "/api/v1/documents/{doc}/sources/src/patch",
+                json!({"x": [1.0]}),
+            ),
+            Http(400, "[index, value]"),
+        ),
+        case(
+            "REST-21",
+            rest_json(
+                "POST",
+                "/api/v1/documents/{doc}/sources/src/frobnicate",
+                json!({}),
+            ),
+            Http(404, "frobnicate"),
+        ),
+        case(
+            "REST-22",
+            rest_json(
+                "PUT",
+                "/api/v1/documents/{doc}/models/nope/value",
+                json!({"value": 1}),
+            ),
+            Http(404, "no model named"),
+        ),
+        case(
+            "REST-23",
+            rest_json(
+                "PUT",
+                "/api/v1/documents/{doc}/models/slider/value",
+                json!({"value": 1, "view": "no-such-view"}),
+            ),
+            Http(404, "no view"),
+        ),
+        case(
+            "REST-24",
+            rest_json(
+                "PUT",
+                "/api/v1/documents/{doc}/models/slider/value",
+                json!({"value": {"type": "object", "name": "Div", "id": "new", "attributes": {}}, "vue": 1}),
+            ),
+            Http(400, "vue"),
+        ),
+        case(
+            "REST-25",
+            Input::Rest {
+                method: "POST",
+                path: "/api/v1/documents/{doc}/sources/src/stream",
+                content_type: "application/json",
+                body: b"{}".to_vec(),
+                headers: "Idempotency-Key: has space\r\n",
+            },
+            Http(400, "Idempotency-Key"),
+        ),
+        case(
+            "REST-26",
+            rest_json(
+                "GET",
+                "/api/v1/documents/{doc}/sources/src?since=minus",
+                json!(null),
+            ),
+            Http(400, "since"),
+        ),
+        case(
+            "REST-27",
+            rest_json(
+                "GET",
+                "/api/v1/documents/{doc}/events?timeout=soon",
+                json!(null),
+            ),
+            Http(400, "timeout"),
+        ),
+        case(
+            "REST-28",
+            rest_json("DELETE", "/api/v1/documents/{doc}/sources/src", json!(null)),
+            Http(405, ""),
+        ),
+        case(
+            "REST-29",
+            rest_json(
+                "POST",
+                "/api/v1/documents/{doc}/streamvis/tandem_lines",
+                json!({"plot": "p", "values": [1.0, 2.0]}),
+            ),
+            Http(409, "dashboard spec"),
+        ),
+        case(
+            "REST-30",
+            rest_json(
+                "POST",
+                "/api/v1/documents/{doc}/sources/src/stream",
+                json!({"x": vec![1.5; 400], "y": vec![1.5; 400]}),
+            ),
+            Http(413, "max-body-bytes"),
+        )
+        .on(Srv::Tweaked(|c| c.max_body_bytes = 2048)),
         // --- limits -----------------------------------------------------------------------
         case(
             "LIM-01",
@@ -1934,7 +2247,54 @@ async fn run_case(srv: &Server, case: &Case) {
         Input::StalledViewer { batches, bytes } => {
             stalled_viewer(srv, case, *batches, *bytes).await
         }
+        Input::Rest {
+            method,
+            path,
+            content_type,
+            body,
+            headers,
+        } => {
+            let name = format!("rest/victim-{}", case.id.to_ascii_lowercase());
+            let (status, answer) = http_json(
+                srv.port,
+                "PUT",
+                &format!("/api/v1/documents/{name}"),
+                &rest_victim_doc(),
+            )
+            .await;
+            assert!(
+                status == 201 || status == 200,
+                "the victim is published: {answer}"
+            );
+            let path = path.replace("{doc}", &name);
+            let extra = format!("Content-Type: {content_type}\r\n{headers}");
+            let (status, _, got) = http_send(srv.port, method, &path, &extra, body).await;
+            match &case.expect {
+                Expect::Http(code, gist) => check_http(*code, gist, status, &got),
+                other => unreachable!("{}: REST cases expect Http, not {other:?}", case.id),
+            }
+            let (_, after) = http_json(
+                srv.port,
+                "GET",
+                &format!("/api/v1/documents/{name}/sources/src"),
+                &Json::Null,
+            )
+            .await;
+            assert_eq!(
+                after["data"],
+                json!({"x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 4.0]}),
+                "the victim source is unchanged"
+            );
+        }
     }
+}
+
+/// The published victim: the float source `src` of [`victim_doc`], named, and the slider.
+fn rest_victim_doc() -> Json {
+    json!({"version": "3.9.2", "title": "victim", "roots": [
+        model("ColumnDataSource", "src",
+            json!({"name": "src", "data": {"type": "map", "entries": [["x", [0.0, 1.0, 2.0]], ["y", [0.0, 1.0, 4.0]]]}})),
+        model("Slider", "slider", json!({"name": "slider", "start": 0, "end": 10, "value": 1, "title": "s"}))]})
 }
 
 impl std::fmt::Debug for Expect {
