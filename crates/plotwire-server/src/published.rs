@@ -161,30 +161,10 @@ async fn autoload(
     query: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<Response, HttpError> {
+    routes::autoload_element(query)?;
     let info = describe(state, name).await?;
-    let element = query
-        .get("bokeh-autoload-element")
-        .ok_or_else(|| HttpError::bad_request("No bokeh-autoload-element query parameter"))?;
-    let app_path = query
-        .get("bokeh-app-path")
-        .map(String::as_str)
-        .unwrap_or("/");
-    let absolute_url = query.get("bokeh-absolute-url").map(String::as_str);
-    let include_js = query.get("resources").map(String::as_str) != Some("none");
     let token = view_token(state)?;
-    let root = pages::static_root(&state.config.prefix, absolute_url);
-    let js = pages::autoload_js(
-        element,
-        &token,
-        app_path,
-        absolute_url,
-        include_js,
-        &root,
-        info.bundles,
-    );
-    let mut resp = ([(header::CONTENT_TYPE, "application/javascript")], js).into_response();
-    routes::cors(&mut resp, headers);
-    Ok(resp)
+    routes::autoload_response(state, query, headers, &token, info.bundles)
 }
 
 #[cfg(test)]

@@ -236,32 +236,50 @@ async fn autoload(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     check_app(&app)?;
-    let element = query
-        .get("bokeh-autoload-element")
-        .ok_or_else(|| HttpError::bad_request("No bokeh-autoload-element query parameter"))?;
+    autoload_element(&query)?;
+    let (session, token) = page_session(&state, &app, &query, &headers)?;
+    let info = session.describe().await.ok_or_else(|| {
+        HttpError::unavailable("the session closed while the script was being made")
+    })?;
+    autoload_response(&state, &query, &headers, &token, info.bundles)
+}
+
+/// `autoload.js` (spec §1.4) for a page's token: its element, app path, absolute URL and
+/// resources come from the query; answered with the CORS headers embeds need.
+pub(crate) fn autoload_response(
+    state: &AppState,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    token: &str,
+    bundles: crate::bundles::BundleSet,
+) -> Result<Response, HttpError> {
+    let element = autoload_element(query)?;
     let app_path = query
         .get("bokeh-app-path")
         .map(String::as_str)
         .unwrap_or("/");
     let absolute_url = query.get("bokeh-absolute-url").map(String::as_str);
     let include_js = query.get("resources").map(String::as_str) != Some("none");
-    let (session, token) = page_session(&state, &app, &query, &headers)?;
-    let info = session.describe().await.ok_or_else(|| {
-        HttpError::unavailable("the session closed while the script was being made")
-    })?;
     let root = pages::static_root(&state.config.prefix, absolute_url);
     let js = pages::autoload_js(
         element,
-        &token,
+        token,
         app_path,
         absolute_url,
         include_js,
         &root,
-        info.bundles,
+        bundles,
     );
     let mut resp = ([(header::CONTENT_TYPE, "application/javascript")], js).into_response();
-    cors(&mut resp, &headers);
+    cors(&mut resp, headers);
     Ok(resp)
+}
+
+/// The `bokeh-autoload-element` argument, which `autoload.js` requires.
+pub(crate) fn autoload_element(query: &HashMap<String, String>) -> Result<&String, HttpError> {
+    query
+        .get("bokeh-autoload-element")
+        .ok_or_else(|| HttpError::bad_request("No bokeh-autoload-element query parameter"))
 }
 
 pub(crate) fn cors(resp: &mut Response, req: &HeaderMap) {

@@ -542,13 +542,19 @@ pub async fn http_request(
     path: &str,
     extra_headers: &str,
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut tcp = within("connect", TcpStream::connect(("127.0.0.1", port)))
-        .await
-        .expect("connect");
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{extra_headers}\r\n"
     );
-    within("write", tcp.write_all(req.as_bytes()))
+    exchange(port, req.as_bytes()).await
+}
+
+/// Writes a whole request on a new connection and reads the whole answer: its status,
+/// headers (names lower-cased) and body (chunked encoding undone).
+async fn exchange(port: u16, request: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut tcp = within("connect", TcpStream::connect(("127.0.0.1", port)))
+        .await
+        .expect("connect");
+    within("write", tcp.write_all(request))
         .await
         .expect("write");
     let mut raw = Vec::new();
@@ -609,37 +615,13 @@ pub async fn http_send(
     extra_headers: &str,
     body: &[u8],
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut tcp = within("connect", TcpStream::connect(("127.0.0.1", port)))
-        .await
-        .expect("connect");
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n{extra_headers}\r\n",
         body.len()
     );
     let mut req = head.into_bytes();
     req.extend_from_slice(body);
-    within("write", tcp.write_all(&req)).await.expect("write");
-    let mut raw = Vec::new();
-    within("the response", tcp.read_to_end(&mut raw))
-        .await
-        .expect("read");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
-    let head = String::from_utf8(raw[..split].to_vec()).expect("UTF-8 head");
-    let body = raw[split + 4..].to_vec();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    (status, headers, body)
+    exchange(port, &req).await
 }
 
 /// Sends JSON and parses the JSON answer.

@@ -3,30 +3,31 @@
 //! decoded here, off the owner; everything else happens there, in order.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, Request as HttpRequest, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use futures_util::stream::{self, Stream};
 use plotwire_document::Document;
-use plotwire_protocol::codec::{decode_value, Buffers};
+use plotwire_protocol::codec::Buffers;
 use plotwire_protocol::event::{decode_doc, DocJson};
-use plotwire_protocol::Value;
 use serde_json::Value as Json;
-use tokio::sync::broadcast::error::RecvError;
 
-use crate::api::{Answer, Columns, Patches, Request, Streamvis};
+use crate::api::{Answer, Request, Streamvis};
 use crate::error::HttpError;
-use crate::events::{ProducerEvent, Subscription};
 use crate::published::check_name;
+use answers::{get_answer, no_store, preflight};
+use bodies::{decode_columns, decode_patches, decode_published, decode_set};
+
 use crate::routes::AppState;
 use crate::session::SessionHandle;
+pub use bodies::body_error;
+
+mod answers;
+mod bodies;
+mod events;
 
 type Shared = State<Arc<AppState>>;
 
@@ -165,7 +166,7 @@ async fn document(
         }
         (&Method::GET, Target::Events) => {
             let doc = find(&state, name)?;
-            events(&state, doc, &headers, &query).await
+            events::events(&state, doc, &headers, &query).await
         }
         (&Method::GET, Target::Source(source, None)) => {
             let doc = find(&state, name)?;
@@ -271,53 +272,6 @@ fn rollover(query: &HashMap<String, String>) -> Result<Option<usize>, HttpError>
                 .with_field("rollover")
         }),
     }
-}
-
-fn parse_json(body: &[u8]) -> Result<Json, HttpError> {
-    serde_json::from_slice(body)
-        .map_err(|e| HttpError::bad_request(format!("the body is not valid JSON: {e}")))
-}
-
-/// A DocJson, a `json_item` (its `doc`) or a dashboard spec, told apart by their keys:
-/// `roots` is a DocJson, `doc` with `root_id` a json_item, anything else a spec (which
-/// is returned too).
-fn decode_published(
-    name: &str,
-    body: &[u8],
-    max_decoded: usize,
-) -> Result<(DocJson, Option<plotwire_spec::Spec>), HttpError> {
-    let json = parse_json(body)?;
-    let Json::Object(obj) = &json else {
-        return Err(HttpError::bad_request(
-            "the body must be a JSON object: a dashboard spec, a json_item or a DocJson",
-        ));
-    };
-    let buffers = Buffers::new().with_inflate_limit(max_decoded);
-    let bad = |e: plotwire_protocol::codec::CodecError| {
-        HttpError::bad_request(format!("the document is not valid: {e}")).with_field("doc")
-    };
-    let mut spec = None;
-    let mut doc = if obj.contains_key("doc") && obj.contains_key("root_id") {
-        // json_item output; its title is always "" (bokeh.embed.json_item).
-        let doc = obj.get("doc").unwrap_or(&Json::Null);
-        decode_doc(doc, &buffers).map_err(bad)?
-    } else if obj.contains_key("roots") {
-        decode_doc(&json, &buffers).map_err(bad)?
-    } else {
-        // A dashboard spec (docs/dashboard-spec.md).
-        let bad_spec = |e: plotwire_spec::SpecError| {
-            HttpError::bad_request(format!("the dashboard spec is not valid: {e}"))
-                .with_field(e.path().to_owned())
-        };
-        let parsed = plotwire_spec::parse(body).map_err(bad_spec)?;
-        let built = plotwire_spec::build(&parsed).map_err(bad_spec)?;
-        spec = Some(parsed);
-        decode_doc(&built.doc, &buffers).map_err(bad)?
-    };
-    if doc.title.as_deref().is_none_or(str::is_empty) {
-        doc.title = Some(name.to_owned());
-    }
-    Ok((doc, spec))
 }
 
 async fn publish(
@@ -454,113 +408,6 @@ async fn streamvis(
     written(doc.rest(Request::Streamvis(call), key).await?)
 }
 
-/// Columns from a body of any accepted format (`crate::body`), decoded off the owner.
-fn decode_columns(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Columns, HttpError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(crate::body::JSON);
-    let limits = crate::body::BodyLimits {
-        max_body_bytes: state.config.max_body_bytes,
-        ..crate::body::BodyLimits::default()
-    };
-    crate::body::decode(content_type, body, &limits).map_err(body_error)
-}
-
-/// A body error as HTTP: 415 for an unknown type, 413 past the size limit, else 400;
-/// always naming the field to blame when there is one.
-pub fn body_error(e: crate::body::BodyError) -> HttpError {
-    use crate::body::BodyError;
-    let status = match &e {
-        BodyError::UnsupportedType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        BodyError::Limit {
-            limit: "max_body_bytes",
-            ..
-        } => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    let field = e.field();
-    let err = HttpError::new(status, e.to_string());
-    match field {
-        Some(f) => err.with_field(f),
-        None => err,
-    }
-}
-
-/// `{"col": [[index, value], ...]}`.
-fn decode_patches(body: &[u8]) -> Result<Patches, HttpError> {
-    let Json::Object(obj) = parse_json(body)? else {
-        return Err(HttpError::bad_request(
-            "a patch is a JSON object of column name → [[index, value], ...]",
-        ));
-    };
-    let buffers = Buffers::new();
-    let mut out = Vec::with_capacity(obj.len());
-    for (name, pairs) in obj {
-        let Json::Array(pairs) = pairs else {
-            return Err(
-                HttpError::bad_request(format!("patches of {name:?} must be a list"))
-                    .with_field(name),
-            );
-        };
-        let mut items = Vec::with_capacity(pairs.len());
-        for pair in pairs {
-            match pair {
-                Json::Array(p) if p.len() == 2 => {
-                    let index = decode_value(&p[0], &buffers).map_err(|e| {
-                        HttpError::bad_request(e.to_string()).with_field(name.clone())
-                    })?;
-                    let value = decode_value(&p[1], &buffers).map_err(|e| {
-                        HttpError::bad_request(e.to_string()).with_field(name.clone())
-                    })?;
-                    items.push((index, value));
-                }
-                _ => {
-                    return Err(HttpError::bad_request(format!(
-                        "each patch of {name:?} is [index, value]"
-                    ))
-                    .with_field(name))
-                }
-            }
-        }
-        out.push((name, items));
-    }
-    Ok(out)
-}
-
-/// `{"value": ..., "view": "..."}`.
-fn decode_set(body: &[u8]) -> Result<(Value, Option<String>), HttpError> {
-    let Json::Object(mut obj) = parse_json(body)? else {
-        return Err(HttpError::bad_request(
-            "the body is {\"value\": ..., \"view\": ...}",
-        ));
-    };
-    for key in obj.keys() {
-        if key != "value" && key != "view" {
-            return Err(
-                HttpError::bad_request(format!("unknown field {key:?}")).with_field(key.clone())
-            );
-        }
-    }
-    let value = obj
-        .remove("value")
-        .ok_or_else(|| HttpError::bad_request("\"value\" is missing").with_field("value"))?;
-    let value = decode_value(&value, &Buffers::new())
-        .map_err(|e| HttpError::bad_request(e.to_string()).with_field("value"))?;
-    let view = match obj.remove("view") {
-        None | Some(Json::Null) => None,
-        Some(Json::String(v)) => Some(v),
-        Some(_) => {
-            return Err(HttpError::bad_request("\"view\" must be a view id").with_field("view"))
-        }
-    };
-    Ok((value, view))
-}
-
 fn written(answer: Answer) -> Result<Response, HttpError> {
     let body = match answer {
         Answer::Written {
@@ -585,207 +432,6 @@ fn json_answer(
             "unexpected answer from the document",
         )),
     }
-}
-
-/// A GET answer: JSON, never cached, readable from the allowed origins.
-fn get_answer(state: &AppState, headers: &HeaderMap, body: String) -> Response {
-    let mut resp = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
-    allow_origin(state, headers, &mut resp);
-    no_store(resp)
-}
-
-fn no_store(mut resp: Response) -> Response {
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
-/// Sets `Access-Control-Allow-Origin` when the request's origin may read the answer.
-fn allow_origin(state: &AppState, headers: &HeaderMap, resp: &mut Response) {
-    let origins = &state.config.cors_origins;
-    let h = resp.headers_mut();
-    if origins.iter().any(|o| o == "*") {
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
-    } else if let Some(origin) = headers.get(header::ORIGIN) {
-        if origin
-            .to_str()
-            .is_ok_and(|o| origins.iter().any(|a| a == o))
-        {
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-            h.insert(header::VARY, HeaderValue::from_static("Origin"));
-        }
-    }
-}
-
-/// A CORS preflight: GETs only, with the headers pollers send.
-fn preflight(state: &AppState, headers: &HeaderMap) -> Response {
-    let mut resp = StatusCode::NO_CONTENT.into_response();
-    allow_origin(state, headers, &mut resp);
-    let h = resp.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Content-Type, Last-Event-ID, Cache-Control"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("600"),
-    );
-    resp
-}
-
-/// Viewer events: SSE for `Accept: text/event-stream`, a long-poll otherwise.
-async fn events(
-    state: &AppState,
-    doc: Arc<SessionHandle>,
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-) -> Result<Response, HttpError> {
-    let since_text = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| query.get("since").cloned());
-    let since = match since_text {
-        None => 0,
-        Some(s) => s.trim().parse::<u64>().map_err(|_| {
-            HttpError::bad_request(format!(
-                "the event cursor must be a sequence number, not {s:?}"
-            ))
-            .with_field("since")
-        })?,
-    };
-    let sub = subscribe(&doc, since).await?;
-    let sse = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/event-stream"));
-    if sse {
-        let mut resp = Sse::new(sse_stream(doc, since, sub))
-            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-            .into_response();
-        allow_origin(state, headers, &mut resp);
-        return Ok(no_store(resp));
-    }
-    let timeout = match query.get("timeout") {
-        None => 25,
-        Some(t) => t.parse::<u64>().map_err(|_| {
-            HttpError::bad_request(format!("timeout must be whole seconds, not {t:?}"))
-                .with_field("timeout")
-        })?,
-    }
-    .min(MAX_POLL_SECONDS);
-    let (events, gap) = long_poll(sub, Duration::from_secs(timeout)).await;
-    let next = events.last().map_or(since, |e| e.seq);
-    let mut body = String::from("{\"events\":[");
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(&e.json);
-    }
-    body.push_str(&format!("],\"next\":{next},\"gap\":{gap}}}"));
-    Ok(get_answer(state, headers, body))
-}
-
-async fn subscribe(doc: &SessionHandle, since: u64) -> Result<Subscription, HttpError> {
-    match doc.rest(Request::Subscribe { since }, None).await? {
-        Answer::Subscribed(sub) => Ok(sub),
-        _ => Err(HttpError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "unexpected answer from the document",
-        )),
-    }
-}
-
-/// Waits up to `wait` for events after the subscription's cursor.
-async fn long_poll(mut sub: Subscription, wait: Duration) -> (Vec<ProducerEvent>, bool) {
-    let gap = sub.gap;
-    let mut events = std::mem::take(&mut sub.backlog);
-    let last = events.last().map(|e| e.seq);
-    if events.is_empty() {
-        if let Ok(Ok(e)) = tokio::time::timeout(wait, sub.live.recv()).await {
-            events.push(e);
-        }
-    }
-    // Whatever else is already there, in order, without waiting.
-    while events.len() < MAX_POLL_EVENTS {
-        match sub.live.try_recv() {
-            Ok(e) if last.is_none_or(|l| e.seq > l) => events.push(e),
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    events.truncate(MAX_POLL_EVENTS);
-    (events, gap)
-}
-
-/// The SSE stream: the backlog, then live events; a subscriber that falls behind the
-/// live channel re-reads from the log, so nothing is lost or repeated.
-fn sse_stream(
-    doc: Arc<SessionHandle>,
-    since: u64,
-    sub: Subscription,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    struct St {
-        doc: Arc<SessionHandle>,
-        last: u64,
-        pending: std::collections::VecDeque<SseEvent>,
-        live: Option<tokio::sync::broadcast::Receiver<ProducerEvent>>,
-    }
-    let mut pending = std::collections::VecDeque::new();
-    if sub.gap {
-        pending.push_back(SseEvent::default().event("gap").data("{}"));
-    }
-    let mut last = since;
-    for e in sub.backlog {
-        last = e.seq;
-        pending.push_back(to_sse(&e));
-    }
-    let st = St {
-        doc,
-        last,
-        pending,
-        live: Some(sub.live),
-    };
-    stream::unfold(st, |mut st| async move {
-        loop {
-            if let Some(e) = st.pending.pop_front() {
-                return Some((Ok(e), st));
-            }
-            let live = st.live.as_mut()?;
-            match live.recv().await {
-                Ok(e) if e.seq > st.last => {
-                    st.last = e.seq;
-                    return Some((Ok(to_sse(&e)), st));
-                }
-                Ok(_) => {}
-                Err(RecvError::Lagged(_)) => {
-                    let sub = subscribe(&st.doc, st.last).await.ok()?;
-                    if sub.gap {
-                        st.pending
-                            .push_back(SseEvent::default().event("gap").data("{}"));
-                    }
-                    for e in sub.backlog {
-                        st.last = e.seq;
-                        st.pending.push_back(to_sse(&e));
-                    }
-                    st.live = Some(sub.live);
-                }
-                Err(RecvError::Closed) => return None,
-            }
-        }
-    })
-}
-
-fn to_sse(e: &ProducerEvent) -> SseEvent {
-    SseEvent::default().id(e.seq.to_string()).data(&*e.json)
 }
 
 /// A time as RFC 3339 (`2026-12-01T12:00:00Z`).
@@ -825,7 +471,7 @@ mod tests {
 
     #[test]
     fn dates() {
-        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_796_083_200 + 3661);
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_083_200 + 3661);
         assert_eq!(rfc3339(t), "2026-12-01T01:01:01Z");
     }
 }
