@@ -35,6 +35,9 @@ pub enum Rows {
 #[derive(Debug, Default)]
 pub struct Cursors {
     sources: HashMap<Id, History>,
+    /// The sequence number of the last replacement of the whole document: older
+    /// cursors start over, whatever the source.
+    doc_reset_seq: u64,
 }
 
 impl Cursors {
@@ -65,19 +68,14 @@ impl Cursors {
 
     /// Forgets every source: the whole document was replaced at `seq`.
     pub fn reset_all(&mut self, seq: u64) {
-        for h in self.sources.values_mut() {
-            *h = History {
-                reset_seq: seq,
-                floor_seq: seq,
-                ..History::default()
-            };
-        }
+        self.sources.clear();
+        self.doc_reset_seq = seq;
     }
 
     /// The rows a reader whose cursor is `since` must get, for a source that now holds
     /// `len` rows.
     pub fn rows_since(&self, source: &str, since: Option<u64>, len: usize) -> Rows {
-        let Some(since) = since else {
+        let Some(since) = since.filter(|s| *s >= self.doc_reset_seq) else {
             return Rows::All;
         };
         let Some(h) = self.sources.get(source) else {
@@ -132,6 +130,17 @@ mod tests {
         assert_eq!(c.rows_since("s", Some(3), 5), Rows::Last(1));
         c.reset_all(5);
         assert_eq!(c.rows_since("s", Some(4), 5), Rows::All);
+    }
+
+    #[test]
+    fn a_replaced_document_starts_every_source_over() {
+        let mut c = Cursors::default();
+        c.appended("old", 1, 2);
+        c.reset_all(2);
+        // "new" came with the replacing document; it was never streamed into.
+        assert_eq!(c.rows_since("new", Some(1), 4), Rows::All);
+        assert_eq!(c.rows_since("old", Some(1), 4), Rows::All);
+        assert_eq!(c.rows_since("new", Some(2), 4), Rows::Last(0));
     }
 
     #[test]
