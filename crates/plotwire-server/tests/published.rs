@@ -10,6 +10,7 @@
 
 mod support;
 
+use plotwire_server::Config;
 use serde_json::{json, Value as Json};
 use support::*;
 
@@ -444,4 +445,33 @@ async fn streamvis_layout_then_lines_grow_in_open_views() {
     )
     .await;
     assert_eq!(read["rows"], 0);
+}
+
+#[tokio::test]
+async fn views_closed_by_a_republish_are_forgotten_when_they_do_not_return() {
+    let port = start(Config {
+        view_linger: std::time::Duration::from_millis(100),
+        ..config()
+    })
+    .await;
+    let path = "/api/v1/documents/t/again";
+    let (status, _) = http_json(port, "PUT", path, &demo_doc()).await;
+    assert_eq!(status, 201);
+    let mut v = connect_view(port, "t/again", "gone").await;
+    let (status, _) = http_json(port, "PUT", path, &demo_doc()).await;
+    assert_eq!(status, 200);
+    // The republish closes the view's socket (it would reconnect; this one does not).
+    assert!(matches!(v.next().await, Incoming::Close(_) | Incoming::End));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (_, summary) = http_json(port, "GET", path, &Json::Null).await;
+        if summary["views"] == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed view is never forgotten: {summary}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

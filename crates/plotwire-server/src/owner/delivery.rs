@@ -147,6 +147,18 @@ impl Owner {
         }
     }
 
+    /// Closes every connection so that it reconnects and re-pulls (BokehJS reconnects
+    /// after any close); their views count them gone.
+    pub(super) fn close_all_peers(&mut self) {
+        let peers: Vec<Peer> = self.peers.drain().map(|(_, p)| p).collect();
+        for peer in peers {
+            peer.outbox.force_overflow();
+            if self.policy == super::Policy::Views {
+                self.view_left(&peer.view);
+            }
+        }
+    }
+
     pub(super) fn drop_peer(&mut self, conn: ConnId, why: OfferError) {
         if why == OfferError::Overflow {
             crate::warn_limited!(session = %self.id, conn, "viewer too slow: outbox full, closing it so it reconnects");

@@ -75,11 +75,8 @@ impl Owner {
                 for v in self.views.values_mut() {
                     v.overlay.clear();
                 }
-                // Every view re-pulls the new document: BokehJS reconnects after any close.
-                for peer in self.peers.values() {
-                    peer.outbox.force_overflow();
-                }
-                self.peers.clear();
+                // Every view re-pulls the new document.
+                self.close_all_peers();
                 Ok(Answer::Written {
                     seq: self.version,
                     rows: None,
