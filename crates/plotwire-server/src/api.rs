@@ -2,7 +2,6 @@
 //! owner answers. The HTTP side (routes, bodies, status codes) is in [`crate::rest`];
 //! the owner side in [`crate::owner`].
 
-use plotwire_protocol::event::DocJson;
 use plotwire_protocol::Value;
 
 use crate::events::Subscription;
@@ -17,8 +16,9 @@ pub type Patches = Vec<(String, Vec<(Value, Value)>)>;
 pub enum Request {
     /// Replace the whole document (a new publish under the same name).
     Publish {
-        /// The new content.
-        doc: Box<DocJson>,
+        /// The new content, checked and subscribed ([`crate::rest`] builds it, off the
+        /// owner).
+        doc: Box<plotwire_document::Document>,
         /// The dashboard spec it was built from, if it was.
         spec: Option<Box<plotwire_spec::Spec>>,
     },

@@ -70,6 +70,33 @@ pub fn check_name(name: &str) -> Result<(), HttpError> {
     Ok(())
 }
 
+/// A spec error as HTTP 400, naming the spec field to blame.
+pub fn spec_error(e: plotwire_spec::SpecError) -> HttpError {
+    HttpError::bad_request(format!("the dashboard spec is not valid: {e}"))
+        .with_field(e.path().to_owned())
+}
+
+/// The DocJson a dashboard spec builds.
+pub fn spec_doc_json(
+    spec: &plotwire_spec::Spec,
+) -> Result<plotwire_protocol::event::DocJson, HttpError> {
+    let built = plotwire_spec::build(spec).map_err(spec_error)?;
+    plotwire_protocol::event::decode_doc(&built.doc, &plotwire_protocol::codec::Buffers::new())
+        .map_err(|e| HttpError::bad_request(format!("the built document is not valid: {e}")))
+}
+
+/// A published document's content: `doc` checked (at most `max_models` models) and its
+/// plots and buttons subscribed to the UI events producers hear.
+pub fn published_document(
+    doc: plotwire_protocol::event::DocJson,
+    max_models: usize,
+) -> Result<plotwire_document::Document, HttpError> {
+    let mut built = plotwire_document::Document::from_doc_json_limited(doc, max_models)
+        .map_err(|e| HttpError::bad_request(format!("the document is not valid: {e}")))?;
+    crate::subscriptions::subscribe_ui_events(&mut built);
+    Ok(built)
+}
+
 /// What a `/d/...` path asks for.
 enum Page<'a> {
     Html(&'a str),

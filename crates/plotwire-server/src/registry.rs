@@ -52,6 +52,18 @@ pub struct PublishedSummary {
     pub connections: usize,
 }
 
+/// What [`Registry::publish`] did.
+pub enum Published {
+    /// The document was created.
+    Created(Arc<SessionHandle>),
+    /// It existed: here it is, and the content that was not used.
+    Exists(
+        Arc<SessionHandle>,
+        Box<plotwire_document::Document>,
+        Option<plotwire_spec::Spec>,
+    ),
+}
+
 /// Why a document could not be published.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -187,21 +199,21 @@ impl Registry {
         self.get(PUBLISHED_APP, name)
     }
 
-    /// The published document `name`, created from `doc` if there is none (then the
-    /// flag is true). An existing document is returned as it is: replacing its content
-    /// is its owner's job. At most `max_documents` may exist.
+    /// Creates the published document `name` from `doc`, if there is none. An existing
+    /// document is returned as it is, with `doc` and `spec` given back: replacing its
+    /// content is its owner's job. At most `max_documents` may exist.
     pub fn publish(
         self: &Arc<Self>,
         name: &str,
         doc: plotwire_document::Document,
         spec: Option<plotwire_spec::Spec>,
         max_documents: usize,
-    ) -> Result<(Arc<SessionHandle>, bool), PublishError> {
+    ) -> Result<Published, PublishError> {
         let key: Key = (PUBLISHED_APP.to_owned(), name.to_owned());
         let (handle, task) = {
             let mut map = self.lock();
             if let Some(h) = map.get(&key) {
-                return Ok((h.clone(), false));
+                return Ok(Published::Exists(h.clone(), Box::new(doc), spec));
             }
             let count = map.values().filter(|h| h.published).count();
             if count >= max_documents {
@@ -221,7 +233,7 @@ impl Registry {
         };
         tracing::info!(document = name, "document published");
         self.supervise(key, Arc::downgrade(&handle), task);
-        Ok((handle, true))
+        Ok(Published::Created(handle))
     }
 
     /// Deletes the published document `name`; its connections close (1001) and

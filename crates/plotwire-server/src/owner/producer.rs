@@ -5,7 +5,6 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use plotwire_document::Document;
 use plotwire_protocol::event::DocumentEvent;
 use plotwire_protocol::{Id, Value};
 
@@ -63,12 +62,7 @@ impl Owner {
     pub(super) fn serve(&mut self, request: Request) -> Result<Answer, HttpError> {
         match request {
             Request::Publish { doc, spec } => {
-                let limit = self.doc.max_models();
-                let mut next = Document::from_doc_json_limited(*doc, limit).map_err(|e| {
-                    HttpError::bad_request(format!("the document is not valid: {e}"))
-                })?;
-                crate::subscriptions::subscribe_ui_events(&mut next);
-                self.doc = next;
+                self.doc = *doc;
                 self.spec = spec.map(|s| *s);
                 self.changed();
                 self.cursors.reset_all(self.version);

@@ -5,8 +5,7 @@
 //! pages gain the new lines without reloading.
 
 use plotwire_document::model::{extract_models, Found};
-use plotwire_protocol::codec::Buffers;
-use plotwire_protocol::event::{decode_doc, DocumentEvent};
+use plotwire_protocol::event::DocumentEvent;
 use plotwire_protocol::{ArrayData, ArrayForm, ArrayValue, DType, Value};
 use plotwire_spec::streamvis::{source_name, with_series, y_column, X_COLUMN};
 use plotwire_spec::{Columns, PlotKind, Spec};
@@ -14,6 +13,7 @@ use plotwire_spec::{Columns, PlotKind, Spec};
 use super::Owner;
 use crate::api::{Answer, Streamvis};
 use crate::error::HttpError;
+use crate::published::{published_document, spec_doc_json, spec_error};
 
 impl Owner {
     pub(super) fn streamvis(&mut self, call: Streamvis) -> Result<Answer, HttpError> {
@@ -221,9 +221,8 @@ impl Owner {
 
     /// Replaces the whole document with `spec`'s (views reconnect and re-pull).
     fn rebuild(&mut self, spec: Spec) -> Result<(), HttpError> {
-        let built = plotwire_spec::build(&spec).map_err(spec_error)?;
-        let doc = decode_doc(&built.doc, &Buffers::new())
-            .map_err(|e| HttpError::bad_request(e.to_string()))?;
+        let doc = spec_doc_json(&spec)?;
+        let doc = published_document(doc, self.doc.max_models())?;
         self.serve(crate::api::Request::Publish {
             doc: Box::new(doc),
             spec: Some(Box::new(spec)),
@@ -235,9 +234,7 @@ impl Owner {
     /// attribute of an existing model that differs is set to its new value (new models
     /// inline, in full), in the order the built document lists them.
     fn update_to(&mut self, spec: Spec) -> Result<(), HttpError> {
-        let built = plotwire_spec::build(&spec).map_err(spec_error)?;
-        let doc = decode_doc(&built.doc, &Buffers::new())
-            .map_err(|e| HttpError::bad_request(e.to_string()))?;
+        let doc = spec_doc_json(&spec)?;
         let mut events = Vec::new();
         let mut stack: Vec<&Value> = doc.roots.iter().rev().collect();
         while let Some(v) = stack.pop() {
@@ -296,8 +293,4 @@ fn floats(values: &[f64]) -> Value {
         shape: vec![values.len()],
         data: ArrayData::Binary(bytes.into()),
     }))
-}
-
-fn spec_error(e: plotwire_spec::SpecError) -> HttpError {
-    HttpError::bad_request(e.to_string()).with_field(e.path().to_owned())
 }

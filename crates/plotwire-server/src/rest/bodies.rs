@@ -43,14 +43,10 @@ pub(super) fn decode_published(
         decode_doc(&json, &buffers).map_err(bad)?
     } else {
         // A dashboard spec (docs/dashboard-spec.md).
-        let bad_spec = |e: plotwire_spec::SpecError| {
-            HttpError::bad_request(format!("the dashboard spec is not valid: {e}"))
-                .with_field(e.path().to_owned())
-        };
-        let parsed = plotwire_spec::parse(body).map_err(bad_spec)?;
-        let built = plotwire_spec::build(&parsed).map_err(bad_spec)?;
+        let parsed = plotwire_spec::parse(body).map_err(crate::published::spec_error)?;
+        let doc = crate::published::spec_doc_json(&parsed)?;
         spec = Some(parsed);
-        decode_doc(&built.doc, &buffers).map_err(bad)?
+        doc
     };
     if doc.title.as_deref().is_none_or(str::is_empty) {
         doc.title = Some(name.to_owned());

@@ -10,14 +10,13 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use plotwire_document::Document;
-use plotwire_protocol::codec::Buffers;
-use plotwire_protocol::event::{decode_doc, DocJson};
+use plotwire_protocol::event::DocJson;
 use serde_json::Value as Json;
 
 use crate::api::{Answer, Request, Streamvis};
 use crate::error::HttpError;
 use crate::published::check_name;
+use crate::registry::Published;
 use answers::{get_answer, no_store, preflight};
 use bodies::{decode_columns, decode_patches, decode_published, decode_set};
 
@@ -284,7 +283,8 @@ async fn publish(
     publish_doc(state, name, doc, spec, key).await
 }
 
-/// Publishes `doc` under `name`: creates the document, or replaces its content.
+/// Publishes `doc` under `name`: creates the document, or replaces its content. The
+/// document is built and checked here, once, off the owner.
 async fn publish_doc(
     state: &Arc<AppState>,
     name: &str,
@@ -293,24 +293,22 @@ async fn publish_doc(
     key: Option<String>,
 ) -> Result<Response, HttpError> {
     let url = format!("{}/d/{name}/", state.config.prefix);
-    if state.registry.published(name).is_none() {
-        let mut built = Document::from_doc_json_limited(doc.clone(), state.config.max_models)
-            .map_err(|e| HttpError::bad_request(format!("the document is not valid: {e}")))?;
-        crate::subscriptions::subscribe_ui_events(&mut built);
-        let (_, created) = state
-            .registry
-            .publish(name, built, spec.clone(), state.config.max_documents)
-            .map_err(|e| HttpError::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
-        if created {
+    let built = crate::published::published_document(doc, state.config.max_models)?;
+    let published = state
+        .registry
+        .publish(name, built, spec, state.config.max_documents)
+        .map_err(|e| HttpError::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
+    let (handle, doc, spec) = match published {
+        Published::Created(_) => {
             let body = serde_json::json!({ "name": name, "url": url, "seq": 0 });
             return Ok((StatusCode::CREATED, axum::Json(body)).into_response());
         }
-    }
-    let handle = find(state, name)?;
+        Published::Exists(handle, doc, spec) => (handle, doc, spec),
+    };
     let answer = handle
         .rest(
             Request::Publish {
-                doc: Box::new(doc),
+                doc,
                 spec: spec.map(Box::new),
             },
             key,
@@ -363,14 +361,9 @@ async fn streamvis(
         "layout" => {
             let layout: Layout = parse(body)?;
             if state.registry.published(name).is_none() {
-                let spec = plotwire_spec::streamvis::layout_spec(&layout.grid).map_err(|e| {
-                    HttpError::bad_request(e.to_string()).with_field(e.path().to_owned())
-                })?;
-                let built = plotwire_spec::build(&spec).map_err(|e| {
-                    HttpError::bad_request(e.to_string()).with_field(e.path().to_owned())
-                })?;
-                let doc = decode_doc(&built.doc, &Buffers::new())
-                    .map_err(|e| HttpError::bad_request(e.to_string()))?;
+                let spec = plotwire_spec::streamvis::layout_spec(&layout.grid)
+                    .map_err(crate::published::spec_error)?;
+                let doc = crate::published::spec_doc_json(&spec)?;
                 return publish_doc(state, name, doc, Some(spec), key).await;
             }
             Streamvis::Layout(layout.grid)
