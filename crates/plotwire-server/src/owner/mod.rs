@@ -254,16 +254,19 @@ impl Owner {
         self.publish_status();
     }
 
-    /// Tells the registry (index page, summaries) the document's current state.
+    /// Tells the registry (index page, summaries) the document's current state. Runs on
+    /// every change, so the title is copied only when it changed.
     fn publish_status(&self) {
-        let title = self.doc.title().to_owned();
+        let title = self.doc.title();
         let views = self.views.len();
         let version = self.version;
         self.status.send_modify(|s| {
             if s.version != version || s.title != title {
                 s.updated = std::time::SystemTime::now();
             }
-            s.title = title;
+            if s.title != title {
+                s.title = title.to_owned();
+            }
             s.views = views;
             s.version = version;
         });
