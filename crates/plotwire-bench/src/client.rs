@@ -1,5 +1,6 @@
 //! A raw Bokeh protocol client (spec §3, §4): one websocket, `bokeh, <token>` subprotocols,
-//! no Origin header (except [`Conn::connect_browser`]), TCP_NODELAY on the client side, ACK awaited before anything is sent.
+//! no Origin header (except [`Conn::connect_browser`]), TCP_NODELAY on the client side,
+//! ACK awaited before anything is sent.
 //!
 //! The same code talks to plotwire and to `bokeh serve`, so every difference in the
 //! figures comes from the server.

@@ -28,21 +28,11 @@ const MAX_CHUNKS: usize = 1_000_000;
 pub struct Response {
     /// The status code.
     pub status: u16,
-    /// Header names lowercased, values trimmed.
-    pub headers: Vec<(String, String)>,
     /// The body (de-chunked).
     pub body: Vec<u8>,
 }
 
 impl Response {
-    /// The first header called `name` (lowercase).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
     /// The body as text (lossy), for error messages.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -110,7 +100,9 @@ impl HttpConn {
             if body.len() < 16 * 1024 {
                 let mut whole = head.into_bytes();
                 whole.extend_from_slice(body);
-                tcp.write_all(&whole).await.context(|| "writing a request")?;
+                tcp.write_all(&whole)
+                    .await
+                    .context(|| "writing a request")?;
             } else {
                 tcp.write_all(head.as_bytes())
                     .await
@@ -131,8 +123,14 @@ impl HttpConn {
     ///
     /// # Errors
     /// As [`HttpConn::request`].
-    pub async fn get(&mut self, path: &str, extra_headers: &str, deadline: Instant) -> Result<Response> {
-        self.request("GET", path, extra_headers, &[], deadline).await
+    pub async fn get(
+        &mut self,
+        path: &str,
+        extra_headers: &str,
+        deadline: Instant,
+    ) -> Result<Response> {
+        self.request("GET", path, extra_headers, &[], deadline)
+            .await
     }
 }
 
@@ -187,8 +185,8 @@ async fn read_response(stream: &mut BufReader<TcpStream>, head_only: bool) -> Re
             let mut limit = 1024;
             let line = read_line(stream, &mut limit).await?;
             let hex = line.split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(hex, 16)
-                .context(|| format!("a bad chunk size {line:?}"))?;
+            let size =
+                usize::from_str_radix(hex, 16).context(|| format!("a bad chunk size {line:?}"))?;
             if size == 0 {
                 // Trailers, then the empty line.
                 for _ in 0..MAX_HEADER_LINES {
@@ -232,9 +230,5 @@ async fn read_response(stream: &mut BufReader<TcpStream>, head_only: bool) -> Re
             "an answer with neither Content-Length nor chunked encoding",
         ));
     }
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
+    Ok(Response { status, body })
 }

@@ -63,10 +63,10 @@ use crate::ingest::{Ingest, IngestSpec};
 use crate::pulls::{PullInterference, PullSpec, PULLS_PER_ROUND};
 use crate::report::{ms, number, quantile, Better, Figure, Row, Target};
 use crate::rest::{Format, RestIngest, RestIngestSpec};
-use crate::views::{ViewOpen, ViewsMemory};
 use crate::servers::{
     free_port, start_bokeh, start_plotwire, ServerProcess, UsageReport, SESSION_CLEANUP,
 };
+use crate::views::{ViewOpen, ViewsMemory};
 
 /// Benchmarks plotwire against `bokeh serve` 3.9.2 with identical clients.
 #[derive(Parser, Debug)]
@@ -867,7 +867,9 @@ async fn run(cli: &Cli) -> Result<(String, bool)> {
         );
         for s in &mut subjects {
             let summary = |m: &ViewsMemory| {
-                let k = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0));
+                let k = |v: Option<u64>| {
+                    v.map_or_else(|| "?".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0))
+                };
                 (
                     format!(
                         "RSS {} MiB with the document, {} MiB with 1 view, {} MiB with {} views:                          +{} MiB",
@@ -1479,9 +1481,12 @@ fn rows(p: &Params, pw: &Results, bk: &Results, quick: bool) -> Vec<Row> {
             p.memory_views
         );
         let get = |r: &Results| r.views_memory.clone();
-        row(&w, "server RSS with the document, MiB", Better::Lower, &|r| {
-            figure(&get(r), |m| mib(m.rss_none_kib))
-        });
+        row(
+            &w,
+            "server RSS with the document, MiB",
+            Better::Lower,
+            &|r| figure(&get(r), |m| mib(m.rss_none_kib)),
+        );
         row(&w, "server RSS with 1 view, MiB", Better::Lower, &|r| {
             figure(&get(r), |m| mib(m.rss_one_kib))
         });

@@ -134,7 +134,11 @@ pub fn raw_body(c: &Columns) -> Vec<u8> {
     );
     let mut out = Vec::with_capacity(16 + header.len() + c.points * 16);
     out.extend_from_slice(b"PWC1");
-    out.extend_from_slice(&u32::try_from(header.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(
+        &u32::try_from(header.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
     out.extend_from_slice(header.as_bytes());
     while !out.len().is_multiple_of(8) {
         out.push(b' ');
@@ -256,8 +260,6 @@ pub struct RestIngestSpec {
 /// What a REST ingest run measured.
 #[derive(Debug, Clone)]
 pub struct RestIngest {
-    /// The body format.
-    pub format: Format,
     /// Batches acknowledged (200).
     pub batches: usize,
     /// Points acknowledged.
@@ -340,7 +342,13 @@ pub async fn ingest(server: &ServerProcess, spec: RestIngestSpec) -> Result<Rest
         }
         let sent = Instant::now();
         let answer = http
-            .request("POST", &path, &headers, &body, end + Duration::from_secs(30))
+            .request(
+                "POST",
+                &path,
+                &headers,
+                &body,
+                end + Duration::from_secs(30),
+            )
             .await?
             .ok(&format!("batch {batches}"))?;
         latencies.push(sent.elapsed());
@@ -361,7 +369,6 @@ pub async fn ingest(server: &ServerProcess, spec: RestIngestSpec) -> Result<Rest
         return Err(err("no batch was acknowledged"));
     }
     Ok(RestIngest {
-        format: spec.format,
         batches,
         points: (batches * spec.points) as u64,
         body_bytes: body.len(),

@@ -284,9 +284,8 @@ pub async fn fanout(server: &ServerProcess, spec: FanoutSpec) -> Result<Fanout> 
         } else {
             let missing = (sent - t.batches) * spec.points as u64;
             f.lost_points += missing;
-            f.first_problem.get_or_insert_with(|| {
-                format!("a view got {} of {sent} batches", t.batches)
-            });
+            f.first_problem
+                .get_or_insert_with(|| format!("a view got {} of {sent} batches", t.batches));
         }
         if let Some(reason) = r.closed {
             f.closed.0 += 1;
@@ -300,8 +299,6 @@ pub async fn fanout(server: &ServerProcess, spec: FanoutSpec) -> Result<Fanout> 
 /// What workload 9 measured.
 #[derive(Debug, Clone)]
 pub struct ViewsMemory {
-    /// Points in the document.
-    pub points: usize,
     /// Views at the second measurement.
     pub views: usize,
     /// RSS (KiB) with the document and no view.
@@ -397,7 +394,6 @@ pub async fn memory(server: &ServerProcess, points: usize, views: usize) -> Resu
         unpublish(&mut http, name).await;
     }
     Ok(ViewsMemory {
-        points,
         views,
         rss_none_kib,
         rss_one_kib,
@@ -408,8 +404,6 @@ pub async fn memory(server: &ServerProcess, points: usize, views: usize) -> Resu
 /// What workload 10 measured: each open's total and its parts.
 #[derive(Debug, Clone, Default)]
 pub struct ViewOpen {
-    /// Points in the document.
-    pub points: usize,
     /// Page GET start → PULL-DOC-REPLY complete.
     pub total: Vec<Duration>,
     /// The page GET (new connection included).
@@ -435,7 +429,9 @@ fn page_token(page: &[u8]) -> Result<String> {
         .trim_start()
         .strip_prefix('"')
         .context(|| "the page's token is not a string")?;
-    let end = rest.find('"').context(|| "the page's token is not closed")?;
+    let end = rest
+        .find('"')
+        .context(|| "the page's token is not closed")?;
     Ok(rest.get(..end).unwrap_or_default().to_owned())
 }
 
@@ -477,10 +473,7 @@ pub async fn open(server: &ServerProcess, points: usize, opens: usize) -> Result
             Some(producer),
         )
     };
-    let mut r = ViewOpen {
-        points,
-        ..ViewOpen::default()
-    };
+    let mut r = ViewOpen::default();
     let headers = "Accept: text/html\r\n";
     for i in 0..opens {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
