@@ -806,7 +806,8 @@ async fn run(cli: &Cli) -> Result<(String, bool)> {
                 let summary = |r: &RestIngest| {
                     (
                         format!(
-                            "{} batches of {} bytes, {} points in {:.2} s = {} points/s ({:.0} MB/s),                              request {}, {}",
+                            "{} batches of {} bytes, {} points in {:.2} s = {} points/s ({:.0} MB/s), \
+                             request {}, {}",
                             r.batches,
                             r.body_bytes,
                             r.points,
@@ -872,12 +873,14 @@ async fn run(cli: &Cli) -> Result<(String, bool)> {
                 };
                 (
                     format!(
-                        "RSS {} MiB with the document, {} MiB with 1 view, {} MiB with {} views:                          +{} MiB",
+                        "RSS {} MiB with the document, {} MiB with 1 view, {} MiB with {} views: \
+                             +{} MiB",
                         k(m.rss_none_kib),
                         k(m.rss_one_kib),
                         k(m.rss_all_kib),
                         m.views,
-                        m.growth_mib().map_or_else(|| "?".to_owned(), |g| format!("{g:.1}"))
+                        m.growth_mib()
+                            .map_or_else(|| "?".to_owned(), |g| format!("{g:.1}"))
                     ),
                     None,
                 )
@@ -902,7 +905,8 @@ async fn run(cli: &Cli) -> Result<(String, bool)> {
                 let q = |v: &[Duration], x: f64| quantile(v, x).map_or(0.0, ms);
                 (
                     format!(
-                        "total median {:.2} ms, p90 {:.2} ms (page {:.2}, connect {:.2}, pull {:.2}                          ms medians), n {}",
+                        "total median {:.2} ms, p90 {:.2} ms (page {:.2}, connect {:.2}, pull {:.2} \
+                             ms medians), n {}",
                         q(&o.total, 0.5),
                         q(&o.total, 0.9),
                         q(&o.page, 0.5),
@@ -1457,7 +1461,8 @@ fn rows(p: &Params, pw: &Results, bk: &Results, quick: bool) -> Vec<Row> {
     {
         let f = &p.views_fanout;
         let w = format!(
-            "8 views fan-out: K={} views, {} pts at {}/s for {} s (plotwire REST producer,              bokeh websocket producer)",
+            "8 views fan-out: K={} views, {} pts at {}/s for {} s (plotwire REST producer, \
+             bokeh websocket producer)",
             f.viewers,
             f.points,
             f.rate_hz,
