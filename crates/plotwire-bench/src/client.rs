@@ -1,5 +1,6 @@
 //! A raw Bokeh protocol client (spec §3, §4): one websocket, `bokeh, <token>` subprotocols,
-//! no Origin header, TCP_NODELAY on the client side, ACK awaited before anything is sent.
+//! no Origin header (except [`Conn::connect_browser`]), TCP_NODELAY on the client side,
+//! ACK awaited before anything is sent.
 //!
 //! The same code talks to plotwire and to `bokeh serve`, so every difference in the
 //! figures comes from the server.
@@ -131,6 +132,21 @@ pub struct Conn {
     pub rx: Receiver,
 }
 
+/// An unsigned session token for `session_id` (what a server without a secret key
+/// accepts, and what a page of such a server carries).
+///
+/// # Errors
+/// When the token cannot be made.
+pub fn session_token(session_id: &str) -> Result<String> {
+    generate_token(
+        session_id,
+        now_epoch_secs().saturating_add(TOKEN_LIFETIME_SECS),
+        None,
+        None,
+    )
+    .context(|| "making the session token")
+}
+
 /// The current Unix time in seconds.
 fn now_epoch_secs() -> i64 {
     SystemTime::now()
@@ -157,13 +173,39 @@ impl Conn {
         deadline: Instant,
         options: ConnectOptions,
     ) -> Result<Conn> {
-        let token = generate_token(
-            session_id,
-            now_epoch_secs().saturating_add(TOKEN_LIFETIME_SECS),
-            None,
-            None,
+        let token = session_token(session_id)?;
+        Conn::open(endpoint, &token, None, deadline, options).await
+    }
+
+    /// Connects as a browser would: with `token` (e.g. the one a page carried) and an
+    /// `Origin` header, then waits for the ACK.
+    ///
+    /// # Errors
+    /// As [`Conn::connect`].
+    pub async fn connect_browser(
+        endpoint: &Endpoint,
+        token: &str,
+        origin: &str,
+        deadline: Instant,
+    ) -> Result<Conn> {
+        Conn::open(
+            endpoint,
+            token,
+            Some(origin),
+            deadline,
+            ConnectOptions::default(),
         )
-        .context(|| "making the session token")?;
+        .await
+    }
+
+    /// Opens the websocket with `token` (and `origin`, if any) and waits for the ACK.
+    async fn open(
+        endpoint: &Endpoint,
+        token: &str,
+        origin: Option<&str>,
+        deadline: Instant,
+        options: ConnectOptions,
+    ) -> Result<Conn> {
         let url = format!("ws://127.0.0.1:{}/{}/ws", endpoint.port, endpoint.app);
         let mut request = url
             .as_str()
@@ -174,6 +216,10 @@ impl Conn {
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", protocols);
+        if let Some(origin) = origin {
+            let value = HeaderValue::from_str(origin).context(|| "the Origin header")?;
+            request.headers_mut().insert("Origin", value);
+        }
 
         let socket = TcpSocket::new_v4().context(|| "creating a socket")?;
         if let Some(size) = options.recv_buffer {

@@ -15,6 +15,14 @@
 //! 6. pull interference: fan-out to 10 viewers, without and then with another session's
 //!    1e7-point document pulled three times in a row, round after round.
 //!
+//! Issue 7's REST dashboards and views (see [`rest`] and [`views`]):
+//! 7. REST ingest: 100k-point batches in each body format over one keep-alive connection
+//!    (plotwire only: Bokeh has no REST API);
+//! 8. views fan-out: 100 views of a published document, a REST producer at 50 batches/s
+//!    (Bokeh: workload 2 with 100 viewers);
+//! 9. views memory: RSS with 1 and with 100 views of a 1e6-point document;
+//! 10. view open: page, websocket and pull of a 1e5-point document, ~30 times.
+//!
 //! `plotwire-bench soak` is a separate long run against plotwire alone, see [`soak`].
 //!
 //! `--quick` is a smoke run that asserts correctness only (exit status 1 on any loss,
@@ -26,11 +34,14 @@ mod client;
 mod data;
 mod error;
 mod fanout;
+mod http;
 mod ingest;
 mod pulls;
 mod report;
+mod rest;
 mod servers;
 mod soak;
+mod views;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -51,9 +62,11 @@ use crate::fanout::{Fanout, FanoutSpec};
 use crate::ingest::{Ingest, IngestSpec};
 use crate::pulls::{PullInterference, PullSpec, PULLS_PER_ROUND};
 use crate::report::{ms, number, quantile, Better, Figure, Row, Target};
+use crate::rest::{Format, RestIngest, RestIngestSpec};
 use crate::servers::{
     free_port, start_bokeh, start_plotwire, ServerProcess, UsageReport, SESSION_CLEANUP,
 };
+use crate::views::{ViewOpen, ViewsMemory};
 
 /// Benchmarks plotwire against `bokeh serve` 3.9.2 with identical clients.
 #[derive(Parser, Debug)]
@@ -120,6 +133,14 @@ enum Workload {
     Slow,
     /// 6: fan-out while another session's big document is pulled.
     PullInterference,
+    /// 7: REST ingest of 100k-point batches in every body format (plotwire only).
+    RestIngest,
+    /// 8: 100 views of a published document, a REST producer at 50 batches/s.
+    ViewsFanout,
+    /// 9: server RSS with 1 and with 100 views of a 1e6-point document.
+    ViewsMemory,
+    /// 10: opening a view (page, websocket, pull) of a 1e5-point document.
+    ViewOpen,
 }
 
 /// The largest websocket message both servers accept (the 1e7-point push is 160 MB).
@@ -135,6 +156,12 @@ struct Params {
     big_points: Vec<usize>,
     big_budget: Duration,
     pulls: PullSpec,
+    rest_ingest: Vec<RestIngestSpec>,
+    views_fanout: FanoutSpec,
+    memory_points: usize,
+    memory_views: usize,
+    open_points: usize,
+    opens: usize,
     browser_limit: Duration,
     startup: Duration,
     /// Whether to wait for each run's sessions to be dropped (full runs: RSS figures).
@@ -222,6 +249,25 @@ impl Params {
                 budget: Duration::from_secs(if quick { 60 } else { 180 }),
                 settle: Duration::from_secs(if quick { 5 } else { 30 }),
             },
+            rest_ingest: Format::ALL
+                .iter()
+                .map(|&format| RestIngestSpec {
+                    format,
+                    points: if quick { 10_000 } else { 100_000 },
+                    max_batches: if quick { 20 } else { 2000 },
+                    budget: Duration::from_secs(if quick { 1 } else { 5 }),
+                    rollover: 1_000_000,
+                })
+                .collect(),
+            views_fanout: FanoutSpec {
+                viewers: if quick { 10 } else { 100 },
+                duration: Duration::from_secs(if quick { 2 } else { 10 }),
+                ..fanout
+            },
+            memory_points: if quick { 100_000 } else { 1_000_000 },
+            memory_views: if quick { 10 } else { 100 },
+            open_points: 100_000,
+            opens: if quick { 5 } else { 30 },
             browser_limit: Duration::from_secs(if quick { 90 } else { 240 }),
             startup: Duration::from_secs(60),
             cleanup: !quick,
@@ -243,6 +289,10 @@ struct Results {
     big: Vec<Outcome<BigDoc>>,
     browser: Outcome<Browser>,
     pulls: Outcome<PullInterference>,
+    rest_ingest: Vec<Outcome<RestIngest>>,
+    views_fanout: Outcome<Fanout>,
+    views_memory: Outcome<ViewsMemory>,
+    view_open: Outcome<ViewOpen>,
     rss_idle_kib: Option<u64>,
 }
 
@@ -743,6 +793,138 @@ async fn run(cli: &Cli) -> Result<(String, bool)> {
         timings.push(("6 pull interference".to_owned(), t.elapsed()));
     }
 
+    if wants(Workload::RestIngest) {
+        let t = Instant::now();
+        for spec in &p.rest_ingest {
+            let title = format!(
+                "7 REST ingest {} {}",
+                points_label(spec.points),
+                spec.format.name()
+            );
+            // Bokeh has no REST API: plotwire only.
+            for s in subjects.iter_mut().filter(|s| s.server.name == "plotwire") {
+                let summary = |r: &RestIngest| {
+                    (
+                        format!(
+                            "{} batches of {} bytes, {} points in {:.2} s = {} points/s ({:.0} MB/s), \
+                             request {}, {}",
+                            r.batches,
+                            r.body_bytes,
+                            r.points,
+                            r.elapsed.as_secs_f64(),
+                            number(r.points_per_sec()),
+                            r.mb_per_sec(),
+                            percentiles(&r.latencies),
+                            usage_line(&r.usage)
+                        ),
+                        r.check.clone(),
+                    )
+                };
+                let fut = rest::ingest(&s.server, *spec);
+                let outcome =
+                    attempt(&s.server, &mut s.problems, &title, p.settle(), summary, fut).await;
+                s.results.rest_ingest.push(Some(outcome));
+            }
+        }
+        timings.push(("7 REST ingest".to_owned(), t.elapsed()));
+    }
+
+    if wants(Workload::ViewsFanout) {
+        let t = Instant::now();
+        let spec = p.views_fanout;
+        for s in &mut subjects {
+            // Bokeh's counterpart: workload 2's producer and raw viewers of its session.
+            let (title, fut) = if s.server.name == "plotwire" {
+                (
+                    format!("8 views fan-out K={} (REST producer)", spec.viewers),
+                    futures_util::future::Either::Left(views::fanout(&s.server, spec)),
+                )
+            } else {
+                (
+                    format!("8 views fan-out K={} (websocket producer)", spec.viewers),
+                    futures_util::future::Either::Right(fanout::run(&s.server, spec)),
+                )
+            };
+            let outcome = attempt(
+                &s.server,
+                &mut s.problems,
+                &title,
+                p.settle(),
+                |f| fanout_summary(f, strict),
+                fut,
+            )
+            .await;
+            s.results.views_fanout = Some(outcome);
+        }
+        timings.push(("8 views fan-out".to_owned(), t.elapsed()));
+    }
+
+    if wants(Workload::ViewsMemory) {
+        let t = Instant::now();
+        let title = format!(
+            "9 views memory, {} points, 1 vs {} views",
+            points_label(p.memory_points),
+            p.memory_views
+        );
+        for s in &mut subjects {
+            let summary = |m: &ViewsMemory| {
+                let k = |v: Option<u64>| {
+                    v.map_or_else(|| "?".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0))
+                };
+                (
+                    format!(
+                        "RSS {} MiB with the document, {} MiB with 1 view, {} MiB with {} views: \
+                             +{} MiB",
+                        k(m.rss_none_kib),
+                        k(m.rss_one_kib),
+                        k(m.rss_all_kib),
+                        m.views,
+                        m.growth_mib()
+                            .map_or_else(|| "?".to_owned(), |g| format!("{g:.1}"))
+                    ),
+                    None,
+                )
+            };
+            let fut = views::memory(&s.server, p.memory_points, p.memory_views);
+            let outcome =
+                attempt(&s.server, &mut s.problems, &title, p.settle(), summary, fut).await;
+            s.results.views_memory = Some(outcome);
+        }
+        timings.push(("9 views memory".to_owned(), t.elapsed()));
+    }
+
+    if wants(Workload::ViewOpen) {
+        let t = Instant::now();
+        let title = format!(
+            "10 view open, {} points, {} opens",
+            points_label(p.open_points),
+            p.opens
+        );
+        for s in &mut subjects {
+            let summary = |o: &ViewOpen| {
+                let q = |v: &[Duration], x: f64| quantile(v, x).map_or(0.0, ms);
+                (
+                    format!(
+                        "total median {:.2} ms, p90 {:.2} ms (page {:.2}, connect {:.2}, pull {:.2} \
+                             ms medians), n {}",
+                        q(&o.total, 0.5),
+                        q(&o.total, 0.9),
+                        q(&o.page, 0.5),
+                        q(&o.connect, 0.5),
+                        q(&o.pull, 0.5),
+                        o.total.len()
+                    ),
+                    o.check.clone(),
+                )
+            };
+            let fut = views::open(&s.server, p.open_points, p.opens);
+            let outcome =
+                attempt(&s.server, &mut s.problems, &title, p.settle(), summary, fut).await;
+            s.results.view_open = Some(outcome);
+        }
+        timings.push(("10 view open".to_owned(), t.elapsed()));
+    }
+
     let none = Results::default();
     let find = |name: &str| {
         subjects
@@ -1224,6 +1406,144 @@ fn rows(p: &Params, pw: &Results, bk: &Results, quick: bool) -> Vec<Row> {
         ));
     }
 
+    for (i, spec) in p.rest_ingest.iter().enumerate() {
+        let w = format!(
+            "7 REST ingest: {}-pt batches, {}, 1 keep-alive connection",
+            points_label(spec.points),
+            spec.format.name()
+        );
+        let get = |r: &Results| r.rest_ingest.get(i).cloned().flatten();
+        let idx = row(&w, "points/s", Better::Higher, &|r| {
+            figure(&get(r), |x| {
+                Some((x.points_per_sec(), Some(format!("{} batches", x.batches))))
+            })
+        });
+        let values = row(&w, "values/s (2 per point)", Better::Higher, &|r| {
+            figure(&get(r), |x| Some((2.0 * x.points_per_sec(), None)))
+        });
+        match spec.format {
+            Format::Raw | Format::Arrow => targets.push((
+                idx,
+                Target {
+                    goal: "≥ 50M points/s".to_owned(),
+                    pass: None,
+                },
+            )),
+            Format::Json | Format::Ndjson => targets.push((
+                values,
+                Target {
+                    goal: "≥ 10M values/s".to_owned(),
+                    pass: None,
+                },
+            )),
+        }
+        row(&w, "body MB/s", Better::Higher, &|r| {
+            figure(&get(r), |x| Some((x.mb_per_sec(), None)))
+        });
+        row(&w, "request p50, ms", Better::Lower, &|r| {
+            figure(&get(r), |x| quantile_ms(&x.latencies, 0.5))
+        });
+        row(&w, "request p99, ms", Better::Lower, &|r| {
+            figure(&get(r), |x| quantile_ms(&x.latencies, 0.99))
+        });
+        row(&w, "server CPU per 1M points, ms", Better::Lower, &|r| {
+            figure(&get(r), |x| {
+                let cpu = x.usage.cpu?;
+                (x.points > 0).then(|| {
+                    let per = cpu.as_secs_f64() * 1e3 * 1e6 / x.points as f64;
+                    let cores = x.usage.cores().map(|c| format!("{c:.2} cores"));
+                    (per, cores)
+                })
+            })
+        });
+    }
+
+    {
+        let f = &p.views_fanout;
+        let w = format!(
+            "8 views fan-out: K={} views, {} pts at {}/s for {} s (plotwire REST producer, \
+             bokeh websocket producer)",
+            f.viewers,
+            f.points,
+            f.rate_hz,
+            f.duration.as_secs()
+        );
+        let get = |r: &Results| r.views_fanout.clone();
+        let (p99, _cpu) = fanout_rows(&mut row, &w, &get);
+        targets.push((
+            p99,
+            Target {
+                goal: "≤ 10 ms".to_owned(),
+                pass: None,
+            },
+        ));
+    }
+
+    {
+        let w = format!(
+            "9 views memory: {}-pt document, 1 vs {} views",
+            points_label(p.memory_points),
+            p.memory_views
+        );
+        let get = |r: &Results| r.views_memory.clone();
+        row(
+            &w,
+            "server RSS with the document, MiB",
+            Better::Lower,
+            &|r| figure(&get(r), |m| mib(m.rss_none_kib)),
+        );
+        row(&w, "server RSS with 1 view, MiB", Better::Lower, &|r| {
+            figure(&get(r), |m| mib(m.rss_one_kib))
+        });
+        row(
+            &w,
+            &format!("server RSS with {} views, MiB", p.memory_views),
+            Better::Lower,
+            &|r| figure(&get(r), |m| mib(m.rss_all_kib)),
+        );
+        let growth = row(&w, "RSS growth 1 → all views, MiB", Better::Lower, &|r| {
+            figure(&get(r), |m| m.growth_mib().map(|g| (g, None)))
+        });
+        targets.push((
+            growth,
+            Target {
+                goal: "≤ +20 MiB".to_owned(),
+                pass: None,
+            },
+        ));
+    }
+
+    {
+        let w = format!(
+            "10 view open: page + websocket + pull of a {}-pt document, {} opens",
+            points_label(p.open_points),
+            p.opens
+        );
+        let get = |r: &Results| r.view_open.clone();
+        let median = row(&w, "total median, ms", Better::Lower, &|r| {
+            figure(&get(r), |o| quantile_ms(&o.total, 0.5))
+        });
+        row(&w, "total p90, ms", Better::Lower, &|r| {
+            figure(&get(r), |o| quantile_ms(&o.total, 0.9))
+        });
+        row(&w, "page GET median, ms", Better::Lower, &|r| {
+            figure(&get(r), |o| quantile_ms(&o.page, 0.5))
+        });
+        row(&w, "websocket connect median, ms", Better::Lower, &|r| {
+            figure(&get(r), |o| quantile_ms(&o.connect, 0.5))
+        });
+        row(&w, "pull median, ms", Better::Lower, &|r| {
+            figure(&get(r), |o| quantile_ms(&o.pull, 0.5))
+        });
+        targets.push((
+            median,
+            Target {
+                goal: "≤ 20 ms".to_owned(),
+                pass: None,
+            },
+        ));
+    }
+
     let mut rows = table.rows;
     if quick {
         return rows;
@@ -1236,6 +1556,10 @@ fn rows(p: &Params, pw: &Results, bk: &Results, quick: bool) -> Vec<Row> {
             "≥ 30x bokeh" => r.ratio().map(|x| x >= 30.0),
             "≥ 30M points/s" => pwv.map(|v| v >= 30e6),
             "≤ 10 ms" => pwv.map(|v| v <= 10.0),
+            "≤ 20 ms" => pwv.map(|v| v <= 20.0),
+            "≥ 50M points/s" => pwv.map(|v| v >= 50e6),
+            "≥ 10M values/s" => pwv.map(|v| v >= 10e6),
+            "≤ +20 MiB" => pwv.map(|v| v <= 20.0),
             "≤ 50 ms" => pwv.map(|v| v <= 50.0),
             "< 1 core" => pwv.map(|v| v < 1.0),
             // The row before is the run without (slow viewer), or p99 without pulls.
