@@ -24,7 +24,10 @@ use tungstenite::{Message, Utf8Bytes};
 use crate::upgrade::WebSocket;
 
 /// The largest websocket frame written: bigger fragments are split into frames this size.
-pub const FRAME_BYTES: usize = 256 * 1024;
+/// tungstenite's write buffer keeps the capacity of the largest frame it has held for as
+/// long as the connection lives, so this is also about what an idle viewer costs after
+/// its pull.
+pub const FRAME_BYTES: usize = 64 * 1024;
 
 /// The sending half of a websocket.
 pub type Sink = SplitSink<WebSocket, Message>;

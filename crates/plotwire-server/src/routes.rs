@@ -27,6 +27,10 @@ use crate::upgrade::WebSocketUpgrade;
 /// Bytes tungstenite reads from a websocket at a time.
 const WS_READ_BUFFER: usize = 16 * 1024;
 
+/// Bytes tungstenite collects before it writes them to the socket (a message is flushed
+/// whole anyway). Its 128 KiB default stays allocated in every connection once reached.
+const WS_WRITE_BUFFER: usize = 16 * 1024;
+
 /// Path segments that are not app names.
 pub const RESERVED: &[&str] = &["static", "healthz", "metrics", "api", "favicon.ico", "d"];
 
@@ -473,7 +477,8 @@ pub fn upgrade(
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(max))
         .max_frame_size(Some(max))
-        .read_buffer_size(WS_READ_BUFFER);
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER);
     // Bokeh's select_subprotocol: exactly two values, the first echoed, the second the token.
     let (protocol, token) = match offered.as_slice() {
         [first, tok] => (HeaderValue::from_str(first).ok(), Some(tok.clone())),
