@@ -546,4 +546,33 @@ mod tests {
             assert!(decode_patch(bad, &Buffers::new()).is_err());
         }
     }
+
+    #[test]
+    fn parsed_content_decodes_as_the_json_tree_does() {
+        let content = br#"{"events":[
+            {"kind":"ColumnsStreamed","model":{"id":"s"},"attr":"data","data":{"type":"map","entries":[
+                ["f",[0.1,-0.0,1e300,2.5e-308]],["i",[1,-2,9223372036854775807]],["m",[1,2.5,null,"x",[1,2]]],
+                ["u",[18446744073709551615,1]],["e",[]],["n",{"type":"ndarray","array":[1.5,2.5],"shape":[2],"dtype":"float64"}]]},"rollover":3},
+            {"kind":"ModelChanged","model":{"id":"m"},"attr":"a","new":{"type":5,"id":"x"},"attr":"b"},
+            {"kind":"ModelChanged","model":{"id":"m"},"attr":"a","new":{"type":"set","entries":[3,1]}},
+            {"kind":"ModelChanged","model":{"id":"m"},"attr":"a","new":{"type":"map","entries":[[1,2],[1.5,"y"]]}},
+            {"kind":"ModelChanged","model":{"id":"m"},"attr":"a","new":{"id":"only"}},
+            {"kind":"ColumnsPatched","model":{"id":"s"},"attr":"data","patches":{"f":[[0,1.5],[{"type":"slice","start":0,"stop":2,"step":1},[1,2]]]}}
+        ]}"#;
+        let events = decode_patch(content, &Buffers::new()).unwrap();
+        let json: Json = serde_json::from_slice(content).unwrap();
+        let via_json: Vec<DocumentEvent> = json["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| decode_event(e, &Buffers::new()).unwrap())
+            .collect();
+        assert_eq!(events, via_json);
+        let encode = |events: &[DocumentEvent]| {
+            let mut enc = Encoder::new(&NoExpansion);
+            encode_patch(&mut enc, events);
+            enc.finish().0
+        };
+        assert_eq!(encode(&events), encode(&via_json));
+    }
 }
