@@ -219,6 +219,9 @@ fn decode_raw_event(raw: Raw, buffers: &Buffers) -> Result<DocumentEvent, CodecE
                 Some(Raw::Int(r)) => Some(usize::try_from(r).map_err(|_| {
                     bad("ColumnsStreamed", "rollover must be a non-negative integer")
                 })?),
+                Some(Raw::UInt(r)) => Some(usize::try_from(r).map_err(|_| {
+                    bad("ColumnsStreamed", "rollover must be a non-negative integer")
+                })?),
                 Some(Raw::Float(_)) => {
                     return Err(bad(
                         "ColumnsStreamed",

@@ -35,6 +35,7 @@ pub(crate) fn decode_raw(raw: Raw, buffers: &Buffers) -> Result<Value, CodecErro
         Raw::Null => Value::Null,
         Raw::Bool(b) => Value::Bool(b),
         Raw::Int(i) => Value::Int(i),
+        Raw::UInt(u) => Value::Float(u as f64),
         Raw::Float(x) => Value::Float(x),
         Raw::Str(s) => Value::Str(s),
         Raw::List(items) => Value::List(decode_list(items, buffers)?),
@@ -107,6 +108,7 @@ fn decode_tagged(
                 other => return Err(malformed("number", format!("unknown value {other:?}"))),
             },
             Some(Raw::Int(i)) => i as f64,
+            Some(Raw::UInt(u)) => u as f64,
             Some(Raw::Float(x)) => x,
             _ => return Err(malformed("number", "missing value")),
         }),
@@ -169,7 +171,9 @@ fn slice_part(obj: &[(String, Raw)], key: &str) -> Result<Option<i64>, CodecErro
     match get(obj, key) {
         None | Some(Raw::Null) => Ok(None),
         Some(Raw::Int(i)) => Ok(Some(*i)),
-        Some(Raw::Float(_)) => Err(malformed("slice", format!("{key} must be an integer"))),
+        Some(Raw::Float(_) | Raw::UInt(_)) => {
+            Err(malformed("slice", format!("{key} must be an integer")))
+        }
         Some(_) => Err(malformed(
             "slice",
             format!("{key} must be an integer or null"),
@@ -249,6 +253,7 @@ fn decode_array(
                 .into_iter()
                 .map(|d| match d {
                     Raw::Int(d) => usize::try_from(d).ok(),
+                    Raw::UInt(d) => usize::try_from(d).ok(),
                     _ => None,
                 })
                 .collect::<Option<_>>()

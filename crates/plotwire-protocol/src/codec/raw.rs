@@ -27,6 +27,9 @@ pub(crate) enum Raw {
     Bool(bool),
     /// An integer literal that fits an `i64`.
     Int(i64),
+    /// An integer literal above `i64::MAX` that fits a `u64` (a number, like
+    /// [`Raw::Float`], to the decoder, but still a valid length or rollover).
+    UInt(u64),
     /// Any other number.
     Float(f64),
     /// A string.
@@ -80,9 +83,10 @@ impl From<&Json> for Raw {
         match json {
             Json::Null => Raw::Null,
             Json::Bool(b) => Raw::Bool(*b),
-            Json::Number(n) => match n.as_i64() {
-                Some(i) => Raw::Int(i),
-                None => Raw::Float(n.as_f64().unwrap_or(f64::NAN)),
+            Json::Number(n) => match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => Raw::Int(i),
+                (None, Some(u)) => Raw::UInt(u),
+                (None, None) => Raw::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             Json::String(s) => Raw::Str(s.clone()),
             Json::Array(items) => Raw::List(items.iter().map(Raw::from).collect()),
@@ -117,7 +121,7 @@ impl<'de> Visitor<'de> for RawVisitor {
     }
 
     fn visit_u64<E: Error>(self, u: u64) -> Result<Raw, E> {
-        Ok(i64::try_from(u).map_or(Raw::Float(u as f64), Raw::Int))
+        Ok(i64::try_from(u).map_or(Raw::UInt(u), Raw::Int))
     }
 
     fn visit_f64<E: Error>(self, x: f64) -> Result<Raw, E> {
@@ -251,8 +255,8 @@ mod tests {
             Raw::List(vec![Raw::Float(2.5), Raw::Int(1), Raw::Null])
         );
         assert_eq!(
-            parse("[18446744073709551615]"),
-            Raw::Floats(vec![18446744073709551615u64 as f64])
+            parse("[1.5,18446744073709551615]"),
+            Raw::List(vec![Raw::Float(1.5), Raw::UInt(u64::MAX)])
         );
     }
 
@@ -267,6 +271,7 @@ mod tests {
             match (a, b) {
                 (Raw::Float(x), Raw::Float(y)) => assert_eq!(x.to_bits(), y.to_bits()),
                 (Raw::Int(x), Raw::Int(y)) => assert_eq!(x, y),
+                (Raw::UInt(x), Raw::UInt(y)) => assert_eq!(x, y),
                 _ => panic!("{a:?} vs {b:?}"),
             }
         }
