@@ -3,7 +3,7 @@
 
 use serde_json::Value as Json;
 
-use crate::codec::{decode_value, Buffers, CodecError, Encoder};
+use crate::codec::{decode_items, decode_raw, take, Buffers, CodecError, Encoder, Raw};
 use crate::value::{Id, Value};
 
 /// One document change, the single vocabulary that every input is turned into.
@@ -97,109 +97,137 @@ fn bad(kind: &'static str, problem: impl Into<String>) -> CodecError {
     }
 }
 
-fn field<'a>(
-    obj: &'a serde_json::Map<String, Json>,
+/// The fields of an event object, taken out one by one.
+struct Fields {
     kind: &'static str,
-    key: &str,
-) -> Result<&'a Json, CodecError> {
-    obj.get(key)
-        .ok_or_else(|| bad(kind, format!("missing field {key:?}")))
+    fields: Vec<(String, Raw)>,
 }
 
-fn string(
-    obj: &serde_json::Map<String, Json>,
-    kind: &'static str,
-    key: &str,
-) -> Result<String, CodecError> {
-    match field(obj, kind, key)? {
-        Json::String(s) => Ok(s.clone()),
-        _ => Err(bad(kind, format!("{key} must be a string"))),
+impl Fields {
+    fn opt(&mut self, key: &str) -> Option<Raw> {
+        take(&mut self.fields, key)
     }
-}
 
-fn model_ref(obj: &serde_json::Map<String, Json>, kind: &'static str) -> Result<Id, CodecError> {
-    match field(obj, kind, "model")? {
-        Json::Object(r) => match r.get("id") {
-            Some(Json::String(id)) => Ok(id.clone()),
-            _ => Err(bad(kind, "model must be a reference {\"id\": ...}")),
-        },
-        _ => Err(bad(kind, "model must be a reference {\"id\": ...}")),
+    fn field(&mut self, key: &str) -> Result<Raw, CodecError> {
+        self.opt(key)
+            .ok_or_else(|| bad(self.kind, format!("missing field {key:?}")))
     }
-}
 
-/// Decodes a column map (`{"type":"map"}` or a plain object) into `(name, value)` pairs.
-fn column_map(
-    json: &Json,
-    kind: &'static str,
-    buffers: &Buffers,
-) -> Result<Vec<(String, Value)>, CodecError> {
-    match decode_value(json, buffers)? {
-        Value::Map(entries) => entries
-            .into_iter()
-            .map(|(k, v)| match k {
-                Value::Str(k) => Ok((k, v)),
-                _ => Err(bad(kind, "column names must be strings")),
-            })
-            .collect(),
-        Value::Dict(fields) => Ok(fields),
-        _ => Err(bad(kind, "data must be a map of columns")),
+    fn string(&mut self, key: &str) -> Result<String, CodecError> {
+        match self.field(key)? {
+            Raw::Str(s) => Ok(s),
+            _ => Err(bad(self.kind, format!("{key} must be a string"))),
+        }
+    }
+
+    fn model_ref(&mut self) -> Result<Id, CodecError> {
+        match self.field("model")? {
+            Raw::Object(mut r) => match take(&mut r, "id") {
+                Some(Raw::Str(id)) => Ok(id),
+                _ => Err(bad(self.kind, "model must be a reference {\"id\": ...}")),
+            },
+            _ => Err(bad(self.kind, "model must be a reference {\"id\": ...}")),
+        }
+    }
+
+    fn value(&mut self, key: &str, buffers: &Buffers) -> Result<Value, CodecError> {
+        decode_raw(self.field(key)?, buffers)
+    }
+
+    /// Decodes a column map (`{"type":"map"}` or a plain object) into `(name, value)`
+    /// pairs.
+    fn column_map(
+        &mut self,
+        key: &str,
+        buffers: &Buffers,
+    ) -> Result<Vec<(String, Value)>, CodecError> {
+        match self.value(key, buffers)? {
+            Value::Map(entries) => entries
+                .into_iter()
+                .map(|(k, v)| match k {
+                    Value::Str(k) => Ok((k, v)),
+                    _ => Err(bad(self.kind, "column names must be strings")),
+                })
+                .collect(),
+            Value::Dict(fields) => Ok(fields),
+            _ => Err(bad(self.kind, "data must be a map of columns")),
+        }
     }
 }
 
 /// Decodes one event object.
 pub fn decode_event(json: &Json, buffers: &Buffers) -> Result<DocumentEvent, CodecError> {
-    let Json::Object(obj) = json else {
+    decode_raw_event(Raw::from(json), buffers)
+}
+
+fn decode_raw_event(raw: Raw, buffers: &Buffers) -> Result<DocumentEvent, CodecError> {
+    let Raw::Object(fields) = raw else {
         return Err(bad("event", "an event must be an object"));
     };
-    let kind = match obj.get("kind") {
-        Some(Json::String(k)) => k.as_str(),
+    let mut obj = Fields {
+        kind: "event",
+        fields,
+    };
+    obj.kind = match obj.opt("kind") {
+        Some(Raw::Str(k)) => match k.as_str() {
+            "ModelChanged" => "ModelChanged",
+            "ColumnDataChanged" => "ColumnDataChanged",
+            "ColumnsStreamed" => "ColumnsStreamed",
+            "ColumnsPatched" => "ColumnsPatched",
+            "RootAdded" => "RootAdded",
+            "RootRemoved" => "RootRemoved",
+            "TitleChanged" => "TitleChanged",
+            "MessageSent" => "MessageSent",
+            other => return Err(bad("event", format!("unknown event kind {other:?}"))),
+        },
         _ => return Err(bad("event", "missing kind")),
     };
-    Ok(match kind {
+    Ok(match obj.kind {
         "ModelChanged" => DocumentEvent::ModelChanged {
-            model: model_ref(obj, "ModelChanged")?,
-            attr: string(obj, "ModelChanged", "attr")?,
-            new: decode_value(field(obj, "ModelChanged", "new")?, buffers)?,
+            model: obj.model_ref()?,
+            attr: obj.string("attr")?,
+            new: obj.value("new", buffers)?,
         },
         "ColumnDataChanged" => DocumentEvent::ColumnDataChanged {
-            model: model_ref(obj, "ColumnDataChanged")?,
-            attr: string(obj, "ColumnDataChanged", "attr")?,
-            data: column_map(
-                field(obj, "ColumnDataChanged", "data")?,
-                "ColumnDataChanged",
-                buffers,
-            )?,
-            cols: match obj.get("cols") {
-                None | Some(Json::Null) => None,
-                Some(Json::Array(cols)) => Some(
-                    cols.iter()
-                        .map(|c| {
-                            c.as_str()
-                                .map(str::to_owned)
-                                .ok_or_else(|| bad("ColumnDataChanged", "cols must list strings"))
+            model: obj.model_ref()?,
+            attr: obj.string("attr")?,
+            data: obj.column_map("data", buffers)?,
+            cols: match obj.opt("cols") {
+                None | Some(Raw::Null) => None,
+                Some(cols @ Raw::List(_)) => Some(
+                    cols.into_list()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|c| match c {
+                            Raw::Str(c) => Ok(c),
+                            _ => Err(bad("ColumnDataChanged", "cols must list strings")),
                         })
                         .collect::<Result<_, _>>()?,
                 ),
+                Some(Raw::Floats(_) | Raw::Ints(_)) => {
+                    return Err(bad("ColumnDataChanged", "cols must list strings"))
+                }
                 Some(_) => return Err(bad("ColumnDataChanged", "cols must be a list or null")),
             },
         },
         "ColumnsStreamed" => DocumentEvent::ColumnsStreamed {
-            model: model_ref(obj, "ColumnsStreamed")?,
-            attr: string(obj, "ColumnsStreamed", "attr")?,
-            data: column_map(
-                field(obj, "ColumnsStreamed", "data")?,
-                "ColumnsStreamed",
-                buffers,
-            )?,
-            rollover: match obj.get("rollover") {
-                None | Some(Json::Null) => None,
-                Some(Json::Number(n)) => Some(
-                    n.as_u64()
-                        .and_then(|r| usize::try_from(r).ok())
-                        .ok_or_else(|| {
-                            bad("ColumnsStreamed", "rollover must be a non-negative integer")
-                        })?,
-                ),
+            model: obj.model_ref()?,
+            attr: obj.string("attr")?,
+            data: obj.column_map("data", buffers)?,
+            rollover: match obj.opt("rollover") {
+                None | Some(Raw::Null) => None,
+                Some(Raw::Int(r)) => Some(usize::try_from(r).map_err(|_| {
+                    bad("ColumnsStreamed", "rollover must be a non-negative integer")
+                })?),
+                Some(Raw::UInt(r)) => Some(usize::try_from(r).map_err(|_| {
+                    bad("ColumnsStreamed", "rollover must be a non-negative integer")
+                })?),
+                Some(Raw::Float(_)) => {
+                    return Err(bad(
+                        "ColumnsStreamed",
+                        "rollover must be a non-negative integer",
+                    ))
+                }
                 Some(_) => {
                     return Err(bad(
                         "ColumnsStreamed",
@@ -209,11 +237,7 @@ pub fn decode_event(json: &Json, buffers: &Buffers) -> Result<DocumentEvent, Cod
             },
         },
         "ColumnsPatched" => {
-            let raw = column_map(
-                field(obj, "ColumnsPatched", "patches")?,
-                "ColumnsPatched",
-                buffers,
-            )?;
+            let raw = obj.column_map("patches", buffers)?;
             let mut patches = Vec::with_capacity(raw.len());
             for (col, list) in raw {
                 let Value::List(items) = list else {
@@ -241,33 +265,39 @@ pub fn decode_event(json: &Json, buffers: &Buffers) -> Result<DocumentEvent, Cod
                 patches.push((col, pairs));
             }
             DocumentEvent::ColumnsPatched {
-                model: model_ref(obj, "ColumnsPatched")?,
-                attr: string(obj, "ColumnsPatched", "attr")?,
+                model: obj.model_ref()?,
+                attr: obj.string("attr")?,
                 patches,
             }
         }
         "RootAdded" => DocumentEvent::RootAdded {
-            model: decode_value(field(obj, "RootAdded", "model")?, buffers)?,
+            model: obj.value("model", buffers)?,
         },
         "RootRemoved" => DocumentEvent::RootRemoved {
-            model: model_ref(obj, "RootRemoved")?,
+            model: obj.model_ref()?,
         },
         "TitleChanged" => DocumentEvent::TitleChanged {
-            title: string(obj, "TitleChanged", "title")?,
+            title: obj.string("title")?,
         },
-        "MessageSent" => DocumentEvent::MessageSent {
-            msg_type: string(obj, "MessageSent", "msg_type")?,
-            msg_data: decode_value(obj.get("msg_data").unwrap_or(&Json::Null), buffers)?,
+        _ => DocumentEvent::MessageSent {
+            msg_type: obj.string("msg_type")?,
+            msg_data: decode_raw(obj.opt("msg_data").unwrap_or(Raw::Null), buffers)?,
         },
-        other => return Err(bad("event", format!("unknown event kind {other:?}"))),
     })
 }
 
 /// Decodes the content of a PATCH-DOC message: `{"events": [...]}`.
 pub fn decode_patch(content: &[u8], buffers: &Buffers) -> Result<Vec<DocumentEvent>, CodecError> {
-    let json: Json = serde_json::from_slice(content)?;
-    match json.get("events") {
-        Some(Json::Array(events)) => events.iter().map(|e| decode_event(e, buffers)).collect(),
+    let raw: Raw = serde_json::from_slice(content)?;
+    let events = match raw {
+        Raw::Object(mut obj) => take(&mut obj, "events").map(Raw::into_list),
+        _ => None,
+    };
+    match events {
+        Some(Ok(events)) => events
+            .into_iter()
+            .map(|e| decode_raw_event(e, buffers))
+            .collect(),
         _ => Err(bad("PATCH-DOC", "content must be {\"events\": [...]}")),
     }
 }
@@ -430,9 +460,12 @@ pub struct DocJson {
 
 /// Decodes the content of a PUSH-DOC or PULL-DOC-REPLY message: `{"doc": DocJson}`.
 pub fn decode_doc_message(content: &[u8], buffers: &Buffers) -> Result<DocJson, CodecError> {
-    let json: Json = serde_json::from_slice(content)?;
-    match json.get("doc") {
-        Some(doc @ Json::Object(_)) => decode_doc(doc, buffers),
+    let raw: Raw = serde_json::from_slice(content)?;
+    match raw {
+        Raw::Object(mut obj) => match take(&mut obj, "doc") {
+            Some(doc @ Raw::Object(_)) => decode_raw_doc(doc, buffers),
+            _ => Err(bad("PUSH-DOC", "content must be {\"doc\": {...}}")),
+        },
         _ => Err(bad("PUSH-DOC", "content must be {\"doc\": {...}}")),
     }
 }
@@ -440,29 +473,35 @@ pub fn decode_doc_message(content: &[u8], buffers: &Buffers) -> Result<DocJson, 
 /// Decodes a DocJson object (`{"version","title","config","roots",...}`), as PUSH-DOC
 /// carries it and as `Document.to_json()` and `json_item` write it.
 pub fn decode_doc(doc: &Json, buffers: &Buffers) -> Result<DocJson, CodecError> {
-    let Json::Object(doc) = doc else {
+    decode_raw_doc(Raw::from(doc), buffers)
+}
+
+fn decode_raw_doc(doc: Raw, buffers: &Buffers) -> Result<DocJson, CodecError> {
+    let Raw::Object(mut doc) = doc else {
         return Err(bad("doc", "a document must be a JSON object"));
     };
-    let roots = match doc.get("roots") {
-        Some(Json::Array(r)) => r
-            .iter()
-            .map(|v| decode_value(v, buffers))
-            .collect::<Result<_, _>>()?,
-        _ => return Err(bad("doc", "doc.roots must be a list")),
+    let roots = match take(&mut doc, "roots").map(|r| decode_items(r, buffers)) {
+        Some(roots) => roots?.ok_or_else(|| bad("doc", "doc.roots must be a list"))?,
+        None => return Err(bad("doc", "doc.roots must be a list")),
     };
-    let opt = |key: &str| -> Result<Option<Value>, CodecError> {
-        match doc.get(key) {
-            None | Some(Json::Null) => Ok(None),
-            Some(v) => Ok(Some(decode_value(v, buffers)?)),
+    let version = match take(&mut doc, "version") {
+        Some(Raw::Str(v)) => Some(v),
+        _ => None,
+    };
+    let title = match take(&mut doc, "title") {
+        None | Some(Raw::Null) => None,
+        Some(Raw::Str(t)) => Some(t),
+        Some(_) => return Err(bad("doc", "doc.title must be a string")),
+    };
+    let mut opt = |key: &str| -> Result<Option<Value>, CodecError> {
+        match take(&mut doc, key) {
+            None | Some(Raw::Null) => Ok(None),
+            Some(v) => Ok(Some(decode_raw(v, buffers)?)),
         }
     };
     Ok(DocJson {
-        version: doc.get("version").and_then(Json::as_str).map(str::to_owned),
-        title: match doc.get("title") {
-            None | Some(Json::Null) => None,
-            Some(Json::String(t)) => Some(t.clone()),
-            Some(_) => return Err(bad("doc", "doc.title must be a string")),
-        },
+        version,
+        title,
         config: opt("config")?,
         roots,
         callbacks: opt("callbacks")?,
@@ -509,5 +548,34 @@ mod tests {
         ] {
             assert!(decode_patch(bad, &Buffers::new()).is_err());
         }
+    }
+
+    #[test]
+    fn parsed_content_decodes_as_the_json_tree_does() {
+        let content = br#"{"events":[
+            {"kind":"ColumnsStreamed","model":{"id":"s"},"attr":"data","data":{"type":"map","entries":[
+                ["f",[0.1,-0.0,1e300,2.5e-308]],["i",[1,-2,9223372036854775807]],["m",[1,2.5,null,"x",[1,2]]],
+                ["u",[18446744073709551615,1]],["e",[]],["n",{"type":"ndarray","array":[1.5,2.5],"shape":[2],"dtype":"float64"}]]},"rollover":3},
+            {"kind":"ModelChanged","model":{"id":"m"},"attr":"a","new":{"type":5,"id":"x"},"attr":"b"},
+            {"kind":"ModelChanged","model":{"id":"m"},"attr":"a","new":{"type":"set","entries":[3,1]}},
+            {"kind":"ModelChanged","model":{"id":"m"},"attr":"a","new":{"type":"map","entries":[[1,2],[1.5,"y"]]}},
+            {"kind":"ModelChanged","model":{"id":"m"},"attr":"a","new":{"id":"only"}},
+            {"kind":"ColumnsPatched","model":{"id":"s"},"attr":"data","patches":{"f":[[0,1.5],[{"type":"slice","start":0,"stop":2,"step":1},[1,2]]]}}
+        ]}"#;
+        let events = decode_patch(content, &Buffers::new()).unwrap();
+        let json: Json = serde_json::from_slice(content).unwrap();
+        let via_json: Vec<DocumentEvent> = json["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| decode_event(e, &Buffers::new()).unwrap())
+            .collect();
+        assert_eq!(events, via_json);
+        let encode = |events: &[DocumentEvent]| {
+            let mut enc = Encoder::new(&NoExpansion);
+            encode_patch(&mut enc, events);
+            enc.finish().0
+        };
+        assert_eq!(encode(&events), encode(&via_json));
     }
 }

@@ -13,6 +13,7 @@ use base64::Engine;
 use bytes::Bytes;
 use serde_json::Value as Json;
 
+use super::raw::{get, take, Raw};
 use super::{Buffers, CodecError};
 use crate::value::{ArrayData, ArrayForm, ArrayValue, DType, ModelRep, Slice, Value};
 
@@ -25,98 +26,132 @@ fn malformed(tag: &'static str, problem: impl Into<String>) -> CodecError {
 
 /// Decodes one JSON value of message content into a [`Value`].
 pub fn decode_value(json: &Json, buffers: &Buffers) -> Result<Value, CodecError> {
-    Ok(match json {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Json::String(s) => Value::Str(s.clone()),
-        Json::Array(items) => Value::List(decode_list(items, buffers)?),
-        Json::Object(obj) => match obj.get("type") {
-            Some(Json::String(tag)) => decode_tagged(tag, obj, buffers)?,
-            _ => match (obj.get("id"), obj.len()) {
-                (Some(Json::String(id)), 1) => Value::Ref(id.clone()),
-                _ => Value::Dict(
-                    obj.iter()
-                        .map(|(k, v)| Ok((k.clone(), decode_value(v, buffers)?)))
-                        .collect::<Result<_, CodecError>>()?,
-                ),
-            },
-        },
+    decode_raw(Raw::from(json), buffers)
+}
+
+/// Decodes one parsed value of message content into a [`Value`], taking it apart.
+pub(crate) fn decode_raw(raw: Raw, buffers: &Buffers) -> Result<Value, CodecError> {
+    Ok(match raw {
+        Raw::Null => Value::Null,
+        Raw::Bool(b) => Value::Bool(b),
+        Raw::Int(i) => Value::Int(i),
+        Raw::UInt(u) => Value::Float(u as f64),
+        Raw::Float(x) => Value::Float(x),
+        Raw::Str(s) => Value::Str(s),
+        Raw::List(items) => Value::List(decode_list(items, buffers)?),
+        Raw::Floats(v) => Value::List(v.into_iter().map(Value::Float).collect()),
+        Raw::Ints(v) => Value::List(v.into_iter().map(Value::Int).collect()),
+        Raw::Object(mut obj) => {
+            let tag = obj
+                .iter()
+                .position(|(k, v)| k == "type" && matches!(v, Raw::Str(_)))
+                .map(|i| obj.remove(i).1);
+            match tag {
+                Some(Raw::Str(tag)) => decode_tagged(&tag, obj, buffers)?,
+                _ => match obj.as_slice() {
+                    [(k, Raw::Str(_))] if k == "id" => match obj.pop() {
+                        Some((_, Raw::Str(id))) => Value::Ref(id),
+                        _ => Value::Null,
+                    },
+                    _ => Value::Dict(decode_fields(obj, buffers)?),
+                },
+            }
+        }
     })
 }
 
-fn decode_list(items: &[Json], buffers: &Buffers) -> Result<Vec<Value>, CodecError> {
-    items.iter().map(|v| decode_value(v, buffers)).collect()
+/// Decodes the items of a list of any form; `None` when `raw` is not a list.
+pub(crate) fn decode_items(raw: Raw, buffers: &Buffers) -> Result<Option<Vec<Value>>, CodecError> {
+    Ok(match raw {
+        Raw::List(items) => Some(decode_list(items, buffers)?),
+        Raw::Floats(v) => Some(v.into_iter().map(Value::Float).collect()),
+        Raw::Ints(v) => Some(v.into_iter().map(Value::Int).collect()),
+        _ => None,
+    })
 }
 
-fn entries<'a>(
-    tag: &'static str,
-    obj: &'a serde_json::Map<String, Json>,
-) -> Result<&'a [Json], CodecError> {
-    match obj.get("entries") {
-        None => Ok(&[]),
-        Some(Json::Array(e)) => Ok(e),
+fn decode_list(items: Vec<Raw>, buffers: &Buffers) -> Result<Vec<Value>, CodecError> {
+    items.into_iter().map(|v| decode_raw(v, buffers)).collect()
+}
+
+/// Decodes the values of object fields, keeping their keys and order.
+fn decode_fields(
+    fields: Vec<(String, Raw)>,
+    buffers: &Buffers,
+) -> Result<Vec<(String, Value)>, CodecError> {
+    fields
+        .into_iter()
+        .map(|(k, v)| Ok((k, decode_raw(v, buffers)?)))
+        .collect()
+}
+
+/// The `entries` of a map or set: absent is empty, anything but a list is refused.
+fn entries(tag: &'static str, obj: &mut [(String, Raw)]) -> Result<Raw, CodecError> {
+    match take(obj, "entries") {
+        None => Ok(Raw::List(Vec::new())),
+        Some(e @ (Raw::List(_) | Raw::Floats(_) | Raw::Ints(_))) => Ok(e),
         Some(_) => Err(malformed(tag, "entries must be a list")),
     }
 }
 
 fn decode_tagged(
     tag: &str,
-    obj: &serde_json::Map<String, Json>,
+    mut obj: Vec<(String, Raw)>,
     buffers: &Buffers,
 ) -> Result<Value, CodecError> {
     Ok(match tag {
-        "number" => Value::Float(match obj.get("value") {
-            Some(Json::String(s)) => match s.as_str() {
+        "number" => Value::Float(match take(&mut obj, "value") {
+            Some(Raw::Str(s)) => match s.as_str() {
                 "nan" => f64::NAN,
                 "+inf" | "inf" => f64::INFINITY,
                 "-inf" => f64::NEG_INFINITY,
                 other => return Err(malformed("number", format!("unknown value {other:?}"))),
             },
-            Some(Json::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
+            Some(Raw::Int(i)) => i as f64,
+            Some(Raw::UInt(u)) => u as f64,
+            Some(Raw::Float(x)) => x,
             _ => return Err(malformed("number", "missing value")),
         }),
         "map" => {
-            let mut out = Vec::new();
-            for pair in entries("map", obj)? {
-                match pair {
-                    Json::Array(kv) if kv.len() == 2 => out.push((
-                        decode_value(&kv[0], buffers)?,
-                        decode_value(&kv[1], buffers)?,
-                    )),
+            let pairs = entries("map", &mut obj)?.into_list().unwrap_or_default();
+            let mut out = Vec::with_capacity(pairs.len());
+            for pair in pairs {
+                match pair.into_list() {
+                    Ok(kv) if kv.len() == 2 => {
+                        let mut kv = kv.into_iter();
+                        let k = decode_raw(kv.next().unwrap_or(Raw::Null), buffers)?;
+                        let v = decode_raw(kv.next().unwrap_or(Raw::Null), buffers)?;
+                        out.push((k, v));
+                    }
                     _ => return Err(malformed("map", "each entry must be a [key, value] pair")),
                 }
             }
             Value::Map(out)
         }
-        "set" => Value::Set(decode_list(entries("set", obj)?, buffers)?),
-        "array" => Value::List(decode_list(entries("array", obj)?, buffers)?),
-        "bytes" => Value::Bytes(decode_bytes(obj, buffers)?),
+        "set" => Value::Set(decode_items(entries("set", &mut obj)?, buffers)?.unwrap_or_default()),
+        "array" => {
+            Value::List(decode_items(entries("array", &mut obj)?, buffers)?.unwrap_or_default())
+        }
+        "bytes" => Value::Bytes(decode_bytes(&mut obj, buffers)?),
         "slice" => Value::Slice(Slice {
-            start: slice_part(obj, "start")?,
-            stop: slice_part(obj, "stop")?,
-            step: slice_part(obj, "step")?,
+            start: slice_part(&obj, "start")?,
+            stop: slice_part(&obj, "stop")?,
+            step: slice_part(&obj, "step")?,
         }),
         "typed_array" => decode_array(ArrayForm::Typed, obj, buffers)?,
         "ndarray" => decode_array(ArrayForm::Nd, obj, buffers)?,
-        "object" if obj.contains_key("id") => {
-            let id = match obj.get("id") {
-                Some(Json::String(id)) => id.clone(),
+        "object" if get(&obj, "id").is_some() => {
+            let id = match take(&mut obj, "id") {
+                Some(Raw::Str(id)) => id,
                 _ => return Err(malformed("object", "id must be a string")),
             };
-            let name = match obj.get("name") {
-                Some(Json::String(n)) => n.clone(),
+            let name = match take(&mut obj, "name") {
+                Some(Raw::Str(n)) => n,
                 _ => return Err(malformed("object", format!("model {id} has no name"))),
             };
-            let attributes = match obj.get("attributes") {
+            let attributes = match take(&mut obj, "attributes") {
                 None => Vec::new(),
-                Some(Json::Object(attrs)) => attrs
-                    .iter()
-                    .map(|(k, v)| Ok((k.clone(), decode_value(v, buffers)?)))
-                    .collect::<Result<_, CodecError>>()?,
+                Some(Raw::Object(attrs)) => decode_fields(attrs, buffers)?,
                 Some(_) => return Err(malformed("object", "attributes must be an object")),
             };
             Value::Model(Box::new(ModelRep {
@@ -127,22 +162,18 @@ fn decode_tagged(
         }
         other => Value::Tagged {
             tag: other.to_owned(),
-            fields: obj
-                .iter()
-                .filter(|(k, _)| k.as_str() != "type")
-                .map(|(k, v)| Ok((k.clone(), decode_value(v, buffers)?)))
-                .collect::<Result<_, CodecError>>()?,
+            fields: decode_fields(obj, buffers)?,
         },
     })
 }
 
-fn slice_part(obj: &serde_json::Map<String, Json>, key: &str) -> Result<Option<i64>, CodecError> {
-    match obj.get(key) {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::Number(n)) => n
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| malformed("slice", format!("{key} must be an integer"))),
+fn slice_part(obj: &[(String, Raw)], key: &str) -> Result<Option<i64>, CodecError> {
+    match get(obj, key) {
+        None | Some(Raw::Null) => Ok(None),
+        Some(Raw::Int(i)) => Ok(Some(*i)),
+        Some(Raw::Float(_) | Raw::UInt(_)) => {
+            Err(malformed("slice", format!("{key} must be an integer")))
+        }
         Some(_) => Err(malformed(
             "slice",
             format!("{key} must be an integer or null"),
@@ -150,19 +181,16 @@ fn slice_part(obj: &serde_json::Map<String, Json>, key: &str) -> Result<Option<i
     }
 }
 
-fn decode_bytes(
-    obj: &serde_json::Map<String, Json>,
-    buffers: &Buffers,
-) -> Result<Bytes, CodecError> {
-    match obj.get("data") {
-        Some(Json::Object(r)) => match r.get("id") {
-            Some(Json::String(id)) => buffers
+fn decode_bytes(obj: &mut [(String, Raw)], buffers: &Buffers) -> Result<Bytes, CodecError> {
+    match take(obj, "data") {
+        Some(Raw::Object(r)) => match get(&r, "id") {
+            Some(Raw::Str(id)) => buffers
                 .get(id)
                 .cloned()
                 .ok_or_else(|| CodecError::UnknownBuffer(id.clone())),
             _ => Err(malformed("bytes", "buffer reference without a string id")),
         },
-        Some(Json::String(b64)) => inline_bytes(b64, buffers),
+        Some(Raw::Str(b64)) => inline_bytes(&b64, buffers),
         _ => Err(malformed(
             "bytes",
             "data must be a buffer reference or a string",
@@ -198,52 +226,57 @@ fn inline_bytes(b64: &str, buffers: &Buffers) -> Result<Bytes, CodecError> {
 
 fn decode_array(
     form: ArrayForm,
-    obj: &serde_json::Map<String, Json>,
+    mut obj: Vec<(String, Raw)>,
     buffers: &Buffers,
 ) -> Result<Value, CodecError> {
     let tag = match form {
         ArrayForm::Typed => "typed_array",
         ArrayForm::Nd => "ndarray",
     };
-    let dtype = match obj.get("dtype") {
-        Some(Json::String(d)) => {
+    let dtype = match get(&obj, "dtype") {
+        Some(Raw::Str(d)) => {
             DType::from_name(d).ok_or_else(|| CodecError::UnknownDType(d.clone()))?
         }
         _ => return Err(malformed(tag, "missing dtype")),
     };
-    let big_endian = match obj.get("order") {
+    let big_endian = match get(&obj, "order") {
         None => false,
-        Some(Json::String(o)) if o == "little" => false,
-        Some(Json::String(o)) if o == "big" => true,
+        Some(Raw::Str(o)) if o == "little" => false,
+        Some(Raw::Str(o)) if o == "big" => true,
         Some(_) => return Err(malformed(tag, "order must be \"little\" or \"big\"")),
     };
-    let shape: Option<Vec<usize>> = match obj.get("shape") {
+    let shape: Option<Vec<usize>> = match take(&mut obj, "shape") {
         None => None,
-        Some(Json::Array(dims)) => Some(
-            dims.iter()
-                .map(|d| {
-                    d.as_u64()
-                        .and_then(|d| usize::try_from(d).ok())
-                        .ok_or_else(|| malformed(tag, "shape must list non-negative integers"))
+        Some(dims) => Some(
+            dims.into_list()
+                .map_err(|_| malformed(tag, "shape must be a list"))?
+                .into_iter()
+                .map(|d| match d {
+                    Raw::Int(d) => usize::try_from(d).ok(),
+                    Raw::UInt(d) => usize::try_from(d).ok(),
+                    _ => None,
                 })
-                .collect::<Result<_, _>>()?,
+                .collect::<Option<_>>()
+                .ok_or_else(|| malformed(tag, "shape must list non-negative integers"))?,
         ),
-        Some(_) => return Err(malformed(tag, "shape must be a list")),
     };
-    let data = match obj.get("array") {
-        Some(Json::Array(items)) => ArrayData::List(decode_list(items, buffers)?),
-        Some(Json::Object(b)) if b.get("type") == Some(&Json::String("bytes".into())) => {
+    let data = match take(&mut obj, "array") {
+        Some(Raw::Object(mut b)) if get(&b, "type").and_then(Raw::as_str) == Some("bytes") => {
             if dtype == DType::Object {
                 return Err(malformed(tag, "dtype object needs a list body"));
             }
-            let raw = decode_bytes(b, buffers)?;
+            let raw = decode_bytes(&mut b, buffers)?;
             ArrayData::Binary(if big_endian {
                 swap_bytes(&raw, dtype.size())
             } else {
                 raw
             })
         }
-        _ => return Err(malformed(tag, "array must be bytes or a list")),
+        Some(items) => match decode_items(items, buffers)? {
+            Some(items) => ArrayData::List(items),
+            None => return Err(malformed(tag, "array must be bytes or a list")),
+        },
+        None => return Err(malformed(tag, "array must be bytes or a list")),
     };
     let len = match &data {
         ArrayData::List(v) => v.len(),

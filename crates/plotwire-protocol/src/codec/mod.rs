@@ -8,6 +8,7 @@
 
 mod decode;
 mod encode;
+mod raw;
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -15,7 +16,9 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 pub use decode::decode_value;
+pub(crate) use decode::{decode_items, decode_raw};
 pub use encode::{EncodableModel, Encoder, ModelLookup, NoExpansion};
+pub(crate) use raw::{take, Raw};
 
 /// Bytes that inline gzip values of one message may inflate to, unless set otherwise
 /// ([`Buffers::with_inflate_limit`]).
