@@ -4,6 +4,8 @@
 //! The scanner reads straight into typed column buffers: no JSON tree is built, and
 //! nothing recurses (a nested list or object inside a column is refused).
 
+use std::borrow::Cow;
+
 use super::columns::{Budget, Data, Table};
 use super::BodyError;
 
@@ -78,6 +80,12 @@ impl<'a> Lexer<'a> {
 
     /// Reads an object key and its colon.
     pub(super) fn key(&mut self) -> Result<String, BodyError> {
+        self.key_borrowed().map(Cow::into_owned)
+    }
+
+    /// Reads an object key and its colon, borrowed from the text unless it has escapes
+    /// (NDJSON reads the same keys on every line).
+    pub(super) fn key_borrowed(&mut self) -> Result<Cow<'a, str>, BodyError> {
         self.ws();
         let k = self.string()?;
         self.eat(b':')?;
@@ -85,7 +93,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// Reads a string, starting at its opening quote.
-    fn string(&mut self) -> Result<String, BodyError> {
+    fn string(&mut self) -> Result<Cow<'a, str>, BodyError> {
         if self.peek() != Some(b'"') {
             return Err(self.error("expected a string"));
         }
@@ -110,15 +118,18 @@ impl<'a> Lexer<'a> {
                 Some(_) => i += 1,
             }
         }
-        let raw = self.b.get(start..i).unwrap_or_default();
+        let b: &'a [u8] = self.b;
+        let raw = b.get(start..i).unwrap_or_default();
         let text = std::str::from_utf8(raw).map_err(|e| BodyError::BadUtf8 {
             offset: start + e.valid_up_to(),
         })?;
         let s = if escaped {
-            let quoted = self.b.get(start - 1..=i).unwrap_or_default();
-            serde_json::from_slice::<String>(quoted).map_err(|e| self.error(e.to_string()))?
+            let quoted = b.get(start - 1..=i).unwrap_or_default();
+            Cow::Owned(
+                serde_json::from_slice::<String>(quoted).map_err(|e| self.error(e.to_string()))?,
+            )
         } else {
-            text.to_owned()
+            Cow::Borrowed(text)
         };
         self.pos = i + 1;
         Ok(s)
@@ -214,7 +225,7 @@ impl<'a> Lexer<'a> {
             Some(b'"') => {
                 let s = self.string()?;
                 budget.strings(s.len())?;
-                data.push_str(s)
+                data.push_str(s.into_owned())
             }
             Some(b'n') => {
                 self.literal(b"null")?;

@@ -36,12 +36,14 @@ fn row(
     let mut set = 0usize;
     if !lx.empty(b'}') {
         loop {
-            let name = lx.key()?;
-            let at = match table.position(&name) {
+            let name = lx.key_borrowed()?;
+            // Rows usually repeat the first row's key order: try that column first.
+            let in_order = table.cols.get(set).is_some_and(|(n, _)| *n == *name);
+            let at = match in_order.then_some(set).or_else(|| table.position(&name)) {
                 Some(at) => at,
                 None if row == 1 => {
                     seen.push(0);
-                    table.add(name.clone(), Data::Unknown { nulls: 0 }, budget)?
+                    table.add(name.clone().into_owned(), Data::Unknown { nulls: 0 }, budget)?
                 }
                 None => return Err(lx.error(format!("key {name:?} is not in the first row"))),
             };
