@@ -23,15 +23,15 @@ use plotwire_server::body::{
 // ---------------------------------------------------------------------------------------
 
 fn dec(ct: &str, body: &[u8]) -> Columns {
-    decode(ct, body, &BodyLimits::default()).unwrap()
+    decode(ct, &Bytes::copy_from_slice(body), &BodyLimits::default()).unwrap()
 }
 
 fn err(ct: &str, body: &[u8]) -> BodyError {
-    decode(ct, body, &BodyLimits::default()).unwrap_err()
+    decode(ct, &Bytes::copy_from_slice(body), &BodyLimits::default()).unwrap_err()
 }
 
 fn err_with(ct: &str, body: &[u8], limits: BodyLimits) -> BodyError {
-    decode(ct, body, &limits).unwrap_err()
+    decode(ct, &Bytes::copy_from_slice(body), &limits).unwrap_err()
 }
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -684,7 +684,12 @@ fn arrow_garbage_and_truncation_are_errors() {
     ));
     let body = fixture("basic.arrows");
     for cut in [9, body.len() / 2, body.len() - 9] {
-        assert!(decode(ARROW_STREAM, &body[..cut], &BodyLimits::default()).is_err());
+        assert!(decode(
+            ARROW_STREAM,
+            &Bytes::copy_from_slice(&body[..cut]),
+            &BodyLimits::default()
+        )
+        .is_err());
     }
     let file = fixture("basic.arrow");
     assert!(matches!(
@@ -737,7 +742,7 @@ fn every_limit_is_enforced_and_named() {
     }
     assert!(decode(
         JSON,
-        body,
+        &Bytes::copy_from_slice(body),
         &BodyLimits {
             max_string_bytes: 3,
             ..d
@@ -825,7 +830,7 @@ fn every_limit_is_enforced_and_named() {
     );
     assert!(decode(
         ARROW_STREAM,
-        &dict,
+        &Bytes::from(dict),
         &BodyLimits {
             max_string_bytes: 5,
             ..d
@@ -958,8 +963,10 @@ fn per_second(n: usize, f: impl Fn()) -> f64 {
 fn throughput() {
     let n = 1_000_000;
     let xs: Vec<f64> = (0..n).map(|i| (i as f64) * 0.37 + 1e-3).collect();
-    let json = serde_json::to_vec(&serde_json::json!({ "x": xs })).unwrap();
-    let ints = serde_json::to_vec(&serde_json::json!({ "i": (0..n).collect::<Vec<_>>() })).unwrap();
+    let json = Bytes::from(serde_json::to_vec(&serde_json::json!({ "x": xs })).unwrap());
+    let ints = Bytes::from(
+        serde_json::to_vec(&serde_json::json!({ "i": (0..n).collect::<Vec<_>>() })).unwrap(),
+    );
     let limits = BodyLimits {
         max_body_bytes: 1 << 30,
         max_rows: 1 << 30,
@@ -968,7 +975,7 @@ fn throughput() {
     let j = per_second(n, || drop(decode(JSON, &json, &limits).unwrap()));
     let ji = per_second(n, || drop(decode(JSON, &ints, &limits).unwrap()));
     let big = 10_000_000;
-    let raw_body = raw(&[("x", "float64", big, vec![0; big * 8])]);
+    let raw_body = Bytes::from(raw(&[("x", "float64", big, vec![0; big * 8])]));
     let r = per_second(big, || drop(decode(RAW, &raw_body, &limits).unwrap()));
     let arrow_body = {
         use arrow_array::{Float64Array, RecordBatch};
@@ -983,7 +990,7 @@ fn throughput() {
         w.write(&batch).unwrap();
         w.finish().unwrap();
         drop(w);
-        out
+        Bytes::from(out)
     };
     let a = per_second(big, || {
         drop(decode(ARROW_STREAM, &arrow_body, &limits).unwrap())

@@ -17,20 +17,30 @@ use arrow_array::types::{
     TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow_array::{Array, PrimitiveArray, RecordBatch};
+use arrow_buffer::Buffer;
+use arrow_ipc::reader::StreamDecoder;
 use arrow_schema::{ArrowError, DataType, TimeUnit};
+use bytes::Bytes;
 use plotwire_protocol::value::DType;
 
-use super::columns::{f64_bytes, Budget, Data, Table};
+use super::columns::{f64_bytes, le_bytes, Budget, Data, Table};
 use super::BodyError;
 
 /// Milliseconds per day, for `date32`.
 const MS_PER_DAY: f64 = 86_400_000.0;
 
-/// Decodes an Arrow IPC stream.
-pub(super) fn decode_stream(body: &[u8], budget: &mut Budget) -> Result<Table, BodyError> {
+/// Decodes an Arrow IPC stream. The batches' arrays are slices of `body` itself (copied
+/// only where a buffer is not aligned for its type).
+pub(super) fn decode_stream(body: &Bytes, budget: &mut Budget) -> Result<Table, BodyError> {
     guarded(|| {
-        let reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(body), None)
-            .map_err(arrow_error)?;
+        let mut rest = Buffer::from(body.clone());
+        let mut decoder = StreamDecoder::new();
+        // `decode` answers None once it has used up `rest`: then the stream must be
+        // complete (`finish`).
+        let reader = std::iter::from_fn(|| match decoder.decode(&mut rest) {
+            Ok(None) => decoder.finish().err().map(Err),
+            other => other.transpose(),
+        });
         batches(reader, budget)
     })
 }
@@ -245,11 +255,10 @@ where
     if p.null_count() > 0 {
         return Some(floats(p, Into::into));
     }
-    let mut bytes = vec![0u8; p.len() * N];
-    for (dst, x) in bytes.chunks_exact_mut(N).zip(p.values().iter()) {
-        dst.copy_from_slice(&put(*x));
-    }
-    Some(Data::Bin { dtype, bytes })
+    Some(Data::Bin {
+        dtype,
+        bytes: le_bytes(p.values(), put),
+    })
 }
 
 /// A float64 column: each element mapped by `f`, nulls as NaN.

@@ -289,11 +289,13 @@ pub(super) fn ndarray(dtype: DType, bytes: Vec<u8>) -> Value {
     }))
 }
 
-/// Little-endian bytes of `n`-byte elements, written by `put`.
-fn le_bytes<T: Copy, const N: usize>(v: &[T], put: impl Fn(T) -> [u8; N]) -> Vec<u8> {
-    let mut out = vec![0u8; v.len() * N];
-    for (dst, x) in out.chunks_exact_mut(N).zip(v) {
-        dst.copy_from_slice(&put(*x));
+/// Little-endian bytes of `n`-byte elements, written by `put`. Not zero-filled first: a
+/// zeroed allocation of a reused block makes jemalloc give its pages back and fault in
+/// fresh ones, which cost more than the copy itself.
+pub(super) fn le_bytes<T: Copy, const N: usize>(v: &[T], put: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() * N);
+    for x in v {
+        out.extend_from_slice(&put(*x));
     }
     out
 }

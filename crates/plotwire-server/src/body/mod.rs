@@ -19,6 +19,7 @@ mod json;
 mod ndjson;
 mod raw;
 
+use bytes::Bytes;
 use plotwire_protocol::value::Value;
 
 pub use conform::conform;
@@ -69,7 +70,7 @@ impl Default for BodyLimits {
 
 /// Decodes a request body by its `Content-Type` (parameters such as `; charset=utf-8`
 /// are ignored) into equal-length columns.
-pub fn decode(content_type: &str, body: &[u8], limits: &BodyLimits) -> Result<Columns, BodyError> {
+pub fn decode(content_type: &str, body: &Bytes, limits: &BodyLimits) -> Result<Columns, BodyError> {
     if body.len() > limits.max_body_bytes {
         return Err(BodyError::limit("max_body_bytes", limits.max_body_bytes));
     }

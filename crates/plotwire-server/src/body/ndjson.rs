@@ -43,7 +43,11 @@ fn row(
                 Some(at) => at,
                 None if row == 1 => {
                     seen.push(0);
-                    table.add(name.clone().into_owned(), Data::Unknown { nulls: 0 }, budget)?
+                    table.add(
+                        name.clone().into_owned(),
+                        Data::Unknown { nulls: 0 },
+                        budget,
+                    )?
                 }
                 None => return Err(lx.error(format!("key {name:?} is not in the first row"))),
             };

@@ -2,6 +2,7 @@
 //! data write (any format of [`crate::body`]), patches and property values.
 
 use axum::http::{header, HeaderMap, StatusCode};
+use bytes::Bytes;
 use plotwire_protocol::codec::{decode_value, Buffers};
 use plotwire_protocol::event::{decode_doc, DocJson};
 use plotwire_protocol::Value;
@@ -58,7 +59,7 @@ pub(super) fn decode_published(
 pub(super) fn decode_columns(
     state: &AppState,
     headers: &HeaderMap,
-    body: &[u8],
+    body: &Bytes,
 ) -> Result<Columns, HttpError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
