@@ -995,6 +995,12 @@ fn throughput() {
     let a = per_second(big, || {
         drop(decode(ARROW_STREAM, &arrow_body, &limits).unwrap())
     });
+    let rows: String = xs
+        .iter()
+        .map(|x| format!("{{\"x\":{x},\"y\":{}}}\n", x * 2.0))
+        .collect();
+    let ndjson = Bytes::from(rows);
+    let nd = per_second(2 * n, || drop(decode(NDJSON, &ndjson, &limits).unwrap()));
     let cols = decode(JSON, &json, &limits).unwrap();
     let column = Column::from_value(&cols[0].1).unwrap();
     let e = per_second(n, || {
@@ -1003,6 +1009,7 @@ fn throughput() {
     });
     println!("JSON floats decode: {:.1} M values/s", j / 1e6);
     println!("JSON ints decode:   {:.1} M values/s", ji / 1e6);
+    println!("NDJSON floats decode: {:.1} M values/s", nd / 1e6);
     println!("raw float64 decode: {:.1} M values/s", r / 1e6);
     println!("Arrow float64 decode: {:.1} M values/s", a / 1e6);
     println!("read-back JSON encode: {:.1} M values/s", e / 1e6);

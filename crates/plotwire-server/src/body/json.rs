@@ -188,11 +188,9 @@ impl<'a> Lexer<'a> {
             float = true;
         }
         if float {
+            // The text was checked against JSON's number grammar above.
             let text = self.b.get(start..self.pos).unwrap_or_default();
-            let x = std::str::from_utf8(text)
-                .ok()
-                .and_then(|t| t.parse::<f64>().ok())
-                .ok_or_else(|| self.error("invalid number"))?;
+            let x = fast_float2::parse::<f64, _>(text).map_err(|_| self.error("invalid number"))?;
             return Ok(data.push_float(x));
         }
         // Accumulated negatively, so that i64::MIN fits.
