@@ -14,10 +14,14 @@
 //! The rule ([`for_page`]):
 //! - A document without roots (a Bokeh session page loaded before its producer pushed) gets
 //!   every bundle, as Bokeh's own server page does: nothing is known of what will come.
-//! - Otherwise `bokeh`, `bokeh-widgets` and `bokeh-tables` always. A widget or a table can be
-//!   added later by a PATCH-DOC (or a producer's replace), and a page without its bundle
-//!   would then fail. Both cost about 180 ms of script time in Chromium together, so they
-//!   are kept for safety.
+//! - Otherwise `bokeh` and what the document needs now load before the document renders.
+//!   `bokeh-widgets` and `bokeh-tables`, when not needed yet, load *after* it has rendered
+//!   ([`PageBundles::later`]): a widget or a table can be added later by a PATCH-DOC (or a
+//!   producer's replace), and a page without its bundle would then fail, but the two cost
+//!   about 180 ms of script time in Chromium, which the first render no longer waits for.
+//!   The page preloads them alongside the others, so they run from the memory cache right
+//!   after the first frame; a widget that arrives in that gap of a few milliseconds is the
+//!   one case that still fails (a reload shows it).
 //! - `bokeh-gl` only when a model has `output_backend == "webgl"`, and `bokeh-mathjax` only when
 //!   the document holds math text (see [`needed_by`]). Leaving them out is safe: a WebGL plot or
 //!   a TeX label added later still renders, on canvas or as plain text, and a reload gives the
@@ -142,6 +146,14 @@ impl BundleSet {
         mathjax: true,
     };
 
+    /// No optional bundle (`bokeh` alone).
+    pub const NONE: BundleSet = BundleSet {
+        gl: false,
+        widgets: false,
+        tables: false,
+        mathjax: false,
+    };
+
     /// Whether the bundle called `name` (e.g. `"bokeh-widgets"`) is in the set; `"bokeh"` always
     /// is, an unknown name never.
     pub fn contains(&self, name: &str) -> bool {
@@ -156,7 +168,7 @@ impl BundleSet {
     }
 
     /// Both sets' bundles.
-    fn union(self, other: BundleSet) -> BundleSet {
+    pub fn union(self, other: BundleSet) -> BundleSet {
         BundleSet {
             gl: self.gl || other.gl,
             widgets: self.widgets || other.widgets,
@@ -166,17 +178,42 @@ impl BundleSet {
     }
 }
 
-/// The bundles a page of `doc` loads, by the rule in the module documentation.
-pub fn for_page(doc: &Document) -> BundleSet {
-    if doc.roots().is_empty() {
-        return BundleSet::ALL;
-    }
-    let always = BundleSet {
-        widgets: true,
-        tables: true,
-        ..BundleSet::default()
+/// The bundles of a page: those it loads before it renders, and those after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PageBundles {
+    /// Loaded before the document renders.
+    pub now: BundleSet,
+    /// Loaded once it has rendered (never one of `now`'s).
+    pub later: BundleSet,
+}
+
+impl PageBundles {
+    /// Every bundle, all before the render, as Bokeh's server page lists them.
+    pub const ALL: PageBundles = PageBundles {
+        now: BundleSet::ALL,
+        later: BundleSet::NONE,
     };
-    always.union(needed_by(doc))
+
+    /// Both groups together.
+    pub fn all(&self) -> BundleSet {
+        self.now.union(self.later)
+    }
+}
+
+/// The bundles a page of `doc` loads, by the rule in the module documentation.
+pub fn for_page(doc: &Document) -> PageBundles {
+    if doc.roots().is_empty() {
+        return PageBundles::ALL;
+    }
+    let now = needed_by(doc);
+    PageBundles {
+        now,
+        later: BundleSet {
+            widgets: !now.widgets,
+            tables: !now.tables,
+            ..BundleSet::NONE
+        },
+    }
 }
 
 /// The bundles the models of `doc` need now:
@@ -270,11 +307,11 @@ mod tests {
 
     #[test]
     fn an_empty_document_gets_every_bundle() {
-        assert_eq!(for_page(&Document::new()), BundleSet::ALL);
+        assert_eq!(for_page(&Document::new()), PageBundles::ALL);
     }
 
     #[test]
-    fn a_plot_gets_widgets_and_tables_but_not_gl_or_mathjax() {
+    fn a_plot_gets_widgets_and_tables_after_it_renders_and_not_gl_or_mathjax() {
         let d = doc(&[
             plot(serde_json::json!({"output_backend": "canvas"})),
             (
@@ -290,15 +327,16 @@ mod tests {
         ]);
         assert_eq!(needed_by(&d), BundleSet::default());
         let page = for_page(&d);
+        assert_eq!(page.now, BundleSet::NONE);
         assert_eq!(
-            page,
+            page.later,
             BundleSet {
                 widgets: true,
                 tables: true,
                 ..BundleSet::default()
             }
         );
-        assert!(page.contains("bokeh") && !page.contains("bokeh-mathjax"));
+        assert!(page.all().contains("bokeh") && !page.all().contains("bokeh-mathjax"));
     }
 
     #[test]
@@ -316,6 +354,12 @@ mod tests {
         ]);
         let needed = needed_by(&d);
         assert!(needed.widgets && needed.tables && !needed.gl && !needed.mathjax);
+        let page = for_page(&d);
+        assert_eq!(
+            page.now, needed,
+            "what the document needs loads before it renders"
+        );
+        assert_eq!(page.later, BundleSet::NONE);
     }
 
     #[test]
@@ -324,13 +368,13 @@ mod tests {
             plot(serde_json::json!({})),
             ("m", "TeX", serde_json::json!({"text": "x"})),
         ]);
-        assert!(for_page(&tex_model).mathjax);
+        assert!(for_page(&tex_model).now.mathjax);
         for label in ["$$x^2$$", "a \\[x\\] b", "\\(y\\)"] {
             let d = doc(&[
                 plot(serde_json::json!({})),
                 ("a", "LinearAxis", serde_json::json!({"axis_label": label})),
             ]);
-            assert!(for_page(&d).mathjax, "{label}");
+            assert!(for_page(&d).now.mathjax, "{label}");
         }
         let overrides = doc(&[
             plot(serde_json::json!({})),
@@ -349,12 +393,12 @@ mod tests {
             plot(serde_json::json!({})),
             ("e", "my_ext.Gauge", serde_json::json!({})),
         ]);
-        assert_eq!(for_page(&d), BundleSet::ALL);
+        assert_eq!(for_page(&d), PageBundles::ALL);
         let core = doc(&[
             plot(serde_json::json!({})),
             ("h", "bokeh.models.dom.HTML", serde_json::json!({})),
         ]);
-        assert!(!for_page(&core).mathjax);
+        assert!(!for_page(&core).all().mathjax);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use rand::RngCore as _;
 use serde_json::{Map, Value};
 
 use crate::assets;
-use crate::bundles::BundleSet;
+use crate::bundles::{BundleSet, PageBundles};
 use crate::config::normalize_prefix;
 
 /// Escapes text for HTML content and attribute values (`&`, `<`, `>`, `"`, `'`).
@@ -160,7 +160,9 @@ fn wait_for_bokeh_js(indent: &str) -> String {
 /// - `static_root`: where `static/js/...` lives, e.g. `"/"` or `"/prefix/"` (see [`static_root`]);
 /// - `bundles`: the BokehJS bundles to load (see [`crate::bundles::for_page`]).
 ///
-/// The page loads the BokehJS bundles in `bundles`, sets the log level to `info`, and calls
+/// The page loads the BokehJS bundles in `bundles.now`, preloads those in `bundles.later`
+/// and adds them (in order) after the first frame once the document has rendered. It sets
+/// the log level to `info`, and calls
 /// `Bokeh.embed.embed_items(docs_json, render_items)` with `docs_json` = `{}` (the document
 /// comes over the websocket) and one render item
 /// `{"token", "roots": {root id: element id}, "root_ids", "use_for_title": true}`; `roots` and
@@ -170,7 +172,7 @@ pub fn app_page(
     root_ids: &[String],
     token: &str,
     static_root: &str,
-    bundles: BundleSet,
+    bundles: PageBundles,
 ) -> String {
     let mut page = String::with_capacity(4096);
     page.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n  <head>\n    <meta charset=\"utf-8\">\n");
@@ -179,8 +181,21 @@ pub fn app_page(
         "    <style>\n      html, body {\n        box-sizing: border-box;\n        display: flow-root;\n        \
          height: 100%;\n        margin: 0;\n        padding: 0;\n      }\n    </style>\n",
     );
-    for url in assets::script_urls(static_root, bundles) {
-        let _ = writeln!(page, "<script src=\"{}\"></script>", escape_html(&url));
+    let now = assets::script_urls(static_root, bundles.now);
+    for url in &now {
+        let _ = writeln!(page, "<script src=\"{}\"></script>", escape_html(url));
+    }
+    // (`bokeh` itself is in every set.)
+    let later: Vec<String> = assets::script_urls(static_root, bundles.later)
+        .into_iter()
+        .filter(|url| !now.contains(url))
+        .collect();
+    for url in &later {
+        let _ = writeln!(
+            page,
+            "<link rel=\"preload\" as=\"script\" href=\"{}\">",
+            escape_html(url)
+        );
     }
     page.push_str("<script>\nBokeh.set_log_level(\"info\");\n</script>\n  </head>\n  <body>\n");
 
@@ -216,10 +231,19 @@ pub fn app_page(
          function embed_document(root) {{\n              \
          const docs_json = document.getElementById({docs_id_js}).textContent;\n              \
          const render_items = {render_items};\n              \
-         root.Bokeh.embed.embed_items(docs_json, render_items);\n              }}\n",
+         {embed};\n              }}\n",
         docs_id_js = js_string(&docs_id),
+        embed = if later.is_empty() {
+            "root.Bokeh.embed.embed_items(docs_json, render_items)".to_owned()
+        } else {
+            format!(
+                "load_later(root.Bokeh.embed.embed_items(docs_json, render_items), {})",
+                script_json(&Value::Array(later.into_iter().map(Value::String).collect()))
+            )
+        },
     );
     page.push_str(&wait_for_bokeh_js("              "));
+    page.push_str(LOAD_LATER);
     page.push_str(
         "            })(window);\n          });\n        };\n        \
          if (document.readyState != \"loading\") fn();\n        \
@@ -228,6 +252,25 @@ pub fn app_page(
     );
     page
 }
+
+/// The page's loader of the bundles it needs only later: once `rendered` (the promise of
+/// `embed_items`) settles, after the next frame, it adds their scripts in order.
+const LOAD_LATER: &str = "              function load_later(rendered, urls) {
+                const load = function() {
+                  requestAnimationFrame(function() {
+                    setTimeout(function() {
+                      for (const url of urls) {
+                        const s = document.createElement(\"script\");
+                        s.src = url;
+                        s.async = false;
+                        document.head.appendChild(s);
+                      }
+                    }, 0);
+                  });
+                };
+                Promise.resolve(rendered).then(load, load);
+              }
+";
 
 /// The body of `GET P/<app>/autoload.js` (spec §1.4), served as `application/javascript`.
 ///

@@ -191,7 +191,7 @@ async fn autoload(
     routes::autoload_element(query)?;
     let info = describe(state, name).await?;
     let token = view_token(state)?;
-    routes::autoload_response(state, query, headers, &token, info.bundles)
+    routes::autoload_response(state, query, headers, &token, info.bundles.all())
 }
 
 #[cfg(test)]

@@ -245,7 +245,7 @@ async fn autoload(
     let info = session.describe().await.ok_or_else(|| {
         HttpError::unavailable("the session closed while the script was being made")
     })?;
-    autoload_response(&state, &query, &headers, &token, info.bundles)
+    autoload_response(&state, &query, &headers, &token, info.bundles.all())
 }
 
 /// `autoload.js` (spec §1.4) for a page's token: its element, app path, absolute URL and

@@ -113,7 +113,7 @@ pub struct PageInfo {
     /// The root ids, in order.
     pub roots: Vec<String>,
     /// The BokehJS bundles its page loads ([`crate::bundles::for_page`]).
-    pub bundles: crate::bundles::BundleSet,
+    pub bundles: crate::bundles::PageBundles,
 }
 
 /// What the index and summaries show of a document, kept current by its owner.

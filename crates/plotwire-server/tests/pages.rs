@@ -17,7 +17,7 @@ use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use plotwire_server::assets::{self, bundles, script_urls, serve_static};
-use plotwire_server::bundles::BundleSet;
+use plotwire_server::bundles::{BundleSet, PageBundles};
 use plotwire_server::pages::{
     app_page, autoload_js, index_page, new_element_id, static_root, IndexEntry,
 };
@@ -353,7 +353,13 @@ const ALL: BundleSet = BundleSet::ALL;
 
 #[test]
 fn app_page_matches_the_fixture_structure() {
-    let page = app_page("pushed doc", &["p1062".to_owned()], PUSHED_TOKEN, "/", ALL);
+    let page = app_page(
+        "pushed doc",
+        &["p1062".to_owned()],
+        PUSHED_TOKEN,
+        "/",
+        PageBundles::ALL,
+    );
     let reference = fixture("ws/1-pushed-plain/d_page.html");
 
     assert!(page.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"));
@@ -403,7 +409,7 @@ fn app_page_matches_the_fixture_structure() {
 #[test]
 fn app_page_several_roots_in_order() {
     let roots = vec!["p1".to_owned(), "p22".to_owned(), "p3".to_owned()];
-    let page = app_page("t", &roots, "tok", "/prefix/", ALL);
+    let page = app_page("t", &roots, "tok", "/prefix/", PageBundles::ALL);
     let items = render_items(&page);
     assert_eq!(items[0]["root_ids"], json!(["p1", "p22", "p3"]));
     let positions: Vec<usize> = roots
@@ -422,7 +428,7 @@ fn app_page_several_roots_in_order() {
 
 #[test]
 fn app_page_without_roots_omits_roots() {
-    let page = app_page("empty", &[], "tok", "/", ALL);
+    let page = app_page("empty", &[], "tok", "/", PageBundles::ALL);
     assert_eq!(
         render_items(&page),
         json!([{"token": "tok", "use_for_title": true}])
@@ -431,11 +437,44 @@ fn app_page_without_roots_omits_roots() {
 }
 
 #[test]
+fn app_page_runs_the_later_bundles_after_the_render() {
+    let bundles = PageBundles {
+        now: BundleSet {
+            tables: true,
+            ..BundleSet::NONE
+        },
+        later: BundleSet {
+            widgets: true,
+            ..BundleSet::NONE
+        },
+    };
+    let page = app_page("t", &["p1".to_owned()], "tok", "/", bundles);
+    let scripts: Vec<&str> = page
+        .split("<script src=\"")
+        .skip(1)
+        .filter_map(|s| s.split('?').next())
+        .collect();
+    assert_eq!(
+        scripts,
+        ["/static/js/bokeh.min.js", "/static/js/bokeh-tables.min.js"]
+    );
+    let widgets = &script_urls("/", BundleSet::ALL)[2];
+    assert!(widgets.contains("bokeh-widgets.min.js"));
+    assert!(page.contains(&format!(
+        "<link rel=\"preload\" as=\"script\" href=\"{widgets}\">"
+    )));
+    assert!(page.contains(&format!(
+        "load_later(root.Bokeh.embed.embed_items(docs_json, render_items), [\"{widgets}\"]);"
+    )));
+    assert!(page.contains("Promise.resolve(rendered).then(load, load)"));
+}
+
+#[test]
 fn app_page_escapes_hostile_input() {
     let title = "</title><script>alert(1)</script>";
     let token = "tok</script><script>alert(2)</script>";
     let root = "p1\"><img src=x onerror=alert(3)>";
-    let page = app_page(title, &[root.to_owned()], token, "/", ALL);
+    let page = app_page(title, &[root.to_owned()], token, "/", PageBundles::ALL);
     assert!(page.contains("<title>&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt;</title>"));
     assert!(!page.contains("alert(1)</script>"));
     assert!(!page.contains("alert(2)</script>"));

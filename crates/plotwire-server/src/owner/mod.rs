@@ -25,7 +25,7 @@ use plotwire_document::Document;
 use plotwire_protocol::message::MsgType;
 use tokio::sync::{mpsc, watch};
 
-use crate::bundles::{self, BundleSet};
+use crate::bundles::{self, PageBundles};
 use crate::cursor::Cursors;
 use crate::events::EventLog;
 use crate::session::{error_message, simple_message, Command, DocStatus};
@@ -75,7 +75,7 @@ struct Owner {
     /// to tell whether it is still current; read-back cursors count in it.
     version: u64,
     /// The bundles a page of the document loads, and the version they were computed at.
-    bundles: Option<(u64, BundleSet)>,
+    bundles: Option<(u64, PageBundles)>,
     peers: HashMap<crate::session::ConnId, Peer>,
     views: HashMap<String, View>,
     events: EventLog,
@@ -237,7 +237,7 @@ impl Owner {
     }
 
     /// The bundles a page of the document loads, computed once per document version.
-    fn page_bundles(&mut self) -> BundleSet {
+    fn page_bundles(&mut self) -> PageBundles {
         match self.bundles {
             Some((version, set)) if version == self.version => set,
             _ => {
