@@ -15,6 +15,7 @@ Environment:
 """
 from __future__ import annotations
 
+import http.server
 import os
 import signal
 import threading
@@ -272,3 +273,44 @@ def browser_page(chromium: Any, request: pytest.FixtureRequest, tmp_path: Path) 
         except Exception:  # noqa: BLE001
             pass
     context.close()
+
+
+# ---------------------------------------------------------------------------
+# a host page on another origin, for embeds
+# ---------------------------------------------------------------------------
+
+class _EmbedHandler(http.server.BaseHTTPRequestHandler):
+    html = b""
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path not in ("/", "/index.html"):
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(self.html)))
+        self.end_headers()
+        self.wfile.write(self.html)
+
+    def log_message(self, *args) -> None:  # keep the test output quiet
+        pass
+
+
+@pytest.fixture
+def embed_http_server():
+    """``start(html) -> port``: a plain HTTP server on another port, serving one page."""
+    servers = []
+
+    def start(html: str, port: int) -> int:
+        handler = type("Handler", (_EmbedHandler,), {"html": html.encode()})
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        thread.start()
+        servers.append((httpd, thread))
+        return port
+
+    yield start
+    for httpd, thread in servers:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)

@@ -6,8 +6,6 @@ The producer pushes column(figure(line + scatter on "src"), Slider "slider", But
 """
 from __future__ import annotations
 
-import http.server
-import threading
 
 import pytest
 
@@ -252,43 +250,6 @@ def test_mouse_drag_pan_changes_producer_ranges(server, clients, browser_page):
 # ---------------------------------------------------------------------------
 # autoload.js embedding from another origin
 # ---------------------------------------------------------------------------
-
-class _EmbedHandler(http.server.BaseHTTPRequestHandler):
-    html = b""
-
-    def do_GET(self) -> None:  # noqa: N802
-        if self.path not in ("/", "/index.html"):
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(self.html)))
-        self.end_headers()
-        self.wfile.write(self.html)
-
-    def log_message(self, *args) -> None:  # keep the test output quiet
-        pass
-
-
-@pytest.fixture
-def embed_http_server():
-    """``start(html) -> port``: a plain HTTP server on another port, serving one page."""
-    servers = []
-
-    def start(html: str, port: int) -> int:
-        handler = type("Handler", (_EmbedHandler,), {"html": html.encode()})
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
-        thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        thread.start()
-        servers.append((httpd, thread))
-        return port
-
-    yield start
-    for httpd, thread in servers:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
-
 
 def test_autoload_embed_from_other_origin(server_factory, clients, browser_page, embed_http_server):
     from bokeh.embed import server_session

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import pytest
 
-from support import LiveSession, run_bounded, unique_id, wait_for, wait_value
+from support import LiveSession, free_port, run_bounded, unique_id, wait_for, wait_value
 
 pytestmark = pytest.mark.plotwire_only
 
@@ -587,6 +587,37 @@ def test_a_reconnecting_view_keeps_its_own_range_and_gets_what_it_missed(server,
     opened = [e["view"] for e in events.find(lambda e: e.get("kind") == "view" and e.get("event") == "open")]
     assert sorted(opened) == sorted([v1, two.view_id]), f"a reconnect is not a new view: {opened}"
     for view in (one, two):
+        assert not view.page_errors, view.page_errors
+
+
+def test_a_server_document_embed_is_a_view_of_its_own(server_factory, views, embed_http_server):
+    """bokeh.embed.server_document(url=<published URL>) on a page of another origin renders
+    the published document through /d/<name>/autoload.js: it is a view like a page load
+    (its own view id, announced to producers), it gets the producer's streams, and a page
+    of the same document beside it is another view."""
+    from bokeh.embed import server_document
+
+    embed_port = free_port()
+    srv = server_factory(["--allow-websocket-origin", f"127.0.0.1:{embed_port}"])
+    name = publish(srv, "embed")
+    events = Events(srv, name)
+    tag = server_document(url=f"{srv.base_url}/d/{name}")
+    assert f"/d/{name}/autoload.js" in tag
+    embed_http_server("<!DOCTYPE html><html><head><meta charset='utf-8'><title>host page</title>"
+                      "<link rel='icon' href='data:,'></head><body><h1>embedded</h1>"
+                      f"{tag}</body></html>", embed_port)
+    embed = views("embed").open(f"http://127.0.0.1:{embed_port}/")
+    page = views("page").open(page_url(srv, name))
+    assert embed.columns() == {"x": X0, "y": Y0}
+    assert embed.view_id != page.view_id
+    ok(rest(srv, "POST", f"/api/v1/documents/{name}/sources/src/stream", {"x": [30.0], "y": [3.0]}))
+    want = {"x": X0 + [30.0], "y": Y0 + [3.0]}
+    for view in (embed, page):
+        wait_value(view.columns, lambda c: c == want, timeout=10, desc=f"the stream in {view.tag}")
+    events.wait(lambda e: e.get("kind") == "view" and e.get("event") == "open" and e["view"] == embed.view_id,
+                desc="the embed's view announced to producers")
+    assert embed.page.title() == "host page", "an autoload embed leaves the host page's title alone"
+    for view in (embed, page):
         assert not view.page_errors, view.page_errors
 
 
