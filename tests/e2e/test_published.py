@@ -268,7 +268,8 @@ def event_of(view: str, name: str) -> Callable[[dict], bool]:
 
 def build_layout(y_range: str = "data") -> Any:
     """column(figure "plot" (line + scatter of CDS "src"; x_range Range1d "xr" 0..10,
-    y_range a DataRange1d "yr"; tools pan, wheel zoom, tap on the scatter, reset), Div "note")."""
+    y_range a DataRange1d "yr"; tools pan, wheel zoom (active), tap on the scatter, reset),
+    Div "note")."""
     from bokeh.layouts import column
     from bokeh.models import ColumnDataSource, DataRange1d, Div, Range1d, TapTool
     from bokeh.plotting import figure
@@ -276,7 +277,8 @@ def build_layout(y_range: str = "data") -> Any:
     src = ColumnDataSource(data={"x": list(X0), "y": list(Y0)}, name="src")
     yr = DataRange1d(name="yr") if y_range == "data" else Range1d(-1, 11, name="yr")
     plot = figure(title="published figure", width=600, height=350, name="plot",
-                  x_range=Range1d(*X_RANGE, name="xr"), y_range=yr, tools="pan,wheel_zoom,reset")
+                  x_range=Range1d(*X_RANGE, name="xr"), y_range=yr, tools="pan,wheel_zoom,reset",
+                  active_scroll="wheel_zoom")
     plot.line("x", "y", source=src, name="line")
     dots = plot.scatter("x", "y", source=src, size=20, name="dots")
     plot.add_tools(TapTool(renderers=[dots]))
@@ -377,6 +379,63 @@ def test_pan_stays_in_its_view_data_reaches_every_view_and_events_name_the_view(
     three.settle(0.5)
     assert one.x_range() == (start1, end1), "opening another view reset view one's range"
     for view in (one, two, three):
+        assert not view.page_errors, view.page_errors
+
+
+JS_Y_RANGE = """() => {
+    const plot = Bokeh.documents[0].get_model_by_name("plot");
+    return plot == null ? null : [plot.y_range.start, plot.y_range.end];
+}"""
+
+
+def wheel_zoom_in(view: View, clicks: int) -> None:
+    """Real wheel events over the middle of the plot (WheelZoomTool, both dimensions)."""
+    box = view.page.locator("canvas").first.bounding_box()
+    assert box is not None, "the plot's canvas"
+    view.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(clicks):
+        view.page.mouse.wheel(0, -100)
+        view.page.wait_for_timeout(30)
+
+
+def test_a_wheel_zoom_on_a_data_range_stays_in_its_view_and_the_others_keep_fitting(server, views):
+    """The y range is a DataRange1d, which BokehJS fits to the data in every view and sends
+    up (start/end) until the user zooms it. A wheel zoom in view one: its ranges change,
+    the producers get its rangesupdate (at LOD end), and view two's ranges do not move.
+    Then a stream out of view one's zoomed window: view two's DataRange1d fits it, view
+    one keeps its zoom, and neither view's fit reaches the other."""
+    name = publish(server, "wheel")
+    events = Events(server, name)
+    one = views("one").open(page_url(server, name))
+    two = views("two").open(page_url(server, name))
+    v1 = one.view_id
+    y_fit = wait_value(lambda: two.page.evaluate(JS_Y_RANGE), lambda r: r is not None and r[1] is not None
+                       and r[1] >= max(Y0), timeout=10, desc="page two's fitted y range")
+    y_one = one.page.evaluate(JS_Y_RANGE)
+
+    wheel_zoom_in(one, 3)
+    zoomed_x = wait_value(one.x_range, lambda r: r[0] is not None and r[1] - r[0] < X_RANGE[1] - X_RANGE[0] - 0.5,
+                          timeout=10, desc="page one's zoomed x range")
+    zoomed_y = wait_value(lambda: one.page.evaluate(JS_Y_RANGE), lambda r: r[1] - r[0] < y_one[1] - y_one[0] - 0.1,
+                          timeout=10, desc="page one's zoomed y range")
+    ru = events.wait(lambda e: event_of(v1, "rangesupdate")(e) and e["values"]["x0"] == one.x_range()[0],
+                     desc="view one's rangesupdate after the wheel")[-1]
+    zoomed_x, zoomed_y = one.x_range(), one.page.evaluate(JS_Y_RANGE)
+    assert (ru["values"]["x0"], ru["values"]["x1"]) == zoomed_x, ru
+    assert (ru["values"]["y0"], ru["values"]["y1"]) == tuple(zoomed_y), ru
+    two.settle(0.5)
+    assert two.x_range() == X_RANGE, "a wheel zoom in one view moved another view's x range"
+    assert two.page.evaluate(JS_Y_RANGE) == y_fit, "a wheel zoom in one view moved another view's y range"
+
+    ok(rest(server, "POST", f"/api/v1/documents/{name}/sources/src/stream", {"x": [5.0], "y": [100.0]}))
+    refit = wait_value(lambda: two.page.evaluate(JS_Y_RANGE), lambda r: r[1] >= 100.0, timeout=10,
+                       desc="page two's DataRange1d fitting the streamed point")
+    wait_value(one.columns, lambda c: c is not None and c["y"][-1] == 100.0, timeout=10, desc="page one's stream")
+    one.settle(1.0)
+    assert one.page.evaluate(JS_Y_RANGE) == zoomed_y, "view two's fit (or the stream) moved view one's zoomed y range"
+    assert one.x_range() == zoomed_x
+    assert two.page.evaluate(JS_Y_RANGE) == refit
+    for view in (one, two):
         assert not view.page_errors, view.page_errors
 
 
