@@ -680,6 +680,59 @@ def test_a_server_document_embed_is_a_view_of_its_own(server_factory, views, emb
         assert not view.page_errors, view.page_errors
 
 
+def test_a_standalone_page_polls_and_streams_a_published_source(server, views, embed_http_server):
+    """A standalone page (bokeh.embed.file_html) on another origin reads a published
+    source with BokehJS's own web data sources: an AjaxDataSource in its default set-up
+    (an empty POST with Content-Type: application/json, preflighted) asking for the bare
+    columns in replace mode, and a ServerSentDataSource appending what the data stream
+    sends. Both follow REST streams; the SSE page gets every row exactly once."""
+    from bokeh.embed import file_html
+    from bokeh.models import AjaxDataSource, ServerSentDataSource
+    from bokeh.plotting import figure
+    from bokeh.resources import CDN
+
+    name = publish(server, "websrc")
+    url = f"{server.base_url}/api/v1/documents/{name}/sources/src"
+    ajax = AjaxDataSource(data_url=f"{url}?format=columns", polling_interval=200, mode="replace",
+                          data=dict(x=[], y=[]), name="ajax")
+    sse = ServerSentDataSource(data_url=url, mode="append", max_size=1000, data=dict(x=[], y=[]), name="sse")
+    plot = figure(width=400, height=300, name="plot")
+    plot.line("x", "y", source=ajax)
+    plot.scatter("x", "y", source=sse)
+    html = file_html(plot, CDN, "web data sources")
+    # CDN resources point at cdn.bokeh.org; the page loads the same 3.9.2 bundle from plotwire.
+    html = html.replace(CDN.js_files[0], f"{server.base_url}/static/js/bokeh.min.js")
+    port = free_port()
+    embed_http_server(html, port)
+    view = views("standalone")
+    page = view.page
+    page.goto(f"http://127.0.0.1:{port}/", wait_until="load", timeout=RENDER_TIMEOUT_MS)
+
+    def columns(source: str) -> dict | None:
+        return page.evaluate("""(name) => {
+            const src = window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].get_model_by_name(name);
+            if (!src) return null;
+            const data = src.data instanceof Map ? src.data : new Map(Object.entries(src.data));
+            const out = {};
+            for (const [k, v] of data) out[k] = Array.from(v);
+            return out;
+        }""", source)
+
+    initial = {"x": X0, "y": Y0}
+    wait_value(lambda: columns("ajax"), lambda c: c == initial, timeout=10, desc="the AjaxDataSource's first poll")
+    wait_value(lambda: columns("sse"), lambda c: c == initial, timeout=10, desc="the ServerSentDataSource's first message")
+    want = {"x": list(X0), "y": list(Y0)}
+    for batch in range(5):
+        rows = {"x": [20.0 + batch], "y": [float(-batch)]}
+        ok(rest(server, "POST", f"/api/v1/documents/{name}/sources/src/stream", rows))
+        want = {k: want[k] + rows[k] for k in want}
+        wait_value(lambda: columns("sse"), lambda c, w=want: c == w, timeout=10, desc=f"batch {batch} over SSE")
+    wait_value(lambda: columns("ajax"), lambda c: c == want, timeout=10, desc="the AjaxDataSource after the streams")
+    page.wait_for_timeout(600)
+    assert columns("sse") == want, "a row arrived twice over SSE"
+    assert not view.page_errors, view.page_errors
+
+
 def test_replacing_the_document_reaches_open_pages(server, views):
     """PUT of a changed document under the same name (200), with the same model ids: open
     pages re-pull it, and a view's own state of the old document (its pan) is gone."""

@@ -137,6 +137,23 @@ pub enum Answer {
     },
     /// A JSON body, ready to send.
     Json(String),
+    /// Rows of a source, read after a cursor.
+    Rows(RowsRead),
     /// A subscription to viewer events.
     Subscribed(Subscription),
+}
+
+/// What a read of a source's rows after a cursor found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowsRead {
+    /// The cursor the read was given, if any.
+    pub since: Option<u64>,
+    /// The cursor for the next read.
+    pub next: u64,
+    /// Whether `data` is the whole content (replace, don't append).
+    pub reset: bool,
+    /// Rows in `data`.
+    pub rows: usize,
+    /// The rows as a JSON object of column name to list.
+    pub data: String,
 }

@@ -228,6 +228,11 @@ impl SessionHandle {
         self.status.borrow().clone()
     }
 
+    /// The document's status, to wait for its next change.
+    pub fn watch_status(&self) -> watch::Receiver<DocStatus> {
+        self.status.clone()
+    }
+
     /// Sends a REST request to the owner and waits for its answer.
     pub async fn rest(
         &self,

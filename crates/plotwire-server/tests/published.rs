@@ -475,3 +475,151 @@ async fn views_closed_by_a_republish_are_forgotten_when_they_do_not_return() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// What an AjaxDataSource sends and takes: an empty POST (or a GET) answered with the
+/// cursor envelope or, with `format=columns`, the bare column object; never cached,
+/// readable from any origin, preflights that allow the POST on reads only.
+#[tokio::test]
+async fn reads_answer_what_web_data_sources_send() {
+    let port = published("t/ajax").await;
+    let path = "/api/v1/documents/t/ajax/sources/src";
+    let (status, headers, body) = http_get(port, &format!("{path}?format=columns")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_slice::<Json>(&body).unwrap(),
+        json!({"x": [0.5], "y": [1.5]})
+    );
+    assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+    assert_eq!(header(&headers, "access-control-allow-origin"), Some("*"));
+
+    // AjaxDataSource's default request: POST, no body, Content-Type: application/json.
+    let (status, _, body) = http_send(
+        port,
+        "POST",
+        path,
+        "Content-Type: application/json\r\nOrigin: null\r\n",
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let read: Json = serde_json::from_slice(&body).unwrap();
+    assert_eq!(read["reset"], true);
+    assert_eq!(read["data"], json!({"x": [0.5], "y": [1.5]}));
+    let (status, _, body) = http_send(
+        port,
+        "POST",
+        &format!("{path}?format=columns"),
+        "Content-Type: application/json\r\n",
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_slice::<Json>(&body).unwrap(),
+        json!({"x": [0.5], "y": [1.5]})
+    );
+
+    let (status, body) = http_json(port, "POST", path, &json!({"x": [1.0]})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("/stream"),
+        "{body}"
+    );
+    let (status, body) = http_json(port, "GET", &format!("{path}?format=xml"), &Json::Null).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("format")),
+        "{body}"
+    );
+
+    let preflight = |p: String| async move {
+        let (status, headers, _) = http_request(
+            port,
+            "OPTIONS",
+            &p,
+            "Origin: http://elsewhere\r\nAccess-Control-Request-Method: POST\r\n",
+        )
+        .await;
+        assert_eq!(status, 204);
+        header(&headers, "access-control-allow-methods")
+            .unwrap()
+            .to_owned()
+    };
+    assert!(preflight(path.to_owned()).await.contains("POST"));
+    assert!(!preflight(format!("{path}/stream")).await.contains("POST"));
+    assert!(!preflight("/api/v1/documents/t/ajax/events".to_owned())
+        .await
+        .contains("POST"));
+}
+
+/// What a ServerSentDataSource reads: `retry:` and the whole content first, then one
+/// message per stream with only its rows, each `id:` the cursor that `Last-Event-ID`
+/// resumes after; `mode=replace` sends the whole content each time.
+#[tokio::test]
+async fn a_data_stream_sends_every_row_once_and_resumes_after_its_id() {
+    let port = published("t/sse").await;
+    let path = "/api/v1/documents/t/sse/sources/src";
+    let mut sse = SseReader::open(port, path, "").await;
+    assert_eq!(sse.status, 200);
+    assert_eq!(
+        header(&sse.headers, "content-type"),
+        Some("text/event-stream")
+    );
+    assert_eq!(header(&sse.headers, "cache-control"), Some("no-store"));
+    let first = sse.next().await;
+    assert_eq!(first.retry.as_deref(), Some("1000"));
+    assert_eq!(
+        serde_json::from_str::<Json>(&first.data).unwrap(),
+        json!({"x": [0.5], "y": [1.5]})
+    );
+    let mut replace = SseReader::open(port, &format!("{path}?mode=replace"), "").await;
+    replace.next().await;
+
+    let mut ids = vec![first.id.clone().expect("an id")];
+    for batch in 0..3 {
+        let x = [f64::from(batch) * 2.0, f64::from(batch) * 2.0 + 1.0];
+        let (status, _) = http_json(
+            port,
+            "POST",
+            &format!("{path}/stream"),
+            &json!({"x": x, "y": x}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let m = sse.next().await;
+        assert_eq!(
+            serde_json::from_str::<Json>(&m.data).unwrap(),
+            json!({"x": x, "y": x}),
+            "batch {batch}"
+        );
+        ids.push(m.id.expect("an id"));
+        let whole = replace.next().await;
+        let whole: Json = serde_json::from_str(&whole.data).unwrap();
+        assert_eq!(
+            whole["x"].as_array().unwrap().len(),
+            1 + 2 * (batch as usize + 1)
+        );
+    }
+    assert!(ids.windows(2).all(|w| w[0] != w[1]), "{ids:?}");
+
+    // A browser reconnecting with the id of the first batch gets the two after it.
+    let mut again = SseReader::open(port, path, &format!("Last-Event-ID: {}\r\n", ids[1])).await;
+    let m = again.next().await;
+    assert_eq!(
+        serde_json::from_str::<Json>(&m.data).unwrap(),
+        json!({"x": [2.0, 3.0, 4.0, 5.0], "y": [2.0, 3.0, 4.0, 5.0]})
+    );
+    assert_eq!(m.id.as_deref(), Some(ids[3].as_str()));
+
+    let (status, _, body) = http_get(port, &format!("{path}?mode=sideways")).await;
+    assert_eq!(
+        status,
+        200,
+        "mode only matters to a stream: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let bad = SseReader::open(port, &format!("{path}?mode=sideways"), "").await;
+    assert_eq!(bad.status, 400);
+    let missing = SseReader::open(port, "/api/v1/documents/t/sse/sources/nope", "").await;
+    assert_eq!(missing.status, 404);
+}

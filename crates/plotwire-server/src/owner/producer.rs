@@ -11,7 +11,7 @@ use plotwire_protocol::{Id, Value};
 use super::delivery::{encode_events, Route, NO_CONNECTION};
 use super::views::json_string;
 use super::Owner;
-use crate::api::{Answer, Columns, Request};
+use crate::api::{Answer, Columns, Request, RowsRead};
 use crate::cursor::Rows;
 use crate::error::HttpError;
 
@@ -305,13 +305,7 @@ impl Owner {
             Rows::All => (true, 0),
             Rows::Last(n) => (false, len - n),
         };
-        let mut out = format!(
-            "{{\"since\":{},\"next\":{},\"reset\":{reset},\"rows\":{},\"data\":",
-            since.map_or("null".to_owned(), |s| s.to_string()),
-            self.version,
-            len - first
-        );
-        match self.doc.model(&id).and_then(|m| m.columns.as_ref()) {
+        let data = match self.doc.model(&id).and_then(|m| m.columns.as_ref()) {
             Some(cols) => {
                 let columns: Vec<(&str, &plotwire_document::column::Column)> = cols
                     .names()
@@ -319,12 +313,17 @@ impl Owner {
                     .collect();
                 let mut json = Vec::new();
                 crate::body::encode_columns_json(&mut json, &columns, first..len);
-                out.push_str(&String::from_utf8_lossy(&json));
+                String::from_utf8_lossy(&json).into_owned()
             }
-            None => out.push_str("{}"),
-        }
-        out.push('}');
-        Ok(Answer::Json(out))
+            None => "{}".to_owned(),
+        };
+        Ok(Answer::Rows(RowsRead {
+            since,
+            next: self.version,
+            reset,
+            rows: len - first,
+            data,
+        }))
     }
 
     fn summary_json(&self) -> String {

@@ -1,5 +1,5 @@
 //! How REST answers go out: JSON, never cached, and readable from the allowed origins
-//! (CORS), with preflights for GETs only.
+//! (CORS), with preflights for reads only.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -39,18 +39,23 @@ pub(super) fn allow_origin(state: &AppState, headers: &HeaderMap, resp: &mut Res
     }
 }
 
-/// A CORS preflight: GETs only, with the headers pollers send.
-pub(super) fn preflight(state: &AppState, headers: &HeaderMap) -> Response {
+/// A CORS preflight for the reads at a path: `GET`, and the empty `POST` of an
+/// `AjaxDataSource` where `post_reads`; with the headers pollers send.
+pub(super) fn preflight(state: &AppState, headers: &HeaderMap, post_reads: bool) -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
     allow_origin(state, headers, &mut resp);
     let h = resp.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, OPTIONS"),
+        HeaderValue::from_static(if post_reads {
+            "GET, POST, OPTIONS"
+        } else {
+            "GET, OPTIONS"
+        }),
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Content-Type, Last-Event-ID, Cache-Control"),
+        HeaderValue::from_static("Content-Type, Last-Event-ID, Cache-Control, If-Modified-Since"),
     );
     h.insert(
         header::ACCESS_CONTROL_MAX_AGE,

@@ -27,6 +27,7 @@ pub use bodies::body_error;
 mod answers;
 mod bodies;
 mod events;
+mod reads;
 
 type Shared = State<Arc<AppState>>;
 
@@ -89,6 +90,23 @@ enum Target<'a> {
     Streamvis(&'a str),
 }
 
+impl Target<'_> {
+    /// What the target is, and the methods it takes, for a 405's message.
+    fn describe(&self) -> String {
+        match self {
+            Target::Document => "a document (GET, PUT, DELETE)".to_owned(),
+            Target::Doc => "a document's DocJson (GET)".to_owned(),
+            Target::Events => "a document's events (GET)".to_owned(),
+            Target::Source(s, None) => {
+                format!("source {s:?} (GET or an empty POST to read, PUT to replace)")
+            }
+            Target::Source(s, Some(a)) => format!("{a:?} of source {s:?} (POST)"),
+            Target::Model(m, p) => format!("property {p:?} of model {m:?} (PUT)"),
+            Target::Streamvis(c) => format!("streamvis call {c:?} (POST)"),
+        }
+    }
+}
+
 /// Splits `runs/exp42/sources/loss/stream` into the name and what follows it.
 fn split(path: &str) -> Result<(&str, Target<'_>), HttpError> {
     let path = path.trim_end_matches('/');
@@ -127,10 +145,11 @@ async fn document(
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     let method = parts.method;
-    if method == Method::OPTIONS {
-        return Ok(preflight(&state, &headers));
-    }
     let (name, target) = split(&path)?;
+    if method == Method::OPTIONS {
+        let post_reads = matches!(target, Target::Source(_, None));
+        return Ok(preflight(&state, &headers, post_reads));
+    }
     check_name(name)?;
     let key = idempotency_key(&headers)?;
     let read_body = || async {
@@ -169,18 +188,17 @@ async fn document(
         }
         (&Method::GET, Target::Source(source, None)) => {
             let doc = find(&state, name)?;
-            let since = match query.get("since") {
-                None => None,
-                Some(s) => Some(s.parse::<u64>().map_err(|_| {
-                    HttpError::bad_request(format!("since must be a sequence number, not {s:?}"))
-                        .with_field("since")
-                })?),
-            };
-            let request = Request::Read {
-                source: source.to_owned(),
-                since,
-            };
-            json_answer(&state, &headers, doc.rest(request, None).await?)
+            reads::read(&state, doc, source, &headers, &query).await
+        }
+        // An AjaxDataSource polls with an empty POST by default.
+        (&Method::POST, Target::Source(source, None)) => {
+            let doc = find(&state, name)?;
+            if !read_body().await?.is_empty() {
+                return Err(HttpError::bad_request(
+                    "a POST to a source reads it and takes no body: send rows to .../stream",
+                ));
+            }
+            reads::read(&state, doc, source, &headers, &query).await
         }
         (&Method::PUT, Target::Source(source, None)) => {
             let doc = find(&state, name)?;
@@ -233,7 +251,7 @@ async fn document(
         }
         (m, t) => Err(HttpError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("{m} is not allowed on {t:?}"),
+            format!("{m} is not allowed on {}", t.describe()),
         )),
     }
 }

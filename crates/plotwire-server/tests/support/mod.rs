@@ -660,3 +660,104 @@ pub async fn connect_view(port: u16, name: &str, view: &str) -> Client {
     c.expect_ack().await;
     c
 }
+
+/// An open server-sent-events response, read event by event.
+pub struct SseReader {
+    tcp: TcpStream,
+    buf: Vec<u8>,
+    /// The status and headers (names lower-cased) of the response.
+    pub status: u16,
+    /// The response headers.
+    pub headers: Vec<(String, String)>,
+}
+
+/// One SSE event: its fields (`id`, `data`, `retry`, `event`), data lines joined by `\n`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SseMessage {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub retry: Option<String>,
+    pub data: String,
+}
+
+impl SseReader {
+    /// Opens `path` with `Accept: text/event-stream` and `extra_headers` (lines ending in
+    /// `\r\n`). HTTP/1.0, so that the body is not chunked.
+    pub async fn open(port: u16, path: &str, extra_headers: &str) -> SseReader {
+        let mut tcp = within("connect", TcpStream::connect(("127.0.0.1", port)))
+            .await
+            .expect("connect");
+        let req = format!(
+            "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n{extra_headers}\r\n"
+        );
+        within("write", tcp.write_all(req.as_bytes()))
+            .await
+            .expect("write");
+        let mut r = SseReader {
+            tcp,
+            buf: Vec::new(),
+            status: 0,
+            headers: Vec::new(),
+        };
+        let head = r.until(b"\r\n\r\n").await;
+        let head = String::from_utf8(head).expect("UTF-8 head");
+        let mut lines = head.split("\r\n");
+        r.status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .expect("status");
+        r.headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        r
+    }
+
+    /// Reads up to and without `end`, which it consumes; bounded by [`within`].
+    async fn until(&mut self, end: &[u8]) -> Vec<u8> {
+        for _ in 0..10_000 {
+            if let Some(at) = self.buf.windows(end.len()).position(|w| w == end) {
+                let out = self.buf[..at].to_vec();
+                self.buf.drain(..at + end.len());
+                return out;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = within("an SSE event", self.tcp.read(&mut chunk))
+                .await
+                .expect("read");
+            assert!(
+                n > 0,
+                "the stream ended; had {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        panic!("no {end:?} in the stream");
+    }
+
+    /// The next event that has data (comments and keep-alives are skipped).
+    pub async fn next(&mut self) -> SseMessage {
+        for _ in 0..1000 {
+            let block = String::from_utf8(self.until(b"\n\n").await).expect("UTF-8 event");
+            let mut m = SseMessage::default();
+            let mut data = Vec::new();
+            for line in block.lines() {
+                let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                let value = value.strip_prefix(' ').unwrap_or(value).to_owned();
+                match field {
+                    "id" => m.id = Some(value),
+                    "event" => m.event = Some(value),
+                    "retry" => m.retry = Some(value),
+                    "data" => data.push(value),
+                    _ => {}
+                }
+            }
+            if !data.is_empty() {
+                m.data = data.join("\n");
+                return m;
+            }
+        }
+        panic!("no event with data");
+    }
+}

@@ -1,0 +1,201 @@
+//! Reading a source back, in the shapes BokehJS's web data sources take
+//! (`docs/rest-api.md`, "Reading back"):
+//! - one answer, to a `GET` or to the empty `POST` that an `AjaxDataSource` sends by
+//!   default: the cursor envelope `{"since","next","reset","rows","data"}`, or with
+//!   `format=columns` the bare column object that BokehJS assigns as the source's `data`;
+//! - with `Accept: text/event-stream`, an SSE stream for a `ServerSentDataSource`: every
+//!   change of the source is one message, its `id:` the cursor to resume after
+//!   (`Last-Event-ID`), its `data:` a column object. With `mode=append` (the default) a
+//!   message holds the rows after the previous one; with `mode=replace` it holds the
+//!   whole content.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+
+use super::answers::{allow_origin, get_answer, no_store};
+use crate::api::{Answer, Request, RowsRead};
+use crate::error::HttpError;
+use crate::routes::AppState;
+use crate::session::SessionHandle;
+
+/// How long a browser waits before it reopens a data stream that ended (SSE `retry:`).
+const RETRY: Duration = Duration::from_secs(1);
+
+/// How often an idle data stream sends a comment, so that proxies keep it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// What each message of a data stream holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The rows after the previous message (the whole content after a replace).
+    Append,
+    /// The whole content.
+    Replace,
+}
+
+/// Answers a read of `source`: one answer, or an SSE stream for `Accept: text/event-stream`.
+pub(super) async fn read(
+    state: &AppState,
+    doc: Arc<SessionHandle>,
+    source: &str,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<Response, HttpError> {
+    let sse = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"));
+    if sse {
+        let since = headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| query.get("since").cloned());
+        let since = parse_since(since.as_deref())?;
+        let mode = match query.get("mode").map(String::as_str) {
+            None | Some("append") => Mode::Append,
+            Some("replace") => Mode::Replace,
+            Some(other) => {
+                return Err(HttpError::bad_request(format!(
+                    "mode must be append or replace, not {other:?}"
+                ))
+                .with_field("mode"))
+            }
+        };
+        // The first read answers 404 for an unknown source before the stream starts.
+        let first = read_rows(
+            &doc,
+            source,
+            if mode == Mode::Append { since } else { None },
+        )
+        .await?;
+        let mut resp = Sse::new(data_stream(doc, source.to_owned(), mode, first))
+            .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+            .into_response();
+        allow_origin(state, headers, &mut resp);
+        return Ok(no_store(resp));
+    }
+    let since = parse_since(query.get("since").map(String::as_str))?;
+    let columns_only = match query.get("format").map(String::as_str) {
+        None | Some("json") => false,
+        Some("columns") => true,
+        Some(other) => {
+            return Err(HttpError::bad_request(format!(
+                "format must be json or columns, not {other:?}"
+            ))
+            .with_field("format"))
+        }
+    };
+    let rows = read_rows(&doc, source, since).await?;
+    let body = if columns_only {
+        rows.data
+    } else {
+        envelope(&rows)
+    };
+    Ok(get_answer(state, headers, body))
+}
+
+fn parse_since(text: Option<&str>) -> Result<Option<u64>, HttpError> {
+    text.map(|s| {
+        s.trim().parse::<u64>().map_err(|_| {
+            HttpError::bad_request(format!("since must be a sequence number, not {s:?}"))
+                .with_field("since")
+        })
+    })
+    .transpose()
+}
+
+async fn read_rows(
+    doc: &SessionHandle,
+    source: &str,
+    since: Option<u64>,
+) -> Result<RowsRead, HttpError> {
+    let request = Request::Read {
+        source: source.to_owned(),
+        since,
+    };
+    match doc.rest(request, None).await? {
+        Answer::Rows(rows) => Ok(rows),
+        _ => Err(HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected answer from the document",
+        )),
+    }
+}
+
+/// `{"since","next","reset","rows","data"}`.
+fn envelope(r: &RowsRead) -> String {
+    format!(
+        "{{\"since\":{},\"next\":{},\"reset\":{},\"rows\":{},\"data\":{}}}",
+        r.since.map_or("null".to_owned(), |s| s.to_string()),
+        r.next,
+        r.reset,
+        r.rows,
+        r.data
+    )
+}
+
+fn message(rows: &RowsRead) -> SseEvent {
+    SseEvent::default()
+        .id(rows.next.to_string())
+        .data(&rows.data)
+}
+
+/// The data stream: `first` (with the `retry:` delay), then one message per change of the
+/// source, until the document ends or the source goes away.
+fn data_stream(
+    doc: Arc<SessionHandle>,
+    source: String,
+    mode: Mode,
+    first: RowsRead,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    struct St {
+        doc: Arc<SessionHandle>,
+        source: String,
+        mode: Mode,
+        cursor: u64,
+        first: Option<RowsRead>,
+        changed: tokio::sync::watch::Receiver<crate::session::DocStatus>,
+        ended: tokio::sync::watch::Receiver<Option<u16>>,
+    }
+    let st = St {
+        changed: doc.watch_status(),
+        ended: doc.ended(),
+        cursor: first.next,
+        first: Some(first),
+        doc,
+        source,
+        mode,
+    };
+    stream::unfold(st, |mut st| async move {
+        if let Some(first) = st.first.take() {
+            return Some((Ok(message(&first).retry(RETRY)), st));
+        }
+        // Bounded by the document's changes: each turn waits for one.
+        loop {
+            tokio::select! {
+                changed = st.changed.changed() => changed.ok()?,
+                _ = st.ended.wait_for(Option::is_some) => return None,
+            }
+            let rows = read_rows(&st.doc, &st.source, Some(st.cursor)).await.ok()?;
+            st.cursor = rows.next;
+            if rows.rows == 0 && !rows.reset {
+                // Another part of the document changed.
+                continue;
+            }
+            let rows = match st.mode {
+                Mode::Append => rows,
+                Mode::Replace => read_rows(&st.doc, &st.source, None).await.ok()?,
+            };
+            st.cursor = rows.next;
+            return Some((Ok(message(&rows)), st));
+        }
+    })
+}
