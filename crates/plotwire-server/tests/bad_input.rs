@@ -1928,6 +1928,47 @@ fn cases() -> Vec<Case> {
             Http(413, "max-body-bytes"),
         )
         .on(Srv::Tweaked(|c| c.max_body_bytes = 2048)),
+        case(
+            "REST-31",
+            rest(
+                "GET",
+                "/api/v1/documents/{doc}/sources/src?format=xml",
+                "",
+                "",
+            ),
+            Http(400, "format must be json or columns"),
+        ),
+        case(
+            "REST-32",
+            Input::Rest {
+                method: "GET",
+                path: "/api/v1/documents/{doc}/sources/src?mode=sideways",
+                content_type: "",
+                body: Vec::new(),
+                headers: "Accept: text/event-stream\r\n",
+            },
+            Http(400, "mode must be append or replace"),
+        ),
+        case(
+            "REST-33",
+            Input::Rest {
+                method: "GET",
+                path: "/api/v1/documents/{doc}/sources/src",
+                content_type: "",
+                body: Vec::new(),
+                headers: "Accept: text/event-stream\r\nLast-Event-ID: yesterday\r\n",
+            },
+            Http(400, "since must be a sequence number"),
+        ),
+        case(
+            "REST-34",
+            rest_json(
+                "POST",
+                "/api/v1/documents/{doc}/sources/src",
+                json!({"x": [1.0]}),
+            ),
+            Http(400, "send rows to .../stream"),
+        ),
         // --- limits -----------------------------------------------------------------------
         case(
             "LIM-01",
