@@ -893,6 +893,26 @@ fn conform_converts_ints_into_float_columns_and_refuses_floats_into_int_columns(
 }
 
 #[test]
+fn integers_past_int32_go_into_int_list_columns() {
+    // Bokeh keeps Python ints as JSON lists; BokehJS holds them as doubles, exact to 2^53.
+    let cols = dec(JSON, br#"{"i": [1099511627776, -3, 9007199254740992]}"#);
+    let out = conform(cols, &kinds(&[("i", ColumnKind::Int)])).unwrap();
+    assert_eq!(
+        get(&out, "i"),
+        &Value::List(vec![
+            Value::Int(1_099_511_627_776),
+            Value::Int(-3),
+            Value::Int(9_007_199_254_740_992)
+        ])
+    );
+    // A fraction is still no integer, nor is a whole number past 2^53.
+    let cols = dec(JSON, br#"{"i": [1099511627776, 0.5]}"#);
+    assert!(conform(cols, &kinds(&[("i", ColumnKind::Int)])).is_err());
+    let cols = dec(JSON, br#"{"i": [1.8e16]}"#);
+    assert!(conform(cols, &kinds(&[("i", ColumnKind::Int)])).is_err());
+}
+
+#[test]
 fn conform_into_binary_columns() {
     let f64col = ColumnKind::Binary {
         form: ArrayForm::Typed,

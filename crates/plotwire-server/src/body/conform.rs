@@ -15,8 +15,9 @@ use super::{BodyError, Columns};
 /// - Binary columns take numbers converted to their dtype (integers into any numeric
 ///   dtype when in range, floats only into float dtypes), booleans only into `bool`, with
 ///   the column's form.
-/// - `Float` list columns take numbers, `Int` list columns integers, `Bool` booleans,
-///   each converted to a list of that kind; `Str` columns take strings.
+/// - `Float` list columns take numbers, `Int` list columns integers (and float64 batches
+///   of whole numbers within ±2^53), `Bool` booleans, each converted to a list of that
+///   kind; `Str` columns take strings.
 /// - A column with no rows fits any kind.
 ///
 /// Every refusal names the column.
@@ -59,6 +60,12 @@ fn int_range(d: DType) -> (f64, f64) {
     }
 }
 
+/// Whether `x` is a whole number within ±2^53, where every integer is exact.
+fn exact_integer(x: f64) -> bool {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    x.fract() == 0.0 && x.abs() <= EXACT
+}
+
 /// Appends `x` as one little-endian element of a numeric `dtype` (range checked before).
 fn put(dtype: DType, x: f64, out: &mut Vec<u8>) {
     match dtype {
@@ -96,6 +103,11 @@ fn fit(name: &str, value: Value, kind: ColumnKind) -> Result<Value, BodyError> {
     Ok(match kind {
         ColumnKind::Float if dtype != DType::Bool => Value::List(items.map(Value::Float).collect()),
         ColumnKind::Int if is_int(dtype) => {
+            Value::List(items.map(|x| Value::Int(x as i64)).collect())
+        }
+        // Integers past int32 arrive as float64 (every format narrows them so); whole
+        // numbers that a double holds exactly, as BokehJS holds them, are integers.
+        ColumnKind::Int if dtype == DType::F64 && items.clone().all(exact_integer) => {
             Value::List(items.map(|x| Value::Int(x as i64)).collect())
         }
         ColumnKind::Bool if dtype == DType::Bool => {
