@@ -15,59 +15,13 @@ use crate::pages;
 use crate::routes::{self, AppState, Target};
 use crate::upgrade::WebSocketUpgrade;
 
-/// Longest document name, in bytes.
-pub const MAX_NAME_BYTES: usize = 200;
-
-/// Most `/`-separated segments in a document name.
-pub const MAX_NAME_SEGMENTS: usize = 8;
-
-/// Words that end a document name in URLs, so no segment may be one of them.
-pub const RESERVED_SEGMENTS: &[&str] = &[
-    "sources",
-    "events",
-    "models",
-    "doc",
-    "views",
-    "streamvis",
-    "ws",
-    "autoload.js",
-    "metadata",
-];
+pub use plotwire_api::names::{MAX_NAME_BYTES, MAX_NAME_SEGMENTS, RESERVED_SEGMENTS};
 
 /// Checks a document name (`docs/rest-api.md`): one to eight segments of letters,
 /// digits and `-_.~`, none starting with `.` or reserved, at most 200 bytes.
 pub fn check_name(name: &str) -> Result<(), HttpError> {
-    let bad = |why: String| Err(HttpError::bad_request(why).with_field("name"));
-    if name.is_empty() || name.len() > MAX_NAME_BYTES {
-        return bad(format!(
-            "a document name has 1 to {MAX_NAME_BYTES} bytes, not {}",
-            name.len()
-        ));
-    }
-    let segments: Vec<&str> = name.split('/').collect();
-    if segments.len() > MAX_NAME_SEGMENTS {
-        return bad(format!(
-            "a document name has at most {MAX_NAME_SEGMENTS} segments"
-        ));
-    }
-    for seg in segments {
-        let valid = !seg.is_empty()
-            && !seg.starts_with('.')
-            && seg
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b));
-        if !valid {
-            return bad(format!(
-                "bad segment {seg:?} in document name {name:?}: use letters, digits and -_.~, not starting with a dot"
-            ));
-        }
-        if RESERVED_SEGMENTS.contains(&seg) {
-            return bad(format!(
-                "{seg:?} is reserved and cannot be part of a document name"
-            ));
-        }
-    }
-    Ok(())
+    plotwire_api::names::check_name(name)
+        .map_err(|e| HttpError::bad_request(e.to_string()).with_field("name"))
 }
 
 /// A spec error as HTTP 400, naming the spec field to blame.

@@ -2,30 +2,13 @@
 //! of JSON header `{"columns":[{"name","dtype","length"}, ...]}`, then each column's
 //! little-endian elements in header order, each starting at an 8-aligned offset.
 
+use plotwire_api::raw::{self, Dtype, RawError};
 use plotwire_protocol::value::DType;
-use serde::Deserialize;
 
 use super::columns::{Budget, Data, Table};
 use super::BodyError;
 
-/// The magic that starts a raw body.
-const MAGIC: &[u8; 4] = b"PWC1";
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Header {
-    columns: Vec<ColumnHeader>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ColumnHeader {
-    name: String,
-    dtype: String,
-    length: usize,
-}
-
-/// The element types of the raw format.
+/// The element types of the raw format, as the decoder keeps them.
 #[derive(Clone, Copy)]
 enum RawType {
     /// A Bokeh dtype, taken as it is (bool checked to be 0 or 1).
@@ -37,88 +20,55 @@ enum RawType {
 }
 
 impl RawType {
-    fn of(name: &str) -> Option<RawType> {
-        Some(match name {
-            "int64" => RawType::I64,
-            "uint64" => RawType::U64,
-            "object" => return None,
-            other => RawType::Bokeh(DType::from_name(other)?),
+    fn of(d: Dtype) -> RawType {
+        RawType::Bokeh(match d {
+            Dtype::Int64 => return RawType::I64,
+            Dtype::UInt64 => return RawType::U64,
+            Dtype::Float64 => DType::F64,
+            Dtype::Float32 => DType::F32,
+            Dtype::Int32 => DType::I32,
+            Dtype::Int16 => DType::I16,
+            Dtype::Int8 => DType::I8,
+            Dtype::UInt32 => DType::U32,
+            Dtype::UInt16 => DType::U16,
+            Dtype::UInt8 => DType::U8,
+            Dtype::Bool => DType::Bool,
         })
     }
+}
 
-    fn size(self) -> usize {
-        match self {
-            RawType::Bokeh(d) => d.size(),
-            RawType::I64 | RawType::U64 => 8,
-        }
+fn raw_error(e: RawError) -> BodyError {
+    match e {
+        RawError::BadMagic => BodyError::BadMagic,
+        RawError::TruncatedHeader(problem) => BodyError::TruncatedHeader { problem },
+        RawError::BadHeader(problem) => BodyError::BadHeader { problem },
+        RawError::UnknownDtype { column, dtype } => BodyError::UnknownDType { column, dtype },
+        RawError::ShortData {
+            column,
+            start,
+            end,
+            len,
+        } => BodyError::ShortData {
+            column,
+            start,
+            end,
+            len,
+        },
+        RawError::TrailingData(extra) => BodyError::TrailingData { extra },
     }
 }
 
-fn align8(x: usize) -> Option<usize> {
-    x.checked_add(7).map(|x| x & !7)
-}
-
-/// Decodes a raw body.
+/// Decodes a raw body (the layout is found by [`plotwire_api::raw::parse`], the format's
+/// one definition).
 pub(super) fn decode(body: &[u8], budget: &mut Budget) -> Result<Table, BodyError> {
-    let truncated = |problem: &str| BodyError::TruncatedHeader {
-        problem: problem.to_owned(),
-    };
-    let magic = body.get(..4).ok_or_else(|| truncated("no magic"))?;
-    if magic != MAGIC {
-        return Err(BodyError::BadMagic);
-    }
-    let len_bytes: [u8; 4] = body
-        .get(4..8)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| truncated("no header length"))?;
-    let h = usize::try_from(u32::from_le_bytes(len_bytes)).unwrap_or(usize::MAX);
-    let header_end = h
-        .checked_add(8)
-        .filter(|&e| e <= body.len())
-        .ok_or_else(|| {
-            truncated(&format!(
-                "the header needs {h} bytes but the body has {}",
-                body.len().saturating_sub(8)
-            ))
-        })?;
-    let header: Header = serde_json::from_slice(body.get(8..header_end).unwrap_or_default())
-        .map_err(|e| BodyError::BadHeader {
-            problem: e.to_string(),
-        })?;
-    budget.columns(header.columns.len())?;
+    let layout = raw::parse(body).map_err(raw_error)?;
+    budget.columns(layout.len())?;
     let mut table = Table::default();
-    let mut offset = header_end;
-    for col in header.columns {
-        let ty = RawType::of(&col.dtype).ok_or_else(|| BodyError::UnknownDType {
-            column: col.name.clone(),
-            dtype: col.dtype.clone(),
-        })?;
+    for col in layout {
         budget.rows(col.length)?;
-        let start = align8(offset).unwrap_or(usize::MAX);
-        let end = col
-            .length
-            .checked_mul(ty.size())
-            .and_then(|n| start.checked_add(n));
-        let bytes = match end.and_then(|e| body.get(start..e)) {
-            Some(b) => b,
-            None => {
-                return Err(BodyError::ShortData {
-                    column: col.name,
-                    start,
-                    end: end.unwrap_or(usize::MAX),
-                    len: body.len(),
-                })
-            }
-        };
-        offset = start + bytes.len();
-        let data = read(&col.name, ty, bytes)?;
+        let bytes = body.get(col.bytes).unwrap_or_default();
+        let data = read(&col.name, RawType::of(col.dtype), bytes)?;
         table.add(col.name, data, budget)?;
-    }
-    let padded = align8(offset).unwrap_or(usize::MAX).min(body.len());
-    if padded < body.len() {
-        return Err(BodyError::TrailingData {
-            extra: body.len() - offset,
-        });
     }
     Ok(table)
 }

@@ -1,0 +1,15 @@
+//! The wire types of plotwire's REST API (`docs/rest-api.md`), in one crate that both the
+//! server and the clients use, so that the two cannot drift apart:
+//! - [`raw`]: the `application/x-plotwire-columns` body (raw little-endian typed arrays);
+//! - [`names`]: what a document name may be;
+//! - [`answers`]: the JSON answers and the error body;
+//! - [`events`]: the viewer events producers receive;
+//! - [`paths`]: where each endpoint is.
+//!
+//! It depends on serde alone, so a client that uses it pulls in nothing of the server.
+
+pub mod answers;
+pub mod events;
+pub mod names;
+pub mod paths;
+pub mod raw;
