@@ -623,3 +623,74 @@ async fn a_data_stream_sends_every_row_once_and_resumes_after_its_id() {
     let missing = SseReader::open(port, "/api/v1/documents/t/sse/sources/nope", "").await;
     assert_eq!(missing.status, 404);
 }
+
+/// Every REST answer parses into its type in `plotwire-api`, the crate clients build
+/// on, so the server and the clients cannot drift apart.
+#[tokio::test]
+async fn answers_are_the_shared_api_types() {
+    use plotwire_api::answers::{
+        DocumentList, ErrorBody, EventPage, Published, ReadBack, Summary, Written,
+    };
+    use plotwire_api::events::EventKind;
+    use plotwire_api::{paths, raw};
+
+    let port = start(config()).await;
+    let parse = |what: &str, body: &Json| -> Json {
+        assert!(body.is_object(), "{what}: {body}");
+        body.clone()
+    };
+    let (status, body) = http_json(port, "PUT", &paths::document("t/api"), &demo_doc()).await;
+    assert_eq!(status, 201);
+    let published: Published = serde_json::from_value(parse("publish", &body)).unwrap();
+    assert_eq!(published.url, "/d/t/api/");
+
+    let x = [1.0f64, 2.0];
+    let payload = raw::encode(&[
+        ("x", raw::ColumnData::Float64(&x)),
+        ("y", raw::ColumnData::Float64(&x)),
+    ]);
+    let (status, _, body) = http_send(
+        port,
+        "POST",
+        &paths::source_action("t/api", "src", "stream"),
+        &format!("Content-Type: {}\r\n", raw::CONTENT_TYPE),
+        &payload,
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let written: Written = serde_json::from_slice(&body).unwrap();
+    assert_eq!(written.rows, Some(3));
+
+    let (_, body) = http_json(port, "GET", &paths::source("t/api", "src"), &Json::Null).await;
+    let read: ReadBack = serde_json::from_value(parse("read", &body)).unwrap();
+    assert_eq!((read.rows, read.reset), (3, true));
+    assert_eq!(read.data["x"], [json!(0.5), json!(1.0), json!(2.0)]);
+
+    let (_, body) = http_json(port, "GET", paths::DOCUMENTS, &Json::Null).await;
+    let list: DocumentList = serde_json::from_value(parse("list", &body)).unwrap();
+    assert_eq!(list.documents[0].name, "t/api");
+    let (_, body) = http_json(port, "GET", &paths::document("t/api"), &Json::Null).await;
+    let summary: Summary = serde_json::from_value(parse("summary", &body)).unwrap();
+    assert_eq!(summary.sources["src"].rows, 3);
+
+    let view = connect_view(port, "t/api", "api-view").await;
+    let (_, body) = http_json(
+        port,
+        "GET",
+        &format!("{}?since=0&timeout=5", paths::events("t/api")),
+        &Json::Null,
+    )
+    .await;
+    let page: EventPage = serde_json::from_value(parse("events", &body)).unwrap();
+    assert!(
+        page.events.iter().any(|e| e.view == "api-view"
+            && matches!(&e.kind, EventKind::View { event } if event == "open")),
+        "{body}"
+    );
+    drop(view);
+
+    let (status, body) = http_json(port, "GET", &paths::source("t/api", "nope"), &Json::Null).await;
+    assert_eq!(status, 404);
+    let error: ErrorBody = serde_json::from_value(parse("error", &body)).unwrap();
+    assert!(error.error.contains("nope"), "{error:?}");
+}
