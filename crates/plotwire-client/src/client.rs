@@ -1,0 +1,409 @@
+//! The async client: every REST operation, with retries that carry an idempotency key,
+//! so that a network blip or a server restart neither loses nor repeats a write.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::{self, Stream};
+use hyper::{Method, StatusCode};
+use plotwire_api::answers::{
+    DocumentList, ErrorBody, EventPage, Published, ReadBack, Summary, Written,
+};
+use plotwire_api::events::ViewerEvent;
+use plotwire_api::{names, paths, raw};
+use serde::de::DeserializeOwned;
+use serde_json::Value as Json;
+
+use crate::transport::{Answer, Base, Failure, Transport};
+use crate::{Columns, Error};
+
+/// How long the events long-poll waits on the server for the next event.
+const POLL_SECONDS: u64 = 25;
+
+/// How a failed attempt is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts in all, the first included (at least 1).
+    pub attempts: u32,
+    /// The wait before the second attempt; it doubles after each attempt.
+    pub first_delay: Duration,
+    /// The longest wait between two attempts.
+    pub max_delay: Duration,
+}
+
+impl Default for Retry {
+    /// 8 attempts over about 10 s, enough to ride out a server restart.
+    fn default() -> Retry {
+        Retry {
+            attempts: 8,
+            first_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A connection to one plotwire server. Cheap to clone; clones share the connection pool.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), plotwire_client::Error> {
+/// use plotwire_client::{Client, Columns};
+/// let client = Client::new("http://127.0.0.1:5006")?;
+/// client.publish("runs/exp42", &serde_json::json!({"plots": {}})).await?;
+/// let batch = Columns::new().with("step", vec![1i64, 2]).with("loss", vec![0.9, 0.8]);
+/// client.stream("runs/exp42", "loss.data", &batch, Some(10_000)).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    transport: Transport,
+    url: String,
+    retry: Retry,
+    timeout: Duration,
+}
+
+/// A request, as the retry loop sends it again and again.
+struct Call<'a> {
+    method: Method,
+    path: String,
+    content_type: Option<&'a str>,
+    body: Bytes,
+    /// Writes carry one key for all their attempts.
+    key: Option<String>,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client of the server at `url`: `http://host:port`, `http://host:port/prefix`, or
+    /// `host:port` as streamvis takes it. Nothing is sent until the first call.
+    pub fn new(url: &str) -> Result<Client, Error> {
+        let base = Base::parse(url)?;
+        Ok(Client {
+            transport: Transport::new(base, Duration::from_secs(5)),
+            url: url.to_owned(),
+            retry: Retry::default(),
+            timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// The same client with another retry policy.
+    pub fn with_retry(mut self, retry: Retry) -> Client {
+        retry_at_least_once(&mut self, retry);
+        self
+    }
+
+    /// The same client with another per-request timeout (default 30 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Publishes a dashboard spec, a Bokeh `json_item` or a DocJson (the server tells
+    /// them apart by their content) under `name`, creating or replacing the document.
+    pub async fn publish(&self, name: &str, document: &Json) -> Result<Published, Error> {
+        names::check_name(name)?;
+        let body = Bytes::from(document.to_string());
+        self.json(self.write(Method::PUT, paths::document(name), "application/json", body))
+            .await
+    }
+
+    /// Appends `columns` to `source` (its `name` or id), keeping at most `rollover` rows.
+    pub async fn stream(
+        &self,
+        name: &str,
+        source: &str,
+        columns: &Columns,
+        rollover: Option<usize>,
+    ) -> Result<Written, Error> {
+        names::check_name(name)?;
+        let mut path = paths::source_action(name, source, "stream");
+        if let Some(n) = rollover {
+            path.push_str(&format!("?rollover={n}"));
+        }
+        let body = Bytes::from(columns.encode()?);
+        self.json(self.write(Method::POST, path, raw::CONTENT_TYPE, body))
+            .await
+    }
+
+    /// Replaces the whole content of `source` with `columns`.
+    pub async fn replace(
+        &self,
+        name: &str,
+        source: &str,
+        columns: &Columns,
+    ) -> Result<Written, Error> {
+        names::check_name(name)?;
+        let body = Bytes::from(columns.encode()?);
+        self.json(self.write(
+            Method::PUT,
+            paths::source(name, source),
+            raw::CONTENT_TYPE,
+            body,
+        ))
+        .await
+    }
+
+    /// Patches single rows of `source`: `{"column": [[index, value], ...]}`.
+    pub async fn patch(&self, name: &str, source: &str, patches: &Json) -> Result<Written, Error> {
+        names::check_name(name)?;
+        let body = Bytes::from(patches.to_string());
+        self.json(self.write(
+            Method::POST,
+            paths::source_action(name, source, "patch"),
+            "application/json",
+            body,
+        ))
+        .await
+    }
+
+    /// Empties every column of `source`.
+    pub async fn clear(&self, name: &str, source: &str) -> Result<Written, Error> {
+        names::check_name(name)?;
+        self.json(self.write(
+            Method::POST,
+            paths::source_action(name, source, "clear"),
+            "application/json",
+            Bytes::new(),
+        ))
+        .await
+    }
+
+    /// Reads `source` back: everything (`since` = `None`), or the rows appended after the
+    /// cursor `since` (the `next` of the previous read). `reset` in the answer means its
+    /// data is the whole content.
+    pub async fn data(
+        &self,
+        name: &str,
+        source: &str,
+        since: Option<u64>,
+    ) -> Result<ReadBack, Error> {
+        names::check_name(name)?;
+        let mut path = paths::source(name, source);
+        if let Some(s) = since {
+            path.push_str(&format!("?since={s}"));
+        }
+        self.json(self.read(path)).await
+    }
+
+    /// Sets `prop` of the model named (or with id) `model` to `value`, for every view, or
+    /// for the view `view` alone.
+    pub async fn set(
+        &self,
+        name: &str,
+        model: &str,
+        prop: &str,
+        value: &Json,
+        view: Option<&str>,
+    ) -> Result<Written, Error> {
+        names::check_name(name)?;
+        let body = serde_json::json!({ "value": value, "view": view });
+        self.json(self.write(
+            Method::PUT,
+            paths::property(name, model, prop),
+            "application/json",
+            Bytes::from(body.to_string()),
+        ))
+        .await
+    }
+
+    /// The published documents.
+    pub async fn documents(&self) -> Result<DocumentList, Error> {
+        self.json(self.read(paths::DOCUMENTS.to_owned())).await
+    }
+
+    /// A document's summary: title, views, sequence number and sources.
+    pub async fn summary(&self, name: &str) -> Result<Summary, Error> {
+        names::check_name(name)?;
+        self.json(self.read(paths::document(name))).await
+    }
+
+    /// Deletes a document; its open pages show that it has ended.
+    pub async fn delete(&self, name: &str) -> Result<(), Error> {
+        names::check_name(name)?;
+        let call = Call {
+            method: Method::DELETE,
+            path: paths::document(name),
+            content_type: None,
+            body: Bytes::new(),
+            key: None,
+            timeout: self.timeout,
+        };
+        self.send(call).await.map(drop)
+    }
+
+    /// What viewers do in document `name`, after the event `since` (0 for all that are
+    /// kept), as they happen. The stream resumes after the last event it gave, through
+    /// network failures and server restarts (retried as any call). It ends with an error
+    /// when the retries run out or the document is gone.
+    pub fn events(
+        &self,
+        name: &str,
+        since: u64,
+    ) -> impl Stream<Item = Result<ViewerEvent, Error>> + Send + 'static {
+        struct St {
+            client: Client,
+            name: String,
+            cursor: u64,
+            pending: std::collections::VecDeque<ViewerEvent>,
+            done: bool,
+        }
+        let st = St {
+            client: self.clone(),
+            name: name.to_owned(),
+            cursor: since,
+            pending: std::collections::VecDeque::new(),
+            done: names::check_name(name).is_err(),
+        };
+        stream::unfold(st, |mut st| async move {
+            if st.done {
+                return None;
+            }
+            // Each turn is one long-poll, which waits on the server for up to
+            // POLL_SECONDS; an empty answer only means nothing happened meanwhile.
+            loop {
+                if let Some(e) = st.pending.pop_front() {
+                    st.cursor = e.seq;
+                    return Some((Ok(e), st));
+                }
+                let path = format!(
+                    "{}?since={}&timeout={POLL_SECONDS}",
+                    paths::events(&st.name),
+                    st.cursor
+                );
+                let call = Call {
+                    method: Method::GET,
+                    path,
+                    content_type: None,
+                    body: Bytes::new(),
+                    key: None,
+                    timeout: Duration::from_secs(POLL_SECONDS) + st.client.timeout,
+                };
+                match st.client.json::<EventPage>(call).await {
+                    Ok(page) => {
+                        st.pending
+                            .extend(page.events.into_iter().filter(|e| e.seq > st.cursor));
+                        if st.pending.is_empty() {
+                            st.cursor = st.cursor.max(page.next);
+                        }
+                    }
+                    Err(e) => {
+                        st.done = true;
+                        return Some((Err(e), st));
+                    }
+                }
+            }
+        })
+    }
+
+    fn read(&self, path: String) -> Call<'static> {
+        Call {
+            method: Method::GET,
+            path,
+            content_type: None,
+            body: Bytes::new(),
+            key: None,
+            timeout: self.timeout,
+        }
+    }
+
+    fn write<'a>(
+        &self,
+        method: Method,
+        path: String,
+        content_type: &'a str,
+        body: Bytes,
+    ) -> Call<'a> {
+        Call {
+            method,
+            path,
+            content_type: Some(content_type),
+            body,
+            key: Some(idempotency_key()),
+            timeout: self.timeout,
+        }
+    }
+
+    async fn json<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, Error> {
+        let answer = self.send(call).await?;
+        serde_json::from_slice(&answer.body).map_err(|e| {
+            Error::BadAnswer(format!(
+                "{e}: {}",
+                String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)])
+            ))
+        })
+    }
+
+    /// Sends `call` until it gets an answer that is not worth retrying, or the attempts
+    /// run out. Connection failures, timeouts and 502/503/504 are retried; a write keeps
+    /// its idempotency key across attempts, so the server applies it once.
+    async fn send(&self, call: Call<'_>) -> Result<Answer, Error> {
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(2);
+        if let Some(ct) = call.content_type {
+            headers.push(("content-type", ct));
+        }
+        if let Some(key) = &call.key {
+            headers.push(("idempotency-key", key));
+        }
+        let mut delay = self.retry.first_delay;
+        let mut reason = String::new();
+        for attempt in 1..=self.retry.attempts {
+            if attempt > 1 {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(self.retry.max_delay);
+            }
+            let sent = self
+                .transport
+                .send(
+                    &call.method,
+                    &call.path,
+                    &headers,
+                    call.body.clone(),
+                    call.timeout,
+                )
+                .await;
+            match sent {
+                Ok(a) if a.status.is_success() => return Ok(a),
+                Ok(a) if retryable(a.status) => {
+                    reason = format!("HTTP {}", a.status.as_u16());
+                }
+                Ok(a) => return Err(api_error(a)),
+                Err(Failure::Transient(why)) => reason = why,
+                Err(Failure::Fatal(e)) => return Err(e),
+            }
+        }
+        Err(Error::Unreachable {
+            url: self.url.clone(),
+            attempts: self.retry.attempts,
+            reason,
+        })
+    }
+}
+
+fn retry_at_least_once(client: &mut Client, retry: Retry) {
+    client.retry = Retry {
+        attempts: retry.attempts.max(1),
+        ..retry
+    };
+}
+
+fn retryable(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+    )
+}
+
+fn api_error(a: Answer) -> Error {
+    let body = serde_json::from_slice::<ErrorBody>(&a.body).unwrap_or_else(|_| ErrorBody {
+        error: String::from_utf8_lossy(&a.body[..a.body.len().min(500)]).into_owned(),
+        field: None,
+    });
+    Error::Api {
+        status: a.status.as_u16(),
+        body,
+    }
+}
+
+/// A fresh idempotency key: 128 random bits in hex.
+fn idempotency_key() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
