@@ -48,9 +48,14 @@ impl Default for Retry {
 /// # async fn run() -> Result<(), plotwire_client::Error> {
 /// use plotwire_client::{Client, Columns};
 /// let client = Client::new("http://127.0.0.1:5006")?;
-/// client.publish("runs/exp42", &serde_json::json!({"plots": {}})).await?;
-/// let batch = Columns::new().with("step", vec![1i64, 2]).with("loss", vec![0.9, 0.8]);
-/// client.stream("runs/exp42", "loss.data", &batch, Some(10_000)).await?;
+/// let spec = serde_json::json!({
+///     "sources": {"train": {"columns": {"step": "int32", "loss": "float64"}}},
+///     "plots": {"loss": {"kind": "line", "source": "train", "x": "step", "y": "loss"}},
+///     "layout": {"grid": {"loss": [0, 0, 1, 1]}}
+/// });
+/// client.publish("runs/exp42", &spec).await?;
+/// let batch = Columns::new().with("step", vec![1i32, 2]).with("loss", vec![0.9, 0.8]);
+/// client.stream("runs/exp42", "train", &batch, Some(10_000)).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

@@ -19,12 +19,13 @@
 //! let client = Client::new("127.0.0.1:5006")?;
 //! let spec = serde_json::json!({
 //!     "title": "training",
-//!     "plots": {"loss": {"kind": "line", "x": "step", "y": ["loss"]}},
-//!     "layout": {"loss": [0, 0, 1, 1]}
+//!     "sources": {"train": {"columns": {"step": "int32", "loss": "float64"}}},
+//!     "plots": {"loss": {"kind": "line", "source": "train", "x": "step", "y": "loss"}},
+//!     "layout": {"grid": {"loss": [0, 0, 1, 1]}}
 //! });
 //! client.publish("runs/exp42", &spec).await?;
-//! let batch = Columns::new().with("step", vec![1i64, 2, 3]).with("loss", vec![0.9, 0.7, 0.6]);
-//! client.stream("runs/exp42", "loss.data", &batch, None).await?;
+//! let batch = Columns::new().with("step", vec![1i32, 2, 3]).with("loss", vec![0.9, 0.7, 0.6]);
+//! client.stream("runs/exp42", "train", &batch, None).await?;
 //! let mut events = Box::pin(client.events("runs/exp42", 0));
 //! while let Some(event) = events.next().await {
 //!     println!("{:?}", event?);
