@@ -254,21 +254,27 @@ pub fn app_page(
 }
 
 /// The page's loader of the bundles it needs only later: once `rendered` (the promise of
-/// `embed_items`) settles, after the next frame, it adds their scripts in order.
+/// `embed_items`) settles and every document is idle (its first render painted; checked
+/// once per frame, for at most 600 frames), it adds their scripts in order.
 const LOAD_LATER: &str = "              function load_later(rendered, urls) {
                 const load = function() {
-                  requestAnimationFrame(function() {
-                    setTimeout(function() {
-                      for (const url of urls) {
-                        const s = document.createElement(\"script\");
-                        s.src = url;
-                        s.async = false;
-                        document.head.appendChild(s);
-                      }
-                    }, 0);
-                  });
+                  for (const url of urls) {
+                    const s = document.createElement(\"script\");
+                    s.src = url;
+                    s.async = false;
+                    document.head.appendChild(s);
+                  }
                 };
-                Promise.resolve(rendered).then(load, load);
+                let frames = 0;
+                const when_idle = function() {
+                  const docs = (window.Bokeh && Bokeh.documents) || [];
+                  if (docs.every(function(d) { return d.is_idle; }) || ++frames > 600) {
+                    setTimeout(load, 0);
+                  } else {
+                    requestAnimationFrame(when_idle);
+                  }
+                };
+                Promise.resolve(rendered).then(when_idle, load);
               }
 ";
 

@@ -466,7 +466,7 @@ fn app_page_runs_the_later_bundles_after_the_render() {
     assert!(page.contains(&format!(
         "load_later(root.Bokeh.embed.embed_items(docs_json, render_items), [\"{widgets}\"]);"
     )));
-    assert!(page.contains("Promise.resolve(rendered).then(load, load)"));
+    assert!(page.contains("Promise.resolve(rendered).then(when_idle, load)"));
 }
 
 #[test]
