@@ -7,6 +7,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use plotwire_server::{Config, SessionIdMode};
 
+mod commands;
+mod push;
+mod remote;
+
 /// jemalloc instead of glibc malloc. glibc raises its mmap threshold after the first big
 /// free, so the multi-megabyte buffers of later pulls come from per-thread arenas it keeps:
 /// a server that answered 100 pulls of a 1e6-point document held ~500 MiB it no longer
@@ -27,6 +31,16 @@ struct Cli {
 enum Command {
     /// Run the server. Unmodified BokehJS 3.9.2 and bokeh.client 3.9.2 talk to it like to `bokeh serve`.
     Serve(ServeArgs),
+    /// Publish a dashboard spec, a Bokeh json_item or a DocJson under a name.
+    Publish(commands::PublishArgs),
+    /// Stream CSV or NDJSON rows from a file or stdin into a source.
+    Push(push::PushArgs),
+    /// Print what viewers do in a document, as NDJSON, as it happens.
+    Events(commands::EventsArgs),
+    /// Read a source back (CSV, NDJSON or JSON).
+    Get(commands::GetArgs),
+    /// List the published documents.
+    Ls(commands::LsArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -294,6 +308,25 @@ async fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Publish(args) => finish("publish", commands::publish(args).await),
+        Command::Push(args) => match push::check(&args) {
+            Ok(()) => finish("push", push::run(args).await),
+            Err(e) => finish("push", Err(e)),
+        },
+        Command::Events(args) => finish("events", commands::events(args).await),
+        Command::Get(args) => finish("get", commands::get(args).await),
+        Command::Ls(args) => finish("ls", commands::ls(args).await),
+    }
+}
+
+/// The exit status of a client subcommand, its error printed.
+fn finish(command: &str, result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("plotwire {command}: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,751 @@
+//! `plotwire push`: CSV (with a header row) or NDJSON from a file or stdin, in batches,
+//! into a source of a published document.
+//!
+//! - Column types come from `--schema` or from the first [`INFER_ROWS`] rows: `int64` when
+//!   every value is an integer, else `float64` when every value is a number (`nan`, `inf`
+//!   included), else `bool` for `true`/`false`; text is refused.
+//! - A row is converted whole before it joins a batch, so a bad row adds nothing. It stops
+//!   the push with its line number, unless `--skip-bad-rows` counts it and goes on.
+//! - A file is read and checked to its end before anything is sent, so a bad row sends
+//!   nothing. Stdin is sent as it comes, a batch at a time (`--batch-rows`, or after
+//!   `--batch-ms` with rows waiting), as `tail -F log | plotwire push ...` needs.
+
+use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use plotwire_client::{Client, Columns, Values};
+use serde_json::Value as Json;
+use tokio::sync::mpsc;
+
+use crate::remote::RemoteArgs;
+
+/// Rows read to infer the column types (see [`infer`]).
+const INFER_ROWS: usize = 100;
+
+/// How often a push prints a progress line when stdout is not a terminal.
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Records read ahead of the sender (stdin).
+const QUEUE_ROWS: usize = 100_000;
+
+/// `plotwire push` arguments.
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  plotwire push runs/exp42 train metrics.csv\n  \
+    tail -F app.log | awk '{print $1\",\"$5}' | plotwire push --format csv ops/latency lat -"
+)]
+pub struct PushArgs {
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// The document name.
+    name: String,
+    /// The source (its name or id).
+    source: String,
+    /// A CSV or NDJSON file; `-` or nothing for stdin.
+    file: Option<PathBuf>,
+    /// The input format (default: from the file's extension, else from its first
+    /// character: `{` is NDJSON).
+    #[arg(long, value_enum)]
+    format: Option<InputFormat>,
+    /// Keep at most this many rows in the source.
+    #[arg(long)]
+    rollover: Option<usize>,
+    /// Rows per request.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    batch_rows: u64,
+    /// With stdin, send the rows waiting after this many milliseconds.
+    #[arg(long, default_value_t = 250)]
+    batch_ms: u64,
+    /// Column types, overriding the inferred ones: `name:type,...` with the types
+    /// float64, int64 and bool.
+    #[arg(long)]
+    schema: Option<String>,
+    /// Skip rows that do not convert (counted and reported), instead of stopping.
+    #[arg(long)]
+    skip_bad_rows: bool,
+}
+
+/// The input formats.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+/// A column type of the push.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ColType {
+    F64,
+    I64,
+    Bool,
+}
+
+impl ColType {
+    fn parse(name: &str) -> Option<ColType> {
+        match name {
+            "float64" | "float" | "f64" => Some(ColType::F64),
+            "int64" | "int" | "i64" => Some(ColType::I64),
+            "bool" => Some(ColType::Bool),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ColType::F64 => "float64",
+            ColType::I64 => "int64",
+            ColType::Bool => "bool",
+        }
+    }
+}
+
+/// One value as read: CSV text or an NDJSON scalar.
+#[derive(Clone, Debug)]
+enum Field {
+    Text(String),
+    Json(Json),
+}
+
+/// One input row, with its line number.
+#[derive(Debug)]
+struct Record {
+    line: u64,
+    fields: Vec<Field>,
+}
+
+/// What the reader hands the sender.
+enum Input {
+    /// The column names (first, once).
+    Header(Vec<String>),
+    /// A row.
+    Row(Record),
+    /// A row that could not even be split into fields.
+    Bad { line: u64, why: String },
+}
+
+/// Runs the push; the error is the message to print.
+pub async fn run(args: PushArgs) -> Result<(), String> {
+    let client = args.remote.client()?;
+    let from_file = args.file.as_ref().is_some_and(|f| f.as_os_str() != "-");
+    let (mut input, format) = open(&args)?;
+    let (tx, mut rx) = mpsc::channel::<Input>(QUEUE_ROWS);
+    let reader = std::thread::spawn(move || read_input(&mut input, format, &tx));
+    let mut push = Push::new(&args, client);
+    let outcome = if from_file {
+        push.file(&mut rx).await
+    } else {
+        push.stdin(&mut rx).await
+    };
+    drop(rx);
+    let _ = reader.join();
+    push.progress.finish(&push, outcome.is_ok());
+    outcome
+}
+
+/// The input and its format.
+fn open(args: &PushArgs) -> Result<(Box<dyn BufRead + Send>, InputFormat), String> {
+    let mut input: Box<dyn BufRead + Send> = match &args.file {
+        Some(p) if p.as_os_str() != "-" => Box::new(BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()))?,
+        )),
+        _ => Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
+    };
+    let by_extension = args
+        .file
+        .as_ref()
+        .and_then(|p| match p.extension()?.to_str()? {
+            "csv" => Some(InputFormat::Csv),
+            "ndjson" | "jsonl" => Some(InputFormat::Ndjson),
+            _ => None,
+        });
+    let format = match args.format.or(by_extension) {
+        Some(f) => f,
+        None => {
+            let head = input
+                .fill_buf()
+                .map_err(|e| format!("cannot read the input: {e}"))?;
+            match head.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(b'{') => InputFormat::Ndjson,
+                _ => InputFormat::Csv,
+            }
+        }
+    };
+    Ok((input, format))
+}
+
+/// Reads records on a thread of its own (the input may block), until the end or until
+/// the sender is gone.
+fn read_input(input: &mut (dyn BufRead + Send), format: InputFormat, tx: &mpsc::Sender<Input>) {
+    match format {
+        InputFormat::Csv => {
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(true)
+                .flexible(true)
+                .from_reader(input as &mut dyn Read);
+            match reader.headers() {
+                Ok(h) => {
+                    let names = h.iter().map(|s| s.trim().to_owned()).collect();
+                    if tx.blocking_send(Input::Header(names)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Input::Bad {
+                        line: 1,
+                        why: format!("the header row does not parse: {e}"),
+                    });
+                    return;
+                }
+            }
+            let mut record = csv::StringRecord::new();
+            for _ in 0..u64::MAX {
+                let line = reader.position().line() + 1;
+                let item = match reader.read_record(&mut record) {
+                    Ok(false) => return,
+                    Ok(true) => Input::Row(Record {
+                        line: record.position().map_or(line, |p| p.line()),
+                        fields: record
+                            .iter()
+                            .map(|s| Field::Text(s.trim().to_owned()))
+                            .collect(),
+                    }),
+                    Err(e) => Input::Bad {
+                        line,
+                        why: e.to_string(),
+                    },
+                };
+                if tx.blocking_send(item).is_err() {
+                    return;
+                }
+            }
+        }
+        InputFormat::Ndjson => {
+            let mut names: Option<Vec<String>> = None;
+            let mut text = String::new();
+            for line in 1..u64::MAX {
+                text.clear();
+                match input.read_line(&mut text) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = tx.blocking_send(Input::Bad {
+                            line,
+                            why: format!("cannot read: {e}"),
+                        });
+                        return;
+                    }
+                }
+                if text.trim().is_empty() {
+                    continue;
+                }
+                let item = match serde_json::from_str::<serde_json::Map<String, Json>>(&text) {
+                    Ok(obj) => {
+                        let cols = match &names {
+                            Some(n) => n.clone(),
+                            None => {
+                                let n: Vec<String> = obj.keys().cloned().collect();
+                                if tx.blocking_send(Input::Header(n.clone())).is_err() {
+                                    return;
+                                }
+                                names = Some(n.clone());
+                                n
+                            }
+                        };
+                        if obj.len() != cols.len() || !cols.iter().all(|c| obj.contains_key(c)) {
+                            Input::Bad {
+                                line,
+                                why: format!(
+                                    "the row's keys are not the first row's ({})",
+                                    cols.join(", ")
+                                ),
+                            }
+                        } else {
+                            let mut obj = obj;
+                            Input::Row(Record {
+                                line,
+                                fields: cols
+                                    .iter()
+                                    .map(|c| Field::Json(obj.remove(c).unwrap_or(Json::Null)))
+                                    .collect(),
+                            })
+                        }
+                    }
+                    Err(e) => Input::Bad {
+                        line,
+                        why: format!("not a JSON object: {e}"),
+                    },
+                };
+                if tx.blocking_send(item).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The push's state: the schema, the batch being filled, and the counts.
+struct Push {
+    client: Client,
+    name: String,
+    source: String,
+    rollover: Option<usize>,
+    batch_rows: usize,
+    batch_wait: Duration,
+    overrides: Vec<(String, ColType)>,
+    skip_bad_rows: bool,
+    columns: Vec<(String, ColType)>,
+    batch: Vec<Values>,
+    rows_in_batch: usize,
+    sent_rows: u64,
+    sent_bytes: u64,
+    skipped: u64,
+    started: Instant,
+    progress: Progress,
+}
+
+impl Push {
+    fn new(args: &PushArgs, client: Client) -> Push {
+        Push {
+            client,
+            name: args.name.clone(),
+            source: args.source.clone(),
+            rollover: args.rollover,
+            batch_rows: usize::try_from(args.batch_rows).unwrap_or(usize::MAX),
+            batch_wait: Duration::from_millis(args.batch_ms),
+            overrides: Vec::new(),
+            skip_bad_rows: args.skip_bad_rows,
+            columns: Vec::new(),
+            batch: Vec::new(),
+            rows_in_batch: 0,
+            sent_rows: 0,
+            sent_bytes: 0,
+            skipped: 0,
+            started: Instant::now(),
+            progress: Progress::new(),
+        }
+        .with_schema(args.schema.as_deref())
+    }
+
+    fn with_schema(mut self, schema: Option<&str>) -> Push {
+        for part in schema
+            .unwrap_or_default()
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+        {
+            if let Some((name, ty)) = part.split_once(':') {
+                if let Some(t) = ColType::parse(ty.trim()) {
+                    self.overrides.push((name.trim().to_owned(), t));
+                    continue;
+                }
+            }
+            // Checked again in `schema_error`, which names the bad part.
+            self.overrides.push((part.to_owned(), ColType::F64));
+        }
+        self
+    }
+
+    fn schema_error(schema: Option<&str>) -> Option<String> {
+        for part in schema
+            .unwrap_or_default()
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+        {
+            let ok = part
+                .split_once(':')
+                .is_some_and(|(n, t)| !n.trim().is_empty() && ColType::parse(t.trim()).is_some());
+            if !ok {
+                return Some(format!(
+                    "--schema: {part:?} is not name:type (types: float64, int64, bool)"
+                ));
+            }
+        }
+        None
+    }
+
+    /// A file: every row read and converted before the first request.
+    async fn file(&mut self, rx: &mut mpsc::Receiver<Input>) -> Result<(), String> {
+        let mut pending = Vec::new();
+        let mut batches: Vec<Columns> = Vec::new();
+        let mut header = None;
+        for _ in 0..u64::MAX {
+            let Some(item) = rx.recv().await else { break };
+            match item {
+                Input::Header(names) => header = Some(names),
+                Input::Row(r) if self.columns.is_empty() => {
+                    pending.push(r);
+                    if pending.len() >= INFER_ROWS {
+                        self.settle_schema(header.as_deref(), &pending)?;
+                        for r in pending.drain(..) {
+                            self.add(r, &mut batches)?;
+                        }
+                    }
+                }
+                Input::Row(r) => self.add(r, &mut batches)?,
+                Input::Bad { line, why } => self.bad(line, &why)?,
+            }
+        }
+        if self.columns.is_empty() {
+            self.settle_schema(header.as_deref(), &pending)?;
+            for r in pending.drain(..) {
+                self.add(r, &mut batches)?;
+            }
+        }
+        if let Some(last) = self.take_batch() {
+            batches.push(last);
+        }
+        for batch in batches {
+            self.send(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Stdin: rows are sent as they come, a batch at a time.
+    async fn stdin(&mut self, rx: &mut mpsc::Receiver<Input>) -> Result<(), String> {
+        let mut pending = Vec::new();
+        let mut header = None;
+        let mut ready: Vec<Columns> = Vec::new();
+        let mut deadline: Option<tokio::time::Instant> = None;
+        for _ in 0..u64::MAX {
+            let item = match deadline {
+                Some(d) => tokio::select! {
+                    item = rx.recv() => item.map(Some),
+                    _ = tokio::time::sleep_until(d) => Some(None),
+                },
+                None => rx.recv().await.map(Some),
+            };
+            match item {
+                None => break,
+                Some(None) => {
+                    // Rows have waited long enough.
+                    if self.columns.is_empty() {
+                        self.settle_schema(header.as_deref(), &pending)?;
+                        for r in pending.drain(..) {
+                            self.add(r, &mut ready)?;
+                        }
+                    }
+                    if let Some(b) = self.take_batch() {
+                        ready.push(b);
+                    }
+                    deadline = None;
+                }
+                Some(Some(Input::Header(names))) => header = Some(names),
+                Some(Some(Input::Row(r))) => {
+                    if deadline.is_none() {
+                        deadline = Some(tokio::time::Instant::now() + self.batch_wait);
+                    }
+                    if self.columns.is_empty() {
+                        pending.push(r);
+                        if pending.len() >= INFER_ROWS {
+                            self.settle_schema(header.as_deref(), &pending)?;
+                            for r in pending.drain(..) {
+                                self.add(r, &mut ready)?;
+                            }
+                        }
+                    } else {
+                        self.add(r, &mut ready)?;
+                    }
+                }
+                Some(Some(Input::Bad { line, why })) => self.bad(line, &why)?,
+            }
+            for batch in ready.drain(..) {
+                self.send(batch).await?;
+                deadline = None;
+            }
+        }
+        if self.columns.is_empty() && !pending.is_empty() {
+            self.settle_schema(header.as_deref(), &pending)?;
+            for r in pending.drain(..) {
+                self.add(r, &mut ready)?;
+            }
+        }
+        if let Some(b) = self.take_batch() {
+            ready.push(b);
+        }
+        for batch in ready {
+            self.send(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Fixes the column types: `--schema`, then what the first rows hold.
+    fn settle_schema(&mut self, header: Option<&[String]>, rows: &[Record]) -> Result<(), String> {
+        let Some(names) = header else {
+            return Err(
+                "the input is empty: it needs a header row (CSV) or a first object (NDJSON)".into(),
+            );
+        };
+        if names.is_empty() || names.iter().any(String::is_empty) {
+            return Err("line 1: every column needs a name".into());
+        }
+        for (name, _) in &self.overrides {
+            if !names.contains(name) {
+                return Err(format!(
+                    "--schema names column {name:?}, which the input does not have"
+                ));
+            }
+        }
+        self.columns = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let ty = match self.overrides.iter().find(|(n, _)| n == name) {
+                    Some((_, t)) => *t,
+                    None => infer(name, rows.iter().filter_map(|r| r.fields.get(i)))?,
+                };
+                Ok((name.clone(), ty))
+            })
+            .collect::<Result<_, String>>()?;
+        self.batch = self.columns.iter().map(|(_, t)| empty(*t)).collect();
+        Ok(())
+    }
+
+    /// Converts a row and adds it to the batch; a full batch goes to `ready`.
+    fn add(&mut self, r: Record, ready: &mut Vec<Columns>) -> Result<(), String> {
+        if r.fields.len() != self.columns.len() {
+            return self.bad(
+                r.line,
+                &format!(
+                    "{} values for {} columns",
+                    r.fields.len(),
+                    self.columns.len()
+                ),
+            );
+        }
+        let mut converted = Vec::with_capacity(self.columns.len());
+        for ((name, ty), field) in self.columns.iter().zip(&r.fields) {
+            match convert(*ty, field) {
+                Some(v) => converted.push(v),
+                None => {
+                    let why = format!("column {name:?}: {} is not {}", show(field), ty.name());
+                    return self.bad(r.line, &why);
+                }
+            }
+        }
+        for (values, v) in self.batch.iter_mut().zip(converted) {
+            push_value(values, v);
+        }
+        self.rows_in_batch += 1;
+        if self.rows_in_batch >= self.batch_rows {
+            if let Some(b) = self.take_batch() {
+                ready.push(b);
+            }
+        }
+        Ok(())
+    }
+
+    fn bad(&mut self, line: u64, why: &str) -> Result<(), String> {
+        if self.skip_bad_rows {
+            self.skipped += 1;
+            return Ok(());
+        }
+        Err(format!(
+            "line {line}: {why} (nothing of this push was sent{}; --skip-bad-rows skips such rows)",
+            if self.sent_rows > 0 {
+                " after the rows before it"
+            } else {
+                ""
+            }
+        ))
+    }
+
+    fn take_batch(&mut self) -> Option<Columns> {
+        if self.rows_in_batch == 0 {
+            return None;
+        }
+        self.rows_in_batch = 0;
+        let mut cols = Columns::new();
+        for ((name, ty), values) in self.columns.iter().zip(self.batch.iter_mut()) {
+            cols.insert(name.clone(), std::mem::replace(values, empty(*ty)));
+        }
+        Some(cols)
+    }
+
+    async fn send(&mut self, batch: Columns) -> Result<(), String> {
+        let rows = batch.rows().unwrap_or(0) as u64;
+        self.client
+            .stream(&self.name, &self.source, &batch, self.rollover)
+            .await
+            .map_err(|e| format!("{e}{}", sent_so_far(self.sent_rows)))?;
+        self.sent_rows += rows;
+        let row_bytes: u64 = self
+            .columns
+            .iter()
+            .map(|(_, t)| if *t == ColType::Bool { 1 } else { 8 })
+            .sum();
+        self.sent_bytes += rows * row_bytes;
+        let line = Progress::line(self);
+        self.progress.tick(line);
+        Ok(())
+    }
+}
+
+fn sent_so_far(rows: u64) -> String {
+    if rows == 0 {
+        " (nothing was sent)".into()
+    } else {
+        format!(" ({rows} rows were sent before)")
+    }
+}
+
+fn empty(t: ColType) -> Values {
+    match t {
+        ColType::F64 => Values::F64(Vec::new()),
+        ColType::I64 => Values::I64(Vec::new()),
+        ColType::Bool => Values::Bool(Vec::new()),
+    }
+}
+
+/// A converted value.
+enum Scalar {
+    F(f64),
+    I(i64),
+    B(bool),
+}
+
+fn push_value(values: &mut Values, v: Scalar) {
+    match (values, v) {
+        (Values::F64(col), Scalar::F(x)) => col.push(x),
+        (Values::I64(col), Scalar::I(x)) => col.push(x),
+        (Values::Bool(col), Scalar::B(x)) => col.push(x),
+        _ => {}
+    }
+}
+
+fn convert(t: ColType, f: &Field) -> Option<Scalar> {
+    match (t, f) {
+        (ColType::F64, Field::Text(s)) => parse_f64(s).map(Scalar::F),
+        (ColType::I64, Field::Text(s)) => s.parse().ok().map(Scalar::I),
+        (ColType::Bool, Field::Text(s)) => parse_bool(s).map(Scalar::B),
+        (ColType::F64, Field::Json(Json::Number(n))) => n.as_f64().map(Scalar::F),
+        (ColType::F64, Field::Json(Json::Null)) => Some(Scalar::F(f64::NAN)),
+        (ColType::I64, Field::Json(Json::Number(n))) => n.as_i64().map(Scalar::I),
+        (ColType::Bool, Field::Json(Json::Bool(b))) => Some(Scalar::B(*b)),
+        _ => None,
+    }
+}
+
+fn parse_f64(s: &str) -> Option<f64> {
+    if s.is_empty() {
+        return Some(f64::NAN);
+    }
+    s.parse().ok()
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "true" | "True" | "TRUE" | "1" => Some(true),
+        "false" | "False" | "FALSE" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+fn show(f: &Field) -> String {
+    match f {
+        Field::Text(s) => format!("{s:?}"),
+        Field::Json(j) => j.to_string(),
+    }
+}
+
+/// The type of a column from its first values: the first of int64, float64 and bool that
+/// all of them fit; else the one (float64 before bool) that at least half of them fit,
+/// the others then being bad rows, reported with their line.
+fn infer<'a>(
+    name: &str,
+    values: impl Iterator<Item = &'a Field> + Clone,
+) -> Result<ColType, String> {
+    let total = values.clone().count();
+    let fits = |t: ColType| values.clone().filter(|f| convert(t, f).is_some()).count();
+    if let Some(t) = [ColType::I64, ColType::F64, ColType::Bool]
+        .into_iter()
+        .find(|t| fits(*t) == total)
+    {
+        return Ok(t);
+    }
+    if let Some(t) = [ColType::F64, ColType::Bool].into_iter().find(|t| {
+        let n = fits(*t);
+        n > 0 && n * 2 >= total
+    }) {
+        return Ok(t);
+    }
+    let example = values
+        .clone()
+        .find(|f| convert(ColType::F64, f).is_none() && convert(ColType::Bool, f).is_none())
+        .map(show)
+        .unwrap_or_default();
+    Err(format!(
+        "column {name:?} holds {example}, which is neither a number nor a boolean: only those \
+         can be pushed (give its type with --schema {name}:float64 to stop at the first bad value)"
+    ))
+}
+
+/// Rows, rows/s and bytes: a bar on a terminal, a line every few seconds otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    last_log: Instant,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let bar = std::io::stdout().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress {
+            bar,
+            last_log: Instant::now(),
+        }
+    }
+
+    fn line(push: &Push) -> String {
+        let secs = push.started.elapsed().as_secs_f64().max(1e-3);
+        format!(
+            "{} rows sent ({:.0} rows/s, {:.1} MB){}",
+            push.sent_rows,
+            push.sent_rows as f64 / secs,
+            push.sent_bytes as f64 / 1e6,
+            if push.skipped > 0 {
+                format!(", {} bad rows skipped", push.skipped)
+            } else {
+                String::new()
+            }
+        )
+    }
+
+    fn tick(&mut self, line: String) {
+        match &self.bar {
+            Some(bar) => bar.set_message(line),
+            None if self.last_log.elapsed() >= LOG_EVERY => {
+                eprintln!("plotwire push: {line}");
+                self.last_log = Instant::now();
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self, push: &Push, ok: bool) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        if ok {
+            eprintln!(
+                "plotwire push: {} in {:.1} s",
+                Progress::line(push),
+                push.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+/// Checks the arguments that clap cannot.
+pub fn check(args: &PushArgs) -> Result<(), String> {
+    match Push::schema_error(args.schema.as_deref()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
