@@ -27,8 +27,12 @@ const INFER_ROWS: usize = 100;
 /// How often a push prints a progress line when stdout is not a terminal.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
-/// Records read ahead of the sender (stdin).
-const QUEUE_ROWS: usize = 100_000;
+/// Chunks of records read ahead of the sender.
+const QUEUE_CHUNKS: usize = 64;
+
+/// Records per chunk from a file (from stdin each record goes at once, since the next
+/// read may wait for a long time).
+const FILE_CHUNK: usize = 4096;
 
 /// `plotwire push` arguments.
 #[derive(Args)]
@@ -132,8 +136,11 @@ pub async fn run(args: PushArgs) -> Result<(), String> {
     let client = args.remote.client()?;
     let from_file = args.file.as_ref().is_some_and(|f| f.as_os_str() != "-");
     let (mut input, format) = open(&args)?;
-    let (tx, mut rx) = mpsc::channel::<Input>(QUEUE_ROWS);
-    let reader = std::thread::spawn(move || read_input(&mut input, format, &tx));
+    let (tx, rx) = mpsc::channel::<Vec<Input>>(QUEUE_CHUNKS);
+    let chunk = if from_file { FILE_CHUNK } else { 1 };
+    let reader =
+        std::thread::spawn(move || read_input(&mut input, format, &mut Chunks::new(tx, chunk)));
+    let mut rx = Unchunk::new(rx);
     let mut push = Push::new(&args, client);
     let outcome = if from_file {
         push.file(&mut rx).await
@@ -178,9 +185,74 @@ fn open(args: &PushArgs) -> Result<(Box<dyn BufRead + Send>, InputFormat), Strin
     Ok((input, format))
 }
 
+/// The reader's side of the channel: records go in chunks of `size`.
+struct Chunks {
+    tx: mpsc::Sender<Vec<Input>>,
+    chunk: Vec<Input>,
+    size: usize,
+}
+
+impl Chunks {
+    fn new(tx: mpsc::Sender<Vec<Input>>, size: usize) -> Chunks {
+        Chunks {
+            tx,
+            chunk: Vec::with_capacity(size),
+            size,
+        }
+    }
+
+    /// Queues `item`; false once the sender is gone.
+    fn blocking_send(&mut self, item: Input) -> Result<(), ()> {
+        self.chunk.push(item);
+        if self.chunk.len() >= self.size {
+            return self.flush();
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(self.size));
+        self.tx.blocking_send(chunk).map_err(drop)
+    }
+}
+
+impl Drop for Chunks {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+/// The sender's side: one record at a time.
+struct Unchunk {
+    rx: mpsc::Receiver<Vec<Input>>,
+    chunk: std::vec::IntoIter<Input>,
+}
+
+impl Unchunk {
+    fn new(rx: mpsc::Receiver<Vec<Input>>) -> Unchunk {
+        Unchunk {
+            rx,
+            chunk: Vec::new().into_iter(),
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Input> {
+        for _ in 0..2 {
+            if let Some(item) = self.chunk.next() {
+                return Some(item);
+            }
+            self.chunk = self.rx.recv().await?.into_iter();
+        }
+        self.chunk.next()
+    }
+}
+
 /// Reads records on a thread of its own (the input may block), until the end or until
 /// the sender is gone.
-fn read_input(input: &mut (dyn BufRead + Send), format: InputFormat, tx: &mpsc::Sender<Input>) {
+fn read_input(input: &mut (dyn BufRead + Send), format: InputFormat, tx: &mut Chunks) {
     match format {
         InputFormat::Csv => {
             let mut reader = csv::ReaderBuilder::new()
@@ -368,7 +440,7 @@ impl Push {
     }
 
     /// A file: every row read and converted before the first request.
-    async fn file(&mut self, rx: &mut mpsc::Receiver<Input>) -> Result<(), String> {
+    async fn file(&mut self, rx: &mut Unchunk) -> Result<(), String> {
         let mut pending = Vec::new();
         let mut batches: Vec<Columns> = Vec::new();
         let mut header = None;
@@ -405,7 +477,7 @@ impl Push {
     }
 
     /// Stdin: rows are sent as they come, a batch at a time.
-    async fn stdin(&mut self, rx: &mut mpsc::Receiver<Input>) -> Result<(), String> {
+    async fn stdin(&mut self, rx: &mut Unchunk) -> Result<(), String> {
         let mut pending = Vec::new();
         let mut header = None;
         let mut ready: Vec<Columns> = Vec::new();
