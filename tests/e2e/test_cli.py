@@ -1,0 +1,63 @@
+"""The command line's client subcommands end to end (issue 8): `plotwire publish` of a
+dashboard spec and `plotwire push` of a 100,000-row CSV into it, run as the real binary;
+headless Chromium then shows the page with all 100,000 rows, and `plotwire get` reads
+them back."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from support import PLOTWIRE_BIN, unique_id
+
+pytestmark = pytest.mark.plotwire_only
+
+ROWS = 100_000
+SPEC = {
+    "title": "pushed from the command line",
+    "sources": {"train": {"columns": {"step": "int32", "loss": "float64"}}},
+    "plots": {"loss": {"kind": "line", "source": "train", "x": "step", "y": "loss", "title": "loss"}},
+    "layout": {"grid": {"loss": [0, 0, 1, 1]}},
+}
+
+
+def cli(server, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(PLOTWIRE_BIN), *args], env={"PLOTWIRE_URL": server.base_url, "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_pushed_csv_shows_in_the_page_whole(server, browser_page, tmp_path):
+    name = f"e2e/{unique_id('cli')}"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    published = cli(server, "publish", name, str(spec))
+    assert published.returncode == 0, published.stderr
+    assert published.stdout.strip() == f"{server.base_url}/d/{name}/"
+
+    rows = tmp_path / "train.csv"
+    rows.write_text("step,loss\n" + "".join(f"{i},{1.0 / (i + 1)!r}\n" for i in range(ROWS)))
+    pushed = cli(server, "push", name, "train", str(rows), "--batch-rows", "25000")
+    assert pushed.returncode == 0, pushed.stderr
+    assert f"{ROWS} rows sent" in pushed.stderr, pushed.stderr
+
+    page = browser_page.page
+    page.goto(f"{server.base_url}/d/{name}/", wait_until="load", timeout=30000)
+    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && "
+                           "Bokeh.documents[0].get_model_by_name('train') != null", timeout=30000)
+    page.locator("canvas").first.wait_for(state="visible", timeout=30000)
+    got = page.evaluate("""() => {
+        const data = Bokeh.documents[0].get_model_by_name('train').data;
+        const col = (k) => Array.from(data instanceof Map ? data.get(k) : data[k]);
+        const step = col('step'), loss = col('loss');
+        return {n: step.length, first: [step[0], loss[0]], last: [step[step.length - 1], loss[loss.length - 1]],
+                ordered: step.every((s, i) => s === i)};
+    }""")
+    assert got["n"] == ROWS, got
+    assert got["ordered"], "the rows arrived in order"
+    assert got["first"] == [0, 1.0] and got["last"] == [ROWS - 1, 1.0 / ROWS], got
+    browser_page.assert_no_errors()
+
+    back = cli(server, "get", name, "train", "--format", "csv")
+    assert back.returncode == 0, back.stderr
+    assert len(back.stdout.splitlines()) == ROWS + 1
