@@ -281,3 +281,75 @@ fn every_subcommand_has_help_with_an_example() {
         );
     }
 }
+
+#[test]
+fn follow_sends_appended_lines_in_order_across_a_rotation() {
+    let url = server();
+    publish(&url, "cli/follow");
+    let dir = std::env::temp_dir().join(format!("plotwire-follow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("app.csv");
+    std::fs::write(&log, "step,loss,ok\n0,1.0,true\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plotwire"))
+        .args([
+            "push",
+            "cli/follow",
+            "train",
+            log.to_str().unwrap(),
+            "--follow",
+            "--batch-ms",
+            "50",
+        ])
+        .env("PLOTWIRE_URL", &url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let append = |path: &PathBuf, text: &str| {
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    let steps = || -> Vec<i64> {
+        let got = plotwire(
+            &url,
+            &["get", "cli/follow", "train", "--format", "ndjson"],
+            b"",
+        );
+        got.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let wait_for = |want: Vec<i64>| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = steps();
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rows {got:?}, waiting for {want:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for(vec![0]);
+    append(&log, "1,0.5,false\n2,0.25,");
+    std::thread::sleep(Duration::from_millis(300));
+    append(&log, "true\n");
+    wait_for(vec![0, 1, 2]);
+    // Rotation: the log is renamed and a new one (with the header again) takes its place.
+    std::fs::rename(&log, dir.join("app.csv.1")).unwrap();
+    std::fs::write(&log, "step,loss,ok\n3,0.125,true\n").unwrap();
+    wait_for(vec![0, 1, 2, 3]);
+    append(&log, "4,0.0625,false\n");
+    wait_for(vec![0, 1, 2, 3, 4]);
+    let _ = child.kill();
+    let _ = child.wait();
+}

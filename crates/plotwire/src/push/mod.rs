@@ -10,7 +10,7 @@
 //!   nothing. Stdin is sent as it comes, a batch at a time (`--batch-rows`, or after
 //!   `--batch-ms` with rows waiting), as `tail -F log | plotwire push ...` needs.
 
-use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -21,11 +21,19 @@ use tokio::sync::mpsc;
 
 use crate::remote::RemoteArgs;
 
+mod follow;
+mod input;
+
+use input::{read_input, Chunks, Unchunk};
+
 /// Rows read to infer the column types (see [`infer`]).
 const INFER_ROWS: usize = 100;
 
 /// How often a push prints a progress line when stdout is not a terminal.
 const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// How long a push with nothing to send sleeps between looks at its input.
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
 /// Chunks of records read ahead of the sender.
 const QUEUE_CHUNKS: usize = 64;
@@ -69,6 +77,10 @@ pub struct PushArgs {
     /// Skip rows that do not convert (counted and reported), instead of stopping.
     #[arg(long)]
     skip_bad_rows: bool,
+    /// Keep reading FILE as it grows, across rotations, as `tail -F` does (until
+    /// interrupted). Rows are sent as they come, as from stdin.
+    #[arg(long)]
+    follow: bool,
 }
 
 /// The input formats.
@@ -134,12 +146,26 @@ enum Input {
 /// Runs the push; the error is the message to print.
 pub async fn run(args: PushArgs) -> Result<(), String> {
     let client = args.remote.client()?;
-    let from_file = args.file.as_ref().is_some_and(|f| f.as_os_str() != "-");
+    let path = args.file.clone().filter(|f| f.as_os_str() != "-");
+    let from_file = path.is_some() && !args.follow;
+    if args.follow && path.is_none() {
+        return Err("--follow needs a FILE (stdin is followed anyway)".into());
+    }
     let (mut input, format) = open(&args)?;
     let (tx, rx) = mpsc::channel::<Vec<Input>>(QUEUE_CHUNKS);
     let chunk = if from_file { FILE_CHUNK } else { 1 };
-    let reader =
-        std::thread::spawn(move || read_input(&mut input, format, &mut Chunks::new(tx, chunk)));
+    let mut chunks = Chunks::new(tx, chunk);
+    let reader = match path.filter(|_| args.follow) {
+        Some(path) => {
+            drop(input);
+            std::thread::spawn(move || {
+                if let Err(why) = follow::follow(&path, format, &mut chunks) {
+                    let _ = chunks.blocking_send(Input::Bad { line: 0, why });
+                }
+            })
+        }
+        None => std::thread::spawn(move || read_input(&mut input, format, &mut chunks)),
+    };
     let mut rx = Unchunk::new(rx);
     let mut push = Push::new(&args, client);
     let outcome = if from_file {
@@ -183,181 +209,6 @@ fn open(args: &PushArgs) -> Result<(Box<dyn BufRead + Send>, InputFormat), Strin
         }
     };
     Ok((input, format))
-}
-
-/// The reader's side of the channel: records go in chunks of `size`.
-struct Chunks {
-    tx: mpsc::Sender<Vec<Input>>,
-    chunk: Vec<Input>,
-    size: usize,
-}
-
-impl Chunks {
-    fn new(tx: mpsc::Sender<Vec<Input>>, size: usize) -> Chunks {
-        Chunks {
-            tx,
-            chunk: Vec::with_capacity(size),
-            size,
-        }
-    }
-
-    /// Queues `item`; false once the sender is gone.
-    fn blocking_send(&mut self, item: Input) -> Result<(), ()> {
-        self.chunk.push(item);
-        if self.chunk.len() >= self.size {
-            return self.flush();
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), ()> {
-        if self.chunk.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(self.size));
-        self.tx.blocking_send(chunk).map_err(drop)
-    }
-}
-
-impl Drop for Chunks {
-    fn drop(&mut self) {
-        let _ = self.flush();
-    }
-}
-
-/// The sender's side: one record at a time.
-struct Unchunk {
-    rx: mpsc::Receiver<Vec<Input>>,
-    chunk: std::vec::IntoIter<Input>,
-}
-
-impl Unchunk {
-    fn new(rx: mpsc::Receiver<Vec<Input>>) -> Unchunk {
-        Unchunk {
-            rx,
-            chunk: Vec::new().into_iter(),
-        }
-    }
-
-    async fn recv(&mut self) -> Option<Input> {
-        for _ in 0..2 {
-            if let Some(item) = self.chunk.next() {
-                return Some(item);
-            }
-            self.chunk = self.rx.recv().await?.into_iter();
-        }
-        self.chunk.next()
-    }
-}
-
-/// Reads records on a thread of its own (the input may block), until the end or until
-/// the sender is gone.
-fn read_input(input: &mut (dyn BufRead + Send), format: InputFormat, tx: &mut Chunks) {
-    match format {
-        InputFormat::Csv => {
-            let mut reader = csv::ReaderBuilder::new()
-                .has_headers(true)
-                .flexible(true)
-                .from_reader(input as &mut dyn Read);
-            match reader.headers() {
-                Ok(h) => {
-                    let names = h.iter().map(|s| s.trim().to_owned()).collect();
-                    if tx.blocking_send(Input::Header(names)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Input::Bad {
-                        line: 1,
-                        why: format!("the header row does not parse: {e}"),
-                    });
-                    return;
-                }
-            }
-            let mut record = csv::StringRecord::new();
-            for _ in 0..u64::MAX {
-                let line = reader.position().line() + 1;
-                let item = match reader.read_record(&mut record) {
-                    Ok(false) => return,
-                    Ok(true) => Input::Row(Record {
-                        line: record.position().map_or(line, |p| p.line()),
-                        fields: record
-                            .iter()
-                            .map(|s| Field::Text(s.trim().to_owned()))
-                            .collect(),
-                    }),
-                    Err(e) => Input::Bad {
-                        line,
-                        why: e.to_string(),
-                    },
-                };
-                if tx.blocking_send(item).is_err() {
-                    return;
-                }
-            }
-        }
-        InputFormat::Ndjson => {
-            let mut names: Option<Vec<String>> = None;
-            let mut text = String::new();
-            for line in 1..u64::MAX {
-                text.clear();
-                match input.read_line(&mut text) {
-                    Ok(0) => return,
-                    Ok(_) => {}
-                    Err(e) => {
-                        let _ = tx.blocking_send(Input::Bad {
-                            line,
-                            why: format!("cannot read: {e}"),
-                        });
-                        return;
-                    }
-                }
-                if text.trim().is_empty() {
-                    continue;
-                }
-                let item = match serde_json::from_str::<serde_json::Map<String, Json>>(&text) {
-                    Ok(obj) => {
-                        let cols = match &names {
-                            Some(n) => n.clone(),
-                            None => {
-                                let n: Vec<String> = obj.keys().cloned().collect();
-                                if tx.blocking_send(Input::Header(n.clone())).is_err() {
-                                    return;
-                                }
-                                names = Some(n.clone());
-                                n
-                            }
-                        };
-                        if obj.len() != cols.len() || !cols.iter().all(|c| obj.contains_key(c)) {
-                            Input::Bad {
-                                line,
-                                why: format!(
-                                    "the row's keys are not the first row's ({})",
-                                    cols.join(", ")
-                                ),
-                            }
-                        } else {
-                            let mut obj = obj;
-                            Input::Row(Record {
-                                line,
-                                fields: cols
-                                    .iter()
-                                    .map(|c| Field::Json(obj.remove(c).unwrap_or(Json::Null)))
-                                    .collect(),
-                            })
-                        }
-                    }
-                    Err(e) => Input::Bad {
-                        line,
-                        why: format!("not a JSON object: {e}"),
-                    },
-                };
-                if tx.blocking_send(item).is_err() {
-                    return;
-                }
-            }
-        }
-    }
 }
 
 /// The push's state: the schema, the batch being filled, and the counts.
@@ -482,18 +333,24 @@ impl Push {
         let mut header = None;
         let mut ready: Vec<Columns> = Vec::new();
         let mut deadline: Option<tokio::time::Instant> = None;
+        let interrupted = tokio::signal::ctrl_c();
+        tokio::pin!(interrupted);
         for _ in 0..u64::MAX {
-            let item = match deadline {
-                Some(d) => tokio::select! {
-                    item = rx.recv() => item.map(Some),
-                    _ = tokio::time::sleep_until(d) => Some(None),
-                },
-                None => rx.recv().await.map(Some),
+            // Ctrl-C (the way a followed push ends) sends what has been read, then stops.
+            let wake = deadline.unwrap_or_else(|| tokio::time::Instant::now() + IDLE_WAKE);
+            let item = tokio::select! {
+                item = rx.recv() => item.map(Some),
+                _ = tokio::time::sleep_until(wake) => Some(None),
+                _ = &mut interrupted => None,
             };
             match item {
                 None => break,
                 Some(None) => {
-                    // Rows have waited long enough.
+                    // Rows have waited long enough (or nothing came for IDLE_WAKE).
+                    if self.columns.is_empty() && pending.is_empty() {
+                        deadline = None;
+                        continue;
+                    }
                     if self.columns.is_empty() {
                         self.settle_schema(header.as_deref(), &pending)?;
                         for r in pending.drain(..) {
