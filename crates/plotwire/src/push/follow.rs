@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 use super::input::Chunks;
-use super::{Field, Input, InputFormat, Record};
+use super::{Fields, Input, InputFormat, Record};
 
 /// How often the file is checked for new lines and for a rotation, once read to its end.
 const POLL: Duration = Duration::from_millis(100);
@@ -129,7 +129,6 @@ fn csv_line(text: &str, header: &mut Option<String>, line: u64) -> Option<Vec<In
         .from_reader(text.as_bytes());
     let mut record = csv::StringRecord::new();
     let parsed = reader.read_record(&mut record);
-    let fields: Vec<String> = record.iter().map(|s| s.trim().to_owned()).collect();
     match (parsed, header.is_some()) {
         (Err(e), _) => Some(vec![Input::Bad {
             line,
@@ -137,11 +136,13 @@ fn csv_line(text: &str, header: &mut Option<String>, line: u64) -> Option<Vec<In
         }]),
         (Ok(_), false) => {
             *header = Some(text.to_owned());
-            Some(vec![Input::Header(fields)])
+            Some(vec![Input::Header(
+                record.iter().map(|s| s.trim().to_owned()).collect(),
+            )])
         }
         (Ok(_), true) => Some(vec![Input::Row(Record {
             line,
-            fields: fields.into_iter().map(Field::Text).collect(),
+            fields: Fields::Csv(record),
         })]),
     }
 }
@@ -178,10 +179,11 @@ fn ndjson_line(text: &str, keys: &mut Option<Vec<String>>, line: u64) -> Option<
     } else {
         out.push(Input::Row(Record {
             line,
-            fields: cols
-                .iter()
-                .map(|c| Field::Json(obj.remove(c).unwrap_or(Json::Null)))
-                .collect(),
+            fields: Fields::Json(
+                cols.iter()
+                    .map(|c| obj.remove(c).unwrap_or(Json::Null))
+                    .collect(),
+            ),
         }));
     }
     Some(out)

@@ -6,7 +6,7 @@ use std::io::{BufRead, Read};
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
-use super::{Field, Input, InputFormat, Record};
+use super::{Fields, Input, InputFormat, Record};
 
 /// The reader's side of the channel: records go in chunks of `size`.
 pub(super) struct Chunks {
@@ -101,17 +101,15 @@ pub(super) fn read_input(input: &mut (dyn BufRead + Send), format: InputFormat, 
                     return;
                 }
             }
-            let mut record = csv::StringRecord::new();
             for _ in 0..u64::MAX {
                 let line = reader.position().line() + 1;
+                // A record of its own each time: it moves to the sender whole.
+                let mut record = csv::StringRecord::new();
                 let item = match reader.read_record(&mut record) {
                     Ok(false) => return,
                     Ok(true) => Input::Row(Record {
                         line: record.position().map_or(line, |p| p.line()),
-                        fields: record
-                            .iter()
-                            .map(|s| Field::Text(s.trim().to_owned()))
-                            .collect(),
+                        fields: Fields::Csv(record),
                     }),
                     Err(e) => Input::Bad {
                         line,
@@ -167,10 +165,11 @@ pub(super) fn read_input(input: &mut (dyn BufRead + Send), format: InputFormat, 
                             let mut obj = obj;
                             Input::Row(Record {
                                 line,
-                                fields: cols
-                                    .iter()
-                                    .map(|c| Field::Json(obj.remove(c).unwrap_or(Json::Null)))
-                                    .collect(),
+                                fields: Fields::Json(
+                                    cols.iter()
+                                        .map(|c| obj.remove(c).unwrap_or(Json::Null))
+                                        .collect(),
+                                ),
                             })
                         }
                     }

@@ -120,17 +120,41 @@ impl ColType {
 }
 
 /// One value as read: CSV text or an NDJSON scalar.
-#[derive(Clone, Debug)]
-enum Field {
-    Text(String),
-    Json(Json),
+#[derive(Clone, Copy, Debug)]
+enum Field<'a> {
+    Text(&'a str),
+    Json(&'a Json),
+}
+
+/// A row's values: a CSV record as the parser left it (one buffer, no copy per field), or
+/// NDJSON scalars.
+#[derive(Debug)]
+enum Fields {
+    Csv(csv::StringRecord),
+    Json(Vec<Json>),
+}
+
+impl Fields {
+    fn len(&self) -> usize {
+        match self {
+            Fields::Csv(r) => r.len(),
+            Fields::Json(v) => v.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<Field<'_>> {
+        match self {
+            Fields::Csv(r) => r.get(i).map(|s| Field::Text(s.trim())),
+            Fields::Json(v) => v.get(i).map(Field::Json),
+        }
+    }
 }
 
 /// One input row, with its line number.
 #[derive(Debug)]
 struct Record {
     line: u64,
-    fields: Vec<Field>,
+    fields: Fields,
 }
 
 /// What the reader hands the sender.
@@ -424,7 +448,7 @@ impl Push {
             .map(|(i, name)| {
                 let ty = match self.overrides.iter().find(|(n, _)| n == name) {
                     Some((_, t)) => *t,
-                    None => infer(name, rows.iter().filter_map(|r| r.fields.get(i)))?,
+                    None => infer(name, rows.iter().filter_map(move |r| r.fields.get(i)))?,
                 };
                 Ok((name.clone(), ty))
             })
@@ -446,7 +470,10 @@ impl Push {
             );
         }
         let mut converted = Vec::with_capacity(self.columns.len());
-        for ((name, ty), field) in self.columns.iter().zip(&r.fields) {
+        for (i, (name, ty)) in self.columns.iter().enumerate() {
+            let Some(field) = r.fields.get(i) else {
+                continue;
+            };
             match convert(*ty, field) {
                 Some(v) => converted.push(v),
                 None => {
@@ -545,7 +572,7 @@ fn push_value(values: &mut Values, v: Scalar) {
     }
 }
 
-fn convert(t: ColType, f: &Field) -> Option<Scalar> {
+fn convert(t: ColType, f: Field<'_>) -> Option<Scalar> {
     match (t, f) {
         (ColType::F64, Field::Text(s)) => parse_f64(s).map(Scalar::F),
         (ColType::I64, Field::Text(s)) => s.parse().ok().map(Scalar::I),
@@ -573,7 +600,7 @@ fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-fn show(f: &Field) -> String {
+fn show(f: Field<'_>) -> String {
     match f {
         Field::Text(s) => format!("{s:?}"),
         Field::Json(j) => j.to_string(),
@@ -585,10 +612,10 @@ fn show(f: &Field) -> String {
 /// the others then being bad rows, reported with their line.
 fn infer<'a>(
     name: &str,
-    values: impl Iterator<Item = &'a Field> + Clone,
+    values: impl Iterator<Item = Field<'a>> + Clone,
 ) -> Result<ColType, String> {
     let total = values.clone().count();
-    let fits = |t: ColType| values.clone().filter(|f| convert(t, f).is_some()).count();
+    let fits = |t: ColType| values.clone().filter(|f| convert(t, *f).is_some()).count();
     if let Some(t) = [ColType::I64, ColType::F64, ColType::Bool]
         .into_iter()
         .find(|t| fits(*t) == total)
@@ -603,7 +630,7 @@ fn infer<'a>(
     }
     let example = values
         .clone()
-        .find(|f| convert(ColType::F64, f).is_none() && convert(ColType::Bool, f).is_none())
+        .find(|f| convert(ColType::F64, *f).is_none() && convert(ColType::Bool, *f).is_none())
         .map(show)
         .unwrap_or_default();
     Err(format!(
