@@ -310,10 +310,7 @@ async fn main() -> ExitCode {
             }
         }
         Command::Publish(args) => finish("publish", commands::publish(args).await),
-        Command::Push(args) => match push::check(&args) {
-            Ok(()) => finish("push", push::run(args).await),
-            Err(e) => finish("push", Err(e)),
-        },
+        Command::Push(args) => finish("push", push::run(args).await),
         Command::Events(args) => finish("events", commands::events(args).await),
         Command::Get(args) => finish("get", commands::get(args).await),
         Command::Ls(args) => finish("ls", commands::ls(args).await),

@@ -169,6 +169,7 @@ enum Input {
 
 /// Runs the push; the error is the message to print.
 pub async fn run(args: PushArgs) -> Result<(), String> {
+    let overrides = parse_schema(args.schema.as_deref())?;
     let client = args.remote.client()?;
     let path = args.file.clone().filter(|f| f.as_os_str() != "-");
     let from_file = path.is_some() && !args.follow;
@@ -191,7 +192,7 @@ pub async fn run(args: PushArgs) -> Result<(), String> {
         None => std::thread::spawn(move || read_input(&mut input, format, &mut chunks)),
     };
     let mut rx = Unchunk::new(rx);
-    let mut push = Push::new(&args, client);
+    let mut push = Push::new(&args, client, overrides);
     let outcome = if from_file {
         push.file(&mut rx).await
     } else {
@@ -256,7 +257,7 @@ struct Push {
 }
 
 impl Push {
-    fn new(args: &PushArgs, client: Client) -> Push {
+    fn new(args: &PushArgs, client: Client, overrides: Vec<(String, ColType)>) -> Push {
         Push {
             client,
             name: args.name.clone(),
@@ -264,7 +265,7 @@ impl Push {
             rollover: args.rollover,
             batch_rows: usize::try_from(args.batch_rows).unwrap_or(usize::MAX),
             batch_wait: Duration::from_millis(args.batch_ms),
-            overrides: Vec::new(),
+            overrides,
             skip_bad_rows: args.skip_bad_rows,
             columns: Vec::new(),
             batch: Vec::new(),
@@ -275,43 +276,6 @@ impl Push {
             started: Instant::now(),
             progress: Progress::new(),
         }
-        .with_schema(args.schema.as_deref())
-    }
-
-    fn with_schema(mut self, schema: Option<&str>) -> Push {
-        for part in schema
-            .unwrap_or_default()
-            .split(',')
-            .filter(|p| !p.trim().is_empty())
-        {
-            if let Some((name, ty)) = part.split_once(':') {
-                if let Some(t) = ColType::parse(ty.trim()) {
-                    self.overrides.push((name.trim().to_owned(), t));
-                    continue;
-                }
-            }
-            // Checked again in `schema_error`, which names the bad part.
-            self.overrides.push((part.to_owned(), ColType::F64));
-        }
-        self
-    }
-
-    fn schema_error(schema: Option<&str>) -> Option<String> {
-        for part in schema
-            .unwrap_or_default()
-            .split(',')
-            .filter(|p| !p.trim().is_empty())
-        {
-            let ok = part
-                .split_once(':')
-                .is_some_and(|(n, t)| !n.trim().is_empty() && ColType::parse(t.trim()).is_some());
-            if !ok {
-                return Some(format!(
-                    "--schema: {part:?} is not name:type (types: float64, int64, bool)"
-                ));
-            }
-        }
-        None
     }
 
     /// A file: every row read and converted before the first request.
@@ -698,10 +662,20 @@ impl Progress {
     }
 }
 
-/// Checks the arguments that clap cannot.
-pub fn check(args: &PushArgs) -> Result<(), String> {
-    match Push::schema_error(args.schema.as_deref()) {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+/// `--schema name:type,...` as column types.
+fn parse_schema(schema: Option<&str>) -> Result<Vec<(String, ColType)>, String> {
+    schema
+        .unwrap_or_default()
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|part| {
+            part.split_once(':')
+                .and_then(|(n, t)| Some((n.trim(), ColType::parse(t.trim())?)))
+                .filter(|(n, _)| !n.is_empty())
+                .map(|(n, t)| (n.to_owned(), t))
+                .ok_or_else(|| {
+                    format!("--schema: {part:?} is not name:type (types: float64, int64, bool)")
+                })
+        })
+        .collect()
 }
