@@ -290,10 +290,7 @@ impl Push {
                 Input::Row(r) if self.columns.is_empty() => {
                     pending.push(r);
                     if pending.len() >= INFER_ROWS {
-                        self.settle_schema(header.as_deref(), &pending)?;
-                        for r in pending.drain(..) {
-                            self.add(r, &mut batches)?;
-                        }
+                        self.start(header.as_deref(), &mut pending, &mut batches)?;
                     }
                 }
                 Input::Row(r) => self.add(r, &mut batches)?,
@@ -301,10 +298,7 @@ impl Push {
             }
         }
         if self.columns.is_empty() {
-            self.settle_schema(header.as_deref(), &pending)?;
-            for r in pending.drain(..) {
-                self.add(r, &mut batches)?;
-            }
+            self.start(header.as_deref(), &mut pending, &mut batches)?;
         }
         if let Some(last) = self.take_batch() {
             batches.push(last);
@@ -340,10 +334,7 @@ impl Push {
                         continue;
                     }
                     if self.columns.is_empty() {
-                        self.settle_schema(header.as_deref(), &pending)?;
-                        for r in pending.drain(..) {
-                            self.add(r, &mut ready)?;
-                        }
+                        self.start(header.as_deref(), &mut pending, &mut ready)?;
                     }
                     if let Some(b) = self.take_batch() {
                         ready.push(b);
@@ -358,10 +349,7 @@ impl Push {
                     if self.columns.is_empty() {
                         pending.push(r);
                         if pending.len() >= INFER_ROWS {
-                            self.settle_schema(header.as_deref(), &pending)?;
-                            for r in pending.drain(..) {
-                                self.add(r, &mut ready)?;
-                            }
+                            self.start(header.as_deref(), &mut pending, &mut ready)?;
                         }
                     } else {
                         self.add(r, &mut ready)?;
@@ -375,16 +363,27 @@ impl Push {
             }
         }
         if self.columns.is_empty() && !pending.is_empty() {
-            self.settle_schema(header.as_deref(), &pending)?;
-            for r in pending.drain(..) {
-                self.add(r, &mut ready)?;
-            }
+            self.start(header.as_deref(), &mut pending, &mut ready)?;
         }
         if let Some(b) = self.take_batch() {
             ready.push(b);
         }
         for batch in ready {
             self.send(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Fixes the column types from the rows held back for that, then adds those rows.
+    fn start(
+        &mut self,
+        header: Option<&[String]>,
+        pending: &mut Vec<Record>,
+        ready: &mut Vec<Columns>,
+    ) -> Result<(), String> {
+        self.settle_schema(header, pending)?;
+        for r in pending.drain(..) {
+            self.add(r, ready)?;
         }
         Ok(())
     }
