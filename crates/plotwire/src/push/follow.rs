@@ -12,9 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::Value as Json;
-
-use super::input::Chunks;
+use super::input::{ndjson_line, Chunks};
 use super::{Fields, Input, InputFormat, Record};
 
 /// How often the file is checked for new lines and for a rotation, once read to its end.
@@ -74,15 +72,13 @@ pub(super) fn follow(path: &Path, format: InputFormat, tx: &mut Chunks) -> Resul
                 continue;
             }
             line_no += 1;
-            let item = match format {
+            let items = match format {
                 InputFormat::Csv => csv_line(text, &mut header, line_no),
                 InputFormat::Ndjson => ndjson_line(text, &mut ndjson_keys, line_no),
             };
-            if let Some(items) = item {
-                for item in items {
-                    if tx.blocking_send(item).is_err() {
-                        return Ok(());
-                    }
+            for item in items {
+                if tx.blocking_send(item).is_err() {
+                    return Ok(());
                 }
             }
             continue;
@@ -122,7 +118,7 @@ fn skip_header(file: &mut Followed, header: &str) {
 }
 
 /// One CSV line: the header first, then rows.
-fn csv_line(text: &str, header: &mut Option<String>, line: u64) -> Option<Vec<Input>> {
+fn csv_line(text: &str, header: &mut Option<String>, line: u64) -> Vec<Input> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -130,61 +126,19 @@ fn csv_line(text: &str, header: &mut Option<String>, line: u64) -> Option<Vec<In
     let mut record = csv::StringRecord::new();
     let parsed = reader.read_record(&mut record);
     match (parsed, header.is_some()) {
-        (Err(e), _) => Some(vec![Input::Bad {
+        (Err(e), _) => vec![Input::Bad {
             line,
             why: e.to_string(),
-        }]),
+        }],
         (Ok(_), false) => {
             *header = Some(text.to_owned());
-            Some(vec![Input::Header(
+            vec![Input::Header(
                 record.iter().map(|s| s.trim().to_owned()).collect(),
-            )])
+            )]
         }
-        (Ok(_), true) => Some(vec![Input::Row(Record {
+        (Ok(_), true) => vec![Input::Row(Record {
             line,
             fields: Fields::Csv(record),
-        })]),
+        })],
     }
-}
-
-/// One NDJSON line: the first object's keys are the columns.
-fn ndjson_line(text: &str, keys: &mut Option<Vec<String>>, line: u64) -> Option<Vec<Input>> {
-    let mut obj = match serde_json::from_str::<serde_json::Map<String, Json>>(text) {
-        Ok(obj) => obj,
-        Err(e) => {
-            return Some(vec![Input::Bad {
-                line,
-                why: format!("not a JSON object: {e}"),
-            }])
-        }
-    };
-    let mut out = Vec::with_capacity(2);
-    let cols = match keys {
-        Some(k) => k.clone(),
-        None => {
-            let k: Vec<String> = obj.keys().cloned().collect();
-            out.push(Input::Header(k.clone()));
-            *keys = Some(k.clone());
-            k
-        }
-    };
-    if obj.len() != cols.len() || !cols.iter().all(|c| obj.contains_key(c)) {
-        out.push(Input::Bad {
-            line,
-            why: format!(
-                "the row's keys are not the first row's ({})",
-                cols.join(", ")
-            ),
-        });
-    } else {
-        out.push(Input::Row(Record {
-            line,
-            fields: Fields::Json(
-                cols.iter()
-                    .map(|c| obj.remove(c).unwrap_or(Json::Null))
-                    .collect(),
-            ),
-        }));
-    }
-    Some(out)
 }

@@ -140,48 +140,54 @@ pub(super) fn read_input(input: &mut (dyn BufRead + Send), format: InputFormat, 
                 if text.trim().is_empty() {
                     continue;
                 }
-                let item = match serde_json::from_str::<serde_json::Map<String, Json>>(&text) {
-                    Ok(obj) => {
-                        let cols = match &names {
-                            Some(n) => n.clone(),
-                            None => {
-                                let n: Vec<String> = obj.keys().cloned().collect();
-                                if tx.blocking_send(Input::Header(n.clone())).is_err() {
-                                    return;
-                                }
-                                names = Some(n.clone());
-                                n
-                            }
-                        };
-                        if obj.len() != cols.len() || !cols.iter().all(|c| obj.contains_key(c)) {
-                            Input::Bad {
-                                line,
-                                why: format!(
-                                    "the row's keys are not the first row's ({})",
-                                    cols.join(", ")
-                                ),
-                            }
-                        } else {
-                            let mut obj = obj;
-                            Input::Row(Record {
-                                line,
-                                fields: Fields::Json(
-                                    cols.iter()
-                                        .map(|c| obj.remove(c).unwrap_or(Json::Null))
-                                        .collect(),
-                                ),
-                            })
-                        }
+                for item in ndjson_line(&text, &mut names, line) {
+                    if tx.blocking_send(item).is_err() {
+                        return;
                     }
-                    Err(e) => Input::Bad {
-                        line,
-                        why: format!("not a JSON object: {e}"),
-                    },
-                };
-                if tx.blocking_send(item).is_err() {
-                    return;
                 }
             }
         }
     }
+}
+
+/// One NDJSON line: the first object's keys are the columns.
+pub(super) fn ndjson_line(text: &str, keys: &mut Option<Vec<String>>, line: u64) -> Vec<Input> {
+    let mut obj = match serde_json::from_str::<serde_json::Map<String, Json>>(text) {
+        Ok(obj) => obj,
+        Err(e) => {
+            return vec![Input::Bad {
+                line,
+                why: format!("not a JSON object: {e}"),
+            }]
+        }
+    };
+    let mut out = Vec::with_capacity(2);
+    let cols = match keys {
+        Some(k) => k.clone(),
+        None => {
+            let k: Vec<String> = obj.keys().cloned().collect();
+            out.push(Input::Header(k.clone()));
+            *keys = Some(k.clone());
+            k
+        }
+    };
+    if obj.len() != cols.len() || !cols.iter().all(|c| obj.contains_key(c)) {
+        out.push(Input::Bad {
+            line,
+            why: format!(
+                "the row's keys are not the first row's ({})",
+                cols.join(", ")
+            ),
+        });
+    } else {
+        out.push(Input::Row(Record {
+            line,
+            fields: Fields::Json(
+                cols.iter()
+                    .map(|c| obj.remove(c).unwrap_or(Json::Null))
+                    .collect(),
+            ),
+        }));
+    }
+    out
 }
