@@ -27,7 +27,9 @@ cargo test --workspace --locked
 
 step "building the plotwire binary for the end-to-end tests (and the bench for its smoke run)"
 cargo build -p plotwire -p plotwire-bench --locked
+cargo build -p plotwire-client --example system_metrics --locked
 export PLOTWIRE_BIN="$PWD/target/debug/plotwire"
+export PLOTWIRE_EXAMPLES="$PWD/target/debug/examples"
 
 step "end-to-end tests: bokeh.client ${BOKEH_VERSION:-3.9.2} and BokehJS in Chromium"
 python3 -m pytest tests/e2e -q -p no:cacheprovider

@@ -59,8 +59,8 @@ pub enum EventKind {
     },
     /// A Bokeh UI event: `button_click`, `tap`, `rangesupdate`, ...
     Event {
-        /// The model it fired on.
-        model: ModelRef,
+        /// The model it fired on; none for document events such as `document_ready`.
+        model: Option<ModelRef>,
         /// The event name.
         event: String,
         /// Its values (`x`, `y`, `x0`, ...).
@@ -72,4 +72,30 @@ pub enum EventKind {
         /// `open` or `close`.
         event: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_as_the_server_writes_them() {
+        let parse = |s: &str| serde_json::from_str::<ViewerEvent>(s).unwrap();
+        let click = parse(
+            r#"{"seq":19,"doc":"d","view":"v","kind":"event","model":{"id":"w","name":"reset","type":"Button"},"event":"button_click","values":{}}"#,
+        );
+        assert!(
+            matches!(&click.kind, EventKind::Event { model: Some(m), event, .. } if m.name.as_deref() == Some("reset") && event == "button_click")
+        );
+        let ready = parse(
+            r#"{"seq":14,"doc":"d","view":"v","kind":"event","model":null,"event":"document_ready","values":{}}"#,
+        );
+        assert!(matches!(&ready.kind, EventKind::Event { model: None, .. }));
+        let change = parse(
+            r#"{"seq":2,"doc":"d","view":"v","kind":"change","model":{"id":"r","name":null,"type":"DataRange1d"},"attr":"start","value":1.5}"#,
+        );
+        assert!(matches!(&change.kind, EventKind::Change { attr, .. } if attr == "start"));
+        let open = parse(r#"{"seq":1,"doc":"d","view":"v","kind":"view","event":"open"}"#);
+        assert!(matches!(&open.kind, EventKind::View { event } if event == "open"));
+    }
 }

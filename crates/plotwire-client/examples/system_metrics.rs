@@ -49,7 +49,8 @@ async fn main() -> Result<()> {
             match event {
                 Ok(e) => {
                     if let EventKind::Event { model, event, .. } = &e.kind {
-                        if event == "button_click" && model.name.as_deref() == Some("reset") {
+                        let name = model.as_ref().and_then(|m| m.name.as_deref());
+                        if event == "button_click" && name == Some("reset") {
                             println!("view {} pressed Reset", e.view);
                             if let Err(err) = listener.clear(NAME, SOURCE).await {
                                 eprintln!("clear failed: {err}");
