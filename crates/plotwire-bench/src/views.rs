@@ -319,6 +319,28 @@ impl ViewsMemory {
 /// How long the server is given to go idle before an RSS reading.
 const RSS_SETTLE: Duration = Duration::from_secs(2);
 
+/// Bokeh: a producer that pushed a `points`-point document to session `sid` (it stays
+/// connected, so the session lives).
+async fn push_points(
+    server: &ServerProcess,
+    sid: &str,
+    points: usize,
+    deadline: Instant,
+) -> Result<Conn> {
+    let source = Source::new(sid, Encoding::Binary, None);
+    let mut producer = Conn::connect(&server.endpoint, sid, deadline).await?;
+    let (content, buffers) = source.push_doc(&Batch {
+        first_index: 0,
+        points,
+        sent_ns: 0,
+    });
+    producer
+        .request_ok(MsgType::PushDoc, content, &buffers, deadline)
+        .await
+        .context(|| "PUSH-DOC")?;
+    Ok(producer)
+}
+
 /// Workload 9: the server's RSS with 1 view and with `views` views of a document of
 /// `points` points (each view pulls it, checked). On Bokeh the document is pushed to a
 /// session and the viewers are raw clients of that session.
@@ -337,17 +359,7 @@ pub async fn memory(server: &ServerProcess, points: usize, views: usize) -> Resu
         (Some(name), None)
     } else {
         let sid = session_id("memory");
-        let source = Source::new(&sid, Encoding::Binary, None);
-        let mut producer = Conn::connect(&server.endpoint, &sid, deadline).await?;
-        let (content, buffers) = source.push_doc(&Batch {
-            first_index: 0,
-            points,
-            sent_ns: 0,
-        });
-        producer
-            .request_ok(MsgType::PushDoc, content, &buffers, deadline)
-            .await
-            .context(|| "PUSH-DOC")?;
+        let producer = push_points(server, &sid, points, deadline).await?;
         (None, Some((producer, sid)))
     };
     let open = |count: usize| {
@@ -455,17 +467,7 @@ pub async fn open(server: &ServerProcess, points: usize, opens: usize) -> Result
         (format!("/d/{name}/"), endpoint, Some(name), None)
     } else {
         let sid = session_id("open");
-        let source = Source::new(&sid, Encoding::Binary, None);
-        let mut producer = Conn::connect(&server.endpoint, &sid, deadline).await?;
-        let (content, buffers) = source.push_doc(&Batch {
-            first_index: 0,
-            points,
-            sent_ns: 0,
-        });
-        producer
-            .request_ok(MsgType::PushDoc, content, &buffers, deadline)
-            .await
-            .context(|| "PUSH-DOC")?;
+        let producer = push_points(server, &sid, points, deadline).await?;
         (
             format!("/{APP}?bokeh-session-id={sid}"),
             server.endpoint.clone(),
