@@ -6,6 +6,8 @@
 # bokeh.client, the Python client and real BokehJS in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A clean build gains nothing from incremental state, which doubles the target folder.
+export CARGO_INCREMENTAL=0
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -25,9 +27,12 @@ cargo clippy --all-targets --locked -- -D warnings
 step "Rust tests (unit, property, fixture and protocol integration)"
 cargo test --workspace --locked
 
-step "building the plotwire binary for the end-to-end tests (and the bench for its smoke run)"
-cargo build -p plotwire -p plotwire-bench --locked
-cargo build -p plotwire-client --example system_metrics --locked
+# `cargo test` built the binaries and examples the next steps run (a separate `cargo
+# build` would resolve features differently and build every dependency a second time).
+step "checking the binaries cargo test built for the end-to-end tests and the bench"
+for built in target/debug/plotwire target/debug/plotwire-bench target/debug/examples/system_metrics; do
+    test -x "$built" || { echo "missing $built: cargo test did not build it" >&2; exit 1; }
+done
 export PLOTWIRE_BIN="$PWD/target/debug/plotwire"
 export PLOTWIRE_EXAMPLES="$PWD/target/debug/examples"
 
