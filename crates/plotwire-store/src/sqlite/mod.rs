@@ -1,0 +1,266 @@
+//! The embedded engine: one SQLite file in WAL mode under the data dir, guarded by a
+//! lock file so that one server at a time uses it. Appends go to one writer thread,
+//! which commits everything queued in one transaction (group commit: concurrent writers
+//! share an fsync). Reads use their own connection, which WAL lets run beside writes.
+//!
+//! The schema (`docs/storage.md`) is plain SQL, readable with `sqlite3`. Each log row
+//! carries a CRC-32 of its fields: a row that fails it is cut off with everything after
+//! it, and logged, never served.
+
+mod rows;
+mod writer;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex};
+
+use rusqlite::{params, Connection, OpenFlags};
+
+use crate::{Appended, Durability, Entry, Record, Store, StoreError};
+use writer::Op;
+
+/// The database file in the data dir.
+pub const DB_FILE: &str = "plotwire.sqlite3";
+/// The lock file in the data dir, held while a server uses it.
+pub const LOCK_FILE: &str = "plotwire.lock";
+
+/// The schema this build writes; a data dir written by another schema is refused.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS log (
+    doc TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    content BLOB NOT NULL,
+    buffers BLOB NOT NULL,
+    key TEXT,
+    rows INTEGER,
+    meta BLOB,
+    crc INTEGER NOT NULL,
+    PRIMARY KEY (doc, seq)
+) WITHOUT ROWID;
+";
+
+/// How a [`SqliteStore`] is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// When a write counts as stored.
+    pub durability: Durability,
+    /// The most the database file may grow to, in bytes (SQLite's `max_page_count`);
+    /// past it, writes fail as on a full disk. `None`: as much as the disk holds.
+    pub max_bytes: Option<u64>,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            durability: Durability::Full,
+            max_bytes: None,
+        }
+    }
+}
+
+/// The SQLite [`Store`]: `<dir>/plotwire.sqlite3`.
+pub struct SqliteStore {
+    dir: PathBuf,
+    reader: Mutex<Connection>,
+    writer: Option<mpsc::Sender<Op>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _lock: File,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store in `dir`, which is created if missing. Fails if
+    /// another process holds the data dir, or if the file is not a plotwire store.
+    pub fn open(dir: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let durability = options.durability;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Io(format!("cannot create the data dir {}: {e}", dir.display()))
+        })?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", lock_path.display())))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    dir: dir.display().to_string(),
+                    lock: lock_path.display().to_string(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Io(format!(
+                    "cannot lock {}: {e}",
+                    lock_path.display()
+                )))
+            }
+        }
+        let db = dir.join(DB_FILE);
+        let write = open_connection(&db, durability)?;
+        prepare_schema(&write, &db)?;
+        if let Some(max) = options.max_bytes {
+            let page: i64 = write
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .map_err(|e| rows::error(&db, e))?;
+            let pages = (i64::try_from(max).unwrap_or(i64::MAX) / page.max(1)).max(1);
+            write
+                .execute_batch(&format!("PRAGMA max_page_count = {pages};"))
+                .map_err(|e| rows::error(&db, e))?;
+        }
+        let read = Connection::open_with_flags(
+            &db,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| rows::error(&db, e))?;
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("plotwire-store".into())
+            .spawn(move || writer::run(write, rx, durability))
+            .map_err(|e| StoreError::Io(format!("cannot start the store's writer: {e}")))?;
+        Ok(SqliteStore {
+            dir: dir.to_owned(),
+            reader: Mutex::new(read),
+            writer: Some(tx),
+            thread: Some(thread),
+            _lock: lock,
+        })
+    }
+
+    /// The data dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn send(
+        &self,
+        op: impl FnOnce(tokio::sync::oneshot::Sender<Result<(), StoreError>>) -> Op,
+    ) -> Appended {
+        let (done, appended) = Appended::channel();
+        match &self.writer {
+            Some(tx) if tx.send(op(done)).is_ok() => appended,
+            _ => Appended::done(Err(StoreError::Closed)),
+        }
+    }
+
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while reading leaves the connection usable: it holds no transaction.
+        self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what is queued, sync and stop.
+        self.writer = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn open_connection(db: &Path, durability: Durability) -> Result<Connection, StoreError> {
+    let conn = Connection::open(db).map_err(|e| rows::error(db, e))?;
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Relaxed { .. } => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;"
+    ))
+    .map_err(|e| rows::error(db, e))?;
+    Ok(conn)
+}
+
+fn prepare_schema(conn: &Connection, db: &Path) -> Result<(), StoreError> {
+    conn.execute_batch(SCHEMA).map_err(|e| rows::error(db, e))?;
+    let version: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+            r.get(0)
+        })
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(rows::error(db, e)),
+        })?;
+    match version {
+        None => {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                params![SCHEMA_VERSION.to_string()],
+            )
+            .map_err(|e| rows::error(db, e))?;
+            Ok(())
+        }
+        Some(v) if v == SCHEMA_VERSION.to_string() => Ok(()),
+        Some(v) => Err(StoreError::Corrupt(format!(
+            "{} has schema version {v}, this plotwire reads version {SCHEMA_VERSION}",
+            db.display()
+        ))),
+    }
+}
+
+impl Store for SqliteStore {
+    fn documents(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.reader();
+        let db = self.dir.join(DB_FILE);
+        let mut stmt = conn
+            .prepare_cached("SELECT name FROM documents ORDER BY name")
+            .map_err(|e| rows::error(&db, e))?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| rows::error(&db, e))?;
+        names
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| rows::error(&db, e))
+    }
+
+    fn append(&self, doc: &str, seq: u64, entry: Entry) -> Appended {
+        let doc = doc.to_owned();
+        self.send(|done| Op::Append {
+            doc,
+            seq,
+            entry,
+            done,
+        })
+    }
+
+    fn read_from(&self, doc: &str, from: u64) -> Result<Vec<Record>, StoreError> {
+        let db = self.dir.join(DB_FILE);
+        let read = {
+            let conn = self.reader();
+            rows::read_log(&conn, &db, doc, from)?
+        };
+        if let Some(bad) = read.corrupt_from {
+            tracing::error!(
+                document = doc,
+                seq = bad,
+                kept = read.records.len(),
+                "a stored log entry failed its checksum: cutting the log off there"
+            );
+            let doc = doc.to_owned();
+            drop(self.send(|done| Op::CutFrom {
+                doc,
+                seq: bad,
+                done,
+            }));
+        }
+        Ok(read.records)
+    }
+
+    fn delete(&self, doc: &str) -> Appended {
+        let doc = doc.to_owned();
+        self.send(|done| Op::Delete { doc, done })
+    }
+
+    fn recover(&self, doc: &str) -> Appended {
+        let doc = doc.to_owned();
+        self.send(|done| Op::Recover { doc, done })
+    }
+}

@@ -1,0 +1,217 @@
+//! The writer thread: takes everything queued, writes it in one transaction and
+//! answers every waiter with the outcome (group commit). With [`Durability::Full`] the
+//! commit fsyncs the WAL; with `Relaxed`, a checkpoint syncs it every so often.
+
+use std::collections::HashSet;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection};
+use tokio::sync::oneshot;
+
+use super::rows;
+use crate::{Durability, Entry, EntryKind, StoreError};
+
+/// At most this many operations share one transaction.
+const MAX_GROUP: usize = 4096;
+/// A transaction stops taking more operations past this many bytes.
+const MAX_GROUP_BYTES: usize = 256 << 20;
+
+/// One queued write.
+pub enum Op {
+    /// Append an entry (a `Publish` entry drops the document's older entries).
+    Append {
+        doc: String,
+        seq: u64,
+        entry: Entry,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Forget a document.
+    Delete {
+        doc: String,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Take appends to a document again after a failed one.
+    Recover {
+        doc: String,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Drop a document's entries from `seq` on (a corrupted tail).
+    CutFrom {
+        doc: String,
+        seq: u64,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+impl Op {
+    fn size(&self) -> usize {
+        match self {
+            Op::Append { entry, .. } => {
+                entry.content.len() + entry.buffers.iter().map(|(_, b)| b.len()).sum::<usize>()
+            }
+            Op::Delete { .. } | Op::Recover { .. } | Op::CutFrom { .. } => 0,
+        }
+    }
+
+    fn doc(&self) -> &str {
+        match self {
+            Op::Append { doc, .. }
+            | Op::Delete { doc, .. }
+            | Op::Recover { doc, .. }
+            | Op::CutFrom { doc, .. } => doc,
+        }
+    }
+
+    fn finish(self, result: Result<(), StoreError>) {
+        let done = match self {
+            Op::Append { done, .. }
+            | Op::Delete { done, .. }
+            | Op::Recover { done, .. }
+            | Op::CutFrom { done, .. } => done,
+        };
+        let _ = done.send(result);
+    }
+}
+
+/// Runs until every sender is gone, then syncs and returns.
+pub fn run(conn: Connection, rx: Receiver<Op>, durability: Durability) {
+    let db = conn
+        .path()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    let sync_every = match durability {
+        Durability::Full => None,
+        Durability::Relaxed { every_ms } => Some(Duration::from_millis(every_ms.max(1))),
+    };
+    // Documents whose last write failed: they take no appends until recovered, so that
+    // no log ever gets a hole.
+    let mut failed: HashSet<String> = HashSet::new();
+    let mut unsynced = false;
+    let mut last_sync = Instant::now();
+    loop {
+        let first = match sync_every {
+            None => match rx.recv() {
+                Ok(op) => op,
+                Err(_) => break,
+            },
+            Some(every) => match rx.recv_timeout(every) {
+                Ok(op) => op,
+                Err(RecvTimeoutError::Timeout) => {
+                    if unsynced {
+                        sync(&conn, &db);
+                        unsynced = false;
+                        last_sync = Instant::now();
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+        };
+        let mut bytes = first.size();
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
+            match rx.try_recv() {
+                Ok(op) => {
+                    bytes += op.size();
+                    group.push(op);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut refused = Vec::new();
+        let mut group: Vec<Op> = group
+            .into_iter()
+            .filter_map(|op| match op {
+                Op::Recover { doc, done } => {
+                    failed.remove(&doc);
+                    let _ = done.send(Ok(()));
+                    None
+                }
+                Op::Append { .. } if failed.contains(op.doc()) => {
+                    refused.push(op);
+                    None
+                }
+                op => Some(op),
+            })
+            .collect();
+        for op in refused {
+            let doc = op.doc().to_owned();
+            op.finish(Err(StoreError::Io(format!(
+                "an earlier write to {doc:?} failed; it takes no more until it is recovered"
+            ))));
+        }
+        if group.is_empty() {
+            continue;
+        }
+        let result = write_group(&conn, &group).map_err(|e| rows::error(&db, e));
+        if let Err(e) = &result {
+            tracing::error!(error = %e, writes = group.len(), "store write failed: nothing in it is acknowledged");
+            failed.extend(group.iter().map(|op| op.doc().to_owned()));
+        }
+        for op in group.drain(..) {
+            op.finish(result.clone());
+        }
+        if let Some(every) = sync_every {
+            unsynced = true;
+            if last_sync.elapsed() >= every {
+                sync(&conn, &db);
+                unsynced = false;
+                last_sync = Instant::now();
+            }
+        }
+    }
+    if unsynced {
+        sync(&conn, &db);
+    }
+}
+
+/// Writes the WAL through to the database file, syncing both.
+fn sync(conn: &Connection, db: &std::path::Path) {
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+        tracing::warn!(error = %rows::error(db, e), "store sync failed; the next one retries");
+    }
+}
+
+fn write_group(conn: &Connection, group: &[Op]) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = group.iter().try_for_each(|op| write_one(conn, op));
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        }),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn write_one(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
+    match op {
+        Op::Append {
+            doc, seq, entry, ..
+        } => {
+            if entry.kind == EntryKind::Publish {
+                conn.prepare_cached("DELETE FROM log WHERE doc = ?1")?
+                    .execute(params![doc])?;
+                conn.prepare_cached("INSERT OR IGNORE INTO documents (name) VALUES (?1)")?
+                    .execute(params![doc])?;
+            }
+            rows::insert(conn, doc, *seq, entry)
+        }
+        Op::Delete { doc, .. } => {
+            conn.prepare_cached("DELETE FROM log WHERE doc = ?1")?
+                .execute(params![doc])?;
+            conn.prepare_cached("DELETE FROM documents WHERE name = ?1")?
+                .execute(params![doc])?;
+            Ok(())
+        }
+        Op::Recover { .. } => Ok(()),
+        Op::CutFrom { doc, seq, .. } => {
+            conn.prepare_cached("DELETE FROM log WHERE doc = ?1 AND seq >= ?2")?
+                .execute(params![doc, i64::try_from(*seq).unwrap_or(i64::MAX)])?;
+            Ok(())
+        }
+    }
+}
