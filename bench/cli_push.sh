@@ -12,7 +12,7 @@ bin=target/release/plotwire
 dir="$(mktemp -d -t plotwire-cli-bench-XXXX)"
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$bin" serve --port "$port" --log-level warn >"$dir/server.log" 2>&1 &
+"$bin" serve --port "$port" --data-dir "$dir/data" --log-level warn >"$dir/server.log" 2>&1 &
 server=$!
 export PLOTWIRE_URL="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do curl -sf "$PLOTWIRE_URL/healthz" >/dev/null && break; sleep 0.1; done

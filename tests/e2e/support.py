@@ -16,6 +16,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -184,6 +185,9 @@ class ServerProcess:
         self.secret_key = secret_key
         self.log_path = Path(log_path)
         self.proc: subprocess.Popen[bytes] | None = None
+        # Each plotwire server has its own data dir, kept across stop() and start() so
+        # that a restart finds what was stored.
+        self.data_dir: str | None = None
         self._log_file = None
         self.cmd: list[str] = []
 
@@ -211,8 +215,11 @@ class ServerProcess:
                 raise RuntimeError(
                     f"plotwire binary not found at {PLOTWIRE_BIN}; build it (cargo build) or set "
                     f"PLOTWIRE_BIN, or run the suite against the reference server with E2E_SERVER=bokeh")
+            if self.data_dir is None and "--data-dir" not in self.extra_args:
+                self.data_dir = tempfile.mkdtemp(prefix="plotwire-e2e-data-")
+            data_args = [] if "--data-dir" in self.extra_args else ["--data-dir", self.data_dir]
             cmd = [str(PLOTWIRE_BIN), "serve", "--address", "127.0.0.1", "--port", str(self.port),
-                   *level_args, *self.extra_args]
+                   *data_args, *level_args, *self.extra_args]
             if self.secret_key is not None:
                 env["PLOTWIRE_SECRET_KEY"] = self.secret_key
         else:

@@ -371,6 +371,9 @@ pub async fn start_plotwire(
         UNUSED_SESSION_LIFETIME_MS,
         "--log-level",
         "warn",
+        // In memory, as `bokeh serve`: the durable store has its own workloads.
+        "--data-dir",
+        "none",
     ]);
     let child = spawn("plotwire", command)?;
     let mut server = ServerProcess {

@@ -14,6 +14,9 @@ pub type Patches = Vec<(String, Vec<(Value, Value)>)>;
 
 /// One request for a published document's owner.
 pub enum Request {
+    /// Answers `Written` once everything applied so far is stored (a new document's
+    /// first entry, before its creation is acknowledged).
+    Stored,
     /// Replace the whole document (a new publish under the same name).
     Publish {
         /// The new content, checked and subscribed ([`crate::rest`] builds it, off the

@@ -1,6 +1,7 @@
 //! Server settings, with Bokeh's defaults where Bokeh has the same setting.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How session ids are made and checked (Bokeh's `--session-ids`).
@@ -93,6 +94,15 @@ pub struct Config {
     pub view_linger: Duration,
     /// Origins allowed to read the REST API from pages (CORS); `*` allows any.
     pub cors_origins: Vec<String>,
+    /// Where published documents are stored (`plotwire.sqlite3` in it); `None` keeps
+    /// them in memory only, lost at exit. The `plotwire` binary defaults to
+    /// `./plotwire-data`; the library to `None`.
+    pub data_dir: Option<PathBuf>,
+    /// When a write counts as stored (`--durability`).
+    pub durability: plotwire_store::Durability,
+    /// The most bytes the store's file may grow to; past it, writes are refused with
+    /// 507 as on a full disk. `None`: as much as the disk holds.
+    pub max_store_bytes: Option<u64>,
 }
 
 impl Default for Config {
@@ -128,6 +138,9 @@ impl Default for Config {
             events_kept: 10_000,
             view_linger: Duration::from_secs(60),
             cors_origins: vec!["*".to_owned()],
+            data_dir: None,
+            durability: plotwire_store::Durability::Full,
+            max_store_bytes: None,
         }
     }
 }
@@ -144,6 +157,12 @@ pub enum ConfigError {
     /// A limit too large to hold.
     #[error("{0} must be at most {1}")]
     TooLarge(&'static str, usize),
+    /// The data dir cannot be used.
+    #[error("cannot use the data dir: {0}")]
+    Store(#[from] plotwire_store::StoreError),
+    /// Stored documents are restored by owner tasks, which need a tokio runtime.
+    #[error("a server with a data dir must be built inside a tokio runtime")]
+    NoRuntime,
 }
 
 impl Config {

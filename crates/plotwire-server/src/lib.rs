@@ -29,6 +29,7 @@ pub mod origin;
 pub mod outbox;
 pub mod owner;
 pub mod pages;
+pub mod persist;
 pub mod published;
 pub mod registry;
 pub mod rest;
@@ -94,6 +95,7 @@ pub fn router(config: Config) -> Result<Router, ConfigError> {
 pub fn app(config: Config) -> Result<App, ConfigError> {
     let config = config.validated()?;
     log::set_warnings_per_second(config.warnings_per_second);
+    let store = open_store(&config)?;
     let registry = registry::Registry::new(
         config.check_unused_sessions,
         config.unused_session_lifetime,
@@ -105,8 +107,12 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
                 events_kept: config.events_kept,
                 view_linger: config.view_linger,
             },
+            store: store.clone(),
         },
     );
+    if let Some(store) = &store {
+        restore_documents(&registry, store, &config)?;
+    }
     let allowlist = origin::allowlist(&config.allow_websocket_origin, config.port);
     let prefix = config.prefix.clone();
     let (begun, shutdown_rx) = watch::channel(false);
@@ -130,6 +136,64 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
         Router::new().nest(&prefix, routes)
     };
     Ok(App { router, shutdown })
+}
+
+/// Opens the store the config names, if it names one.
+fn open_store(config: &Config) -> Result<Option<persist::StoreHandle>, ConfigError> {
+    let Some(dir) = &config.data_dir else {
+        return Ok(None);
+    };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(ConfigError::NoRuntime);
+    }
+    let store = plotwire_store::SqliteStore::open(
+        dir,
+        plotwire_store::SqliteOptions {
+            durability: config.durability,
+            max_bytes: config.max_store_bytes,
+        },
+    )?;
+    tracing::info!(data_dir = %dir.display(), durability = ?config.durability, "store opened");
+    Ok(Some(persist::StoreHandle {
+        store: Arc::new(store),
+        max_decoded_bytes: config.max_decoded_bytes,
+    }))
+}
+
+/// Brings back every stored document. One that cannot be replayed is left out, loudly:
+/// its log stays in the store untouched.
+fn restore_documents(
+    registry: &Arc<registry::Registry>,
+    handle: &persist::StoreHandle,
+    config: &Config,
+) -> Result<(), ConfigError> {
+    let names = handle.store.documents()?;
+    if names.is_empty() {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    tracing::info!(
+        documents = names.len(),
+        "restoring published documents from the store"
+    );
+    for name in names {
+        let records = handle.store.read_from(&name, 0)?;
+        let entries = records.len();
+        match persist::restore(&records, config.max_models, config.max_decoded_bytes) {
+            Ok(restored) => {
+                tracing::info!(document = %name, seq = restored.version, entries, "document restored");
+                registry.restore(&name, restored);
+            }
+            Err(e) => {
+                tracing::error!(document = %name, error = %e, "cannot restore this document: it is not served; its log is kept as it is");
+            }
+        }
+    }
+    tracing::info!(
+        ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "documents restored"
+    );
+    Ok(())
 }
 
 /// Why the server could not run.

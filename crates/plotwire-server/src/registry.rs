@@ -236,6 +236,25 @@ impl Registry {
         Ok(Published::Created(handle))
     }
 
+    /// Serves the published document `name` as rebuilt from its log.
+    pub fn restore(self: &Arc<Self>, name: &str, restored: crate::persist::Restored) {
+        let key: Key = (PUBLISHED_APP.to_owned(), name.to_owned());
+        let (handle, task) = session::spawn(
+            name.to_owned(),
+            PUBLISHED_APP.to_owned(),
+            &self.limits,
+            session::Seed::Restored(restored),
+        );
+        let handle = Arc::new(handle);
+        self.lock().insert(key.clone(), handle.clone());
+        self.supervise(key, Arc::downgrade(&handle), task);
+    }
+
+    /// The store published documents are logged to, if any.
+    pub fn store(&self) -> Option<&crate::persist::StoreHandle> {
+        self.limits.store.as_ref()
+    }
+
     /// Deletes the published document `name`; its connections close (1001) and
     /// reconnecting browsers are told it has ended. Returns whether it existed.
     pub fn unpublish(&self, name: &str) -> bool {
@@ -352,6 +371,7 @@ mod tests {
                 queue_bytes: 1 << 20,
                 max_models: 1000,
                 views: Default::default(),
+                store: None,
             },
         )
     }

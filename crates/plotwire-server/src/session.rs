@@ -151,6 +151,8 @@ pub struct SessionLimits {
     pub max_models: usize,
     /// Settings of published documents' views.
     pub views: crate::owner::ViewSettings,
+    /// Where published documents are logged; `None` keeps them in memory only.
+    pub store: Option<crate::persist::StoreHandle>,
 }
 
 /// A live session, as the registry and connections see it.
@@ -340,6 +342,8 @@ pub enum Seed {
     Ended(plotwire_document::Document),
     /// A published document, and the dashboard spec it was built from, if it was.
     Published(plotwire_document::Document, Option<plotwire_spec::Spec>),
+    /// A published document rebuilt from its log at start-up.
+    Restored(crate::persist::Restored),
 }
 
 /// Starts the owner task of a new session holding `seed`. Returns its handle and the
@@ -353,10 +357,17 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(limits.queue_commands.max(1));
     let (ended, _) = watch::channel(None);
     let (status_tx, status) = watch::channel(DocStatus::default());
-    let (ended_notice, published, mut doc, spec) = match seed {
-        Seed::Empty => (false, false, plotwire_document::Document::default(), None),
-        Seed::Ended(doc) => (true, false, doc, None),
-        Seed::Published(doc, spec) => (false, true, doc, spec),
+    let (ended_notice, published, mut doc, spec, restored) = match seed {
+        Seed::Empty => (
+            false,
+            false,
+            plotwire_document::Document::default(),
+            None,
+            None,
+        ),
+        Seed::Ended(doc) => (true, false, doc, None, None),
+        Seed::Published(doc, spec) => (false, true, doc, spec, None),
+        Seed::Restored(r) => (false, true, r.doc, r.spec, Some((r.version, r.answers))),
     };
     doc.set_max_models(limits.max_models);
     let policy = if published {
@@ -364,15 +375,16 @@ pub fn spawn(
     } else {
         crate::owner::Policy::Shared
     };
-    let task = tokio::spawn(crate::owner::run(
-        id.clone(),
+    let start = crate::owner::Start {
+        id: id.clone(),
         doc,
         spec,
         policy,
-        limits.views.clone(),
-        status_tx,
-        rx,
-    ));
+        settings: limits.views.clone(),
+        store: limits.store.clone(),
+        restored,
+    };
+    let task = tokio::spawn(crate::owner::run(start, status_tx, rx));
     let handle = SessionHandle {
         id,
         app,

@@ -54,6 +54,14 @@ enum SessionIds {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    /// fsync before every acknowledgement.
+    Full,
+    /// fsync every --sync-every milliseconds.
+    Relaxed,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     /// Human-readable lines.
     Text,
@@ -167,6 +175,18 @@ struct ServeArgs {
         default_value = "*"
     )]
     cors_origins: Vec<String>,
+    /// Where published documents are stored, so that they survive a restart (one SQLite file, plotwire.sqlite3, in it); `none` keeps them in memory only.
+    #[arg(long, env = "PLOTWIRE_DATA_DIR", default_value = "./plotwire-data")]
+    data_dir: String,
+    /// When a write counts as stored: `full` fsyncs before every acknowledgement (survives a power cut); `relaxed` acknowledges once the OS has it and fsyncs every --sync-every ms (survives a crash or kill -9; a power cut can lose the last interval).
+    #[arg(long, value_enum, env = "PLOTWIRE_DURABILITY", default_value = "full")]
+    durability: DurabilityArg,
+    /// Milliseconds between fsyncs with --durability relaxed.
+    #[arg(long, env = "PLOTWIRE_SYNC_EVERY", default_value_t = 200)]
+    sync_every: u64,
+    /// The most bytes the store's file may grow to (0: no limit); past it, writes get 507 as on a full disk.
+    #[arg(long, env = "PLOTWIRE_MAX_STORE_BYTES", default_value_t = 0)]
+    max_store_bytes: u64,
     /// Log level: error, warn, info, debug or trace (or a tracing filter such as plotwire_server=debug).
     #[arg(long, env = "PLOTWIRE_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -233,6 +253,14 @@ fn config_from(args: &ServeArgs) -> Config {
         events_kept: args.events_kept,
         view_linger: Duration::from_millis(args.view_linger),
         cors_origins: args.cors_origins.clone(),
+        data_dir: (args.data_dir != "none").then(|| args.data_dir.clone().into()),
+        durability: match args.durability {
+            DurabilityArg::Full => plotwire_store::Durability::Full,
+            DurabilityArg::Relaxed => plotwire_store::Durability::Relaxed {
+                every_ms: args.sync_every.max(1),
+            },
+        },
+        max_store_bytes: (args.max_store_bytes > 0).then_some(args.max_store_bytes),
     }
 }
 

@@ -76,6 +76,8 @@ impl Server {
                 cmd.env_remove(key);
             }
         }
+        // In memory unless the test names a data dir (the flag wins over the variable).
+        cmd.env("PLOTWIRE_DATA_DIR", "none");
         let child = cmd.spawn().expect("spawn plotwire");
         let server = Server { child, port };
         let deadline = Instant::now() + Duration::from_secs(20);

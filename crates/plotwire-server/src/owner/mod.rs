@@ -13,6 +13,7 @@
 //! only producers change the shared document.
 
 mod delivery;
+mod durability;
 mod producer;
 mod pull;
 mod streamvis;
@@ -21,6 +22,7 @@ mod views;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use plotwire_document::Document;
 use plotwire_protocol::message::MsgType;
 use tokio::sync::{mpsc, watch};
@@ -30,6 +32,7 @@ use crate::cursor::Cursors;
 use crate::events::EventLog;
 use crate::session::{error_message, simple_message, Command, DocStatus};
 use delivery::{Peer, Route};
+use durability::Durable;
 use producer::Idempotency;
 use pull::PullDone;
 use views::View;
@@ -85,49 +88,93 @@ struct Owner {
     status: watch::Sender<DocStatus>,
     next_pull: u64,
     done_tx: mpsc::UnboundedSender<PullDone>,
+    log: Durable,
+}
+
+/// What an owner starts with.
+pub struct Start {
+    /// The session id or document name.
+    pub id: String,
+    /// The document.
+    pub doc: Document,
+    /// The spec it was built from, if it was.
+    pub spec: Option<plotwire_spec::Spec>,
+    /// How it is shared.
+    pub policy: Policy,
+    /// Settings of published documents.
+    pub settings: ViewSettings,
+    /// Where a published document is logged, if anywhere.
+    pub store: Option<crate::persist::StoreHandle>,
+    /// For a document rebuilt from its log: its sequence number and the idempotency
+    /// answers logged. `None`: a new document, whose first entry is the whole of it.
+    pub restored: Option<(u64, crate::persist::Answers)>,
 }
 
 /// Runs the owner of session `id` until every handle to it is gone.
-pub async fn run(
-    id: String,
-    doc: Document,
-    spec: Option<plotwire_spec::Spec>,
-    policy: Policy,
-    settings: ViewSettings,
-    status: watch::Sender<DocStatus>,
-    mut rx: mpsc::Receiver<Command>,
-) {
+pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::Receiver<Command>) {
+    let Start {
+        id,
+        doc,
+        spec,
+        policy,
+        settings,
+        store,
+        restored,
+    } = start;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let store = store.filter(|_| policy == Policy::Views);
+    let version = restored.as_ref().map_or(0, |(v, _)| *v);
+    let stored = restored.as_ref().map(|(v, _)| *v);
+    let mut idempotency = Idempotency::default();
+    for (key, seq, rows) in restored.map(|(_, a)| a).unwrap_or_default() {
+        idempotency.remember(key, (seq, rows));
+    }
     let mut owner = Owner {
         id,
         policy,
         doc,
         spec,
-        version: 0,
+        version,
         bundles: None,
         peers: HashMap::new(),
         views: HashMap::new(),
         events: EventLog::new(settings.events_kept),
         cursors: Cursors::default(),
-        idempotency: Idempotency::default(),
+        idempotency,
         settings,
         status,
         next_pull: 0,
         done_tx,
+        log: Durable::new(store, stored),
     };
+    owner.cursors.reset_all(version);
+    if owner.log.logs() && stored.is_none() {
+        let entry = crate::persist::publish_entry(&owner.doc, owner.spec.as_ref());
+        owner.stage(Some(entry));
+        owner.flush_log(None, None);
+    }
+    let mut in_flight = FuturesOrdered::new();
     owner.publish_status();
     let mut reap = tokio::time::interval(owner.settings.view_linger.max(Duration::from_secs(1)));
     reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        for (seq, appended) in owner.log.appends.drain(..) {
+            in_flight.push_back(async move { (seq, appended.await) });
+        }
         tokio::select! {
             biased;
             Some(done) = done_rx.recv() => owner.pull_done(done),
+            Some((seq, result)) = in_flight.next(), if !in_flight.is_empty() => owner.stored(seq, result),
             cmd = rx.recv() => match cmd {
                 Some(cmd) => owner.handle(cmd),
                 None => break,
             },
             _ = reap.tick(), if owner.policy == Policy::Views => owner.reap_views(),
         }
+    }
+    // Answer the writes still waiting for the store before going.
+    while let Some((seq, result)) = in_flight.next().await {
+        owner.stored(seq, result);
     }
     tracing::debug!(session = %owner.id, "session owner stopped");
 }
@@ -228,7 +275,7 @@ impl Owner {
                 reply,
             } => {
                 let answer = self.rest(request, key);
-                let _ = reply.send(answer);
+                self.reply_when_stored(reply, answer);
             }
             #[cfg(test)]
             #[allow(clippy::panic)]

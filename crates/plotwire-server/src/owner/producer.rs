@@ -30,7 +30,8 @@ impl Idempotency {
         self.answers.get(key).copied()
     }
 
-    fn remember(&mut self, key: String, answer: (u64, Option<usize>)) {
+    /// Remembers the answer of a keyed write.
+    pub fn remember(&mut self, key: String, answer: (u64, Option<usize>)) {
         if self.answers.len() >= KEYS_KEPT {
             if let Some(old) = self.order.pop_front() {
                 self.answers.remove(&old);
@@ -38,6 +39,13 @@ impl Idempotency {
         }
         self.order.push_back(key.clone());
         self.answers.insert(key, answer);
+    }
+
+    /// Forgets the answers of writes after sequence number `seq` (they were undone).
+    pub fn forget_after(&mut self, seq: u64) {
+        self.answers.retain(|_, (s, _)| *s <= seq);
+        let answers = &self.answers;
+        self.order.retain(|k| answers.contains_key(k));
     }
 }
 
@@ -48,11 +56,20 @@ impl Owner {
         request: Request,
         key: Option<String>,
     ) -> Result<Answer, HttpError> {
-        let key = key.filter(|_| request.is_write());
+        let write = request.is_write();
+        let key = key.filter(|_| write);
         if let Some((seq, rows)) = key.as_deref().and_then(|k| self.idempotency.get(k)) {
             return Ok(Answer::Written { seq, rows });
         }
-        let answer = self.serve(request)?;
+        if write {
+            self.refuse_while_failed()?;
+        }
+        let answer = self.serve(request);
+        match &answer {
+            Ok(Answer::Written { rows, .. }) => self.flush_log(key.as_deref(), *rows),
+            _ => self.flush_log(None, None),
+        }
+        let answer = answer?;
         if let (Some(key), Answer::Written { seq, rows }) = (key, &answer) {
             self.idempotency.remember(key, (*seq, *rows));
         }
@@ -61,10 +78,18 @@ impl Owner {
 
     pub(super) fn serve(&mut self, request: Request) -> Result<Answer, HttpError> {
         match request {
+            Request::Stored => Ok(Answer::Written {
+                seq: self.version,
+                rows: None,
+            }),
             Request::Publish { doc, spec } => {
                 self.doc = *doc;
                 self.spec = spec.map(|s| *s);
                 self.changed();
+                if self.log.logs() {
+                    let entry = crate::persist::publish_entry(&self.doc, self.spec.as_ref());
+                    self.stage(Some(entry));
+                }
                 self.cursors.reset_all(self.version);
                 for v in self.views.values_mut() {
                     v.overlay.clear();
@@ -151,11 +176,13 @@ impl Owner {
         events: Vec<DocumentEvent>,
         source: &str,
     ) -> Result<(), HttpError> {
+        let entry = self.log_events(&events);
         let applied = self
             .doc
             .apply(events)
             .map_err(|e| HttpError::bad_request(e.to_string()).with_field(source.to_owned()))?;
         self.changed();
+        self.stage(entry);
         self.fan_out(&applied, NO_CONNECTION, Route::Everyone);
         Ok(())
     }
@@ -178,11 +205,13 @@ impl Owner {
             .collect();
         match view {
             None => {
+                let entry = self.log_events(&events);
                 let applied = self
                     .doc
                     .apply(events)
                     .map_err(|e| HttpError::bad_request(e.to_string()).with_field("value"))?;
                 self.changed();
+                self.stage(entry);
                 for v in self.views.values_mut() {
                     for id in &ids {
                         v.overlay.remove(&(id.clone(), prop.clone()));

@@ -277,6 +277,7 @@ impl Owner {
             self.apply_producer(events, "")?;
         }
         self.spec = Some(spec);
+        self.log.spec_changed = true;
         Ok(())
     }
 }

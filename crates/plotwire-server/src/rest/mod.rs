@@ -168,11 +168,17 @@ async fn document(
             publish(&state, name, &body, key).await
         }
         (&Method::DELETE, Target::Document) => {
-            if state.registry.unpublish(name) {
-                Ok(StatusCode::NO_CONTENT.into_response())
-            } else {
-                Err(missing(name))
+            if !state.registry.unpublish(name) {
+                return Err(missing(name));
             }
+            if let Some(handle) = state.registry.store() {
+                handle
+                    .store
+                    .delete(name)
+                    .await
+                    .map_err(|e| crate::persist::store_http_error(&e))?;
+            }
+            Ok(StatusCode::NO_CONTENT.into_response())
         }
         (&Method::GET, Target::Document) => {
             let doc = find(&state, name)?;
@@ -317,7 +323,11 @@ async fn publish_doc(
         .publish(name, built, spec, state.config.max_documents)
         .map_err(|e| HttpError::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
     let (handle, doc, spec) = match published {
-        Published::Created(_) => {
+        Published::Created(handle) => {
+            if let Err(e) = handle.rest(Request::Stored, None).await {
+                state.registry.unpublish(name);
+                return Err(e);
+            }
             let body = serde_json::json!({ "name": name, "url": url, "seq": 0 });
             return Ok((StatusCode::CREATED, axum::Json(body)).into_response());
         }

@@ -1,0 +1,213 @@
+//! The owner's side of the log: what it applied to a published document goes to the
+//! store, and a write is answered only once the store has it. The owner never waits
+//! for the disk: it applies, fans out and goes on, and the answers wait in
+//! [`Durable::waiting`] until their entries are stored (many writes share one commit).
+//!
+//! If the store fails a write, that answer and every later one becomes an error, the
+//! store takes no more entries for the document, and once the writes in flight have
+//! settled the owner rebuilds the document from what was stored: what was never
+//! stored is undone, so nothing unacknowledged stays visible, and views re-pull.
+
+use std::collections::VecDeque;
+
+use plotwire_store::{Appended, Entry, StoreError};
+use tokio::sync::oneshot;
+
+use super::Owner;
+use crate::api::Answer;
+use crate::error::HttpError;
+use crate::persist::{self, StoreHandle};
+
+/// A REST reply and the answer it gets once its entry is stored.
+type Waiting = (
+    u64,
+    oneshot::Sender<Result<Answer, HttpError>>,
+    Result<Answer, HttpError>,
+);
+
+/// The state of a published document's log.
+pub struct Durable {
+    /// The store, for published documents (none for Bokeh sessions or without a data
+    /// dir).
+    pub store: Option<StoreHandle>,
+    /// Entries of the request being served, with their sequence numbers.
+    staged: Vec<(u64, Entry)>,
+    /// Whether the request being served changed the spec.
+    pub spec_changed: bool,
+    /// Appends handed to the store, for the run loop to wait on.
+    pub appends: Vec<(u64, Appended)>,
+    /// Appends not yet settled.
+    in_flight: usize,
+    /// The last sequence number the store has (none before the first entry is).
+    stored: Option<u64>,
+    /// Replies waiting for their entries.
+    waiting: VecDeque<Waiting>,
+    /// The error of a failed write, until the document is rebuilt from the store.
+    failed: Option<StoreError>,
+}
+
+impl Durable {
+    /// The log state of a document whose entries up to `stored` are in the store.
+    pub fn new(store: Option<StoreHandle>, stored: Option<u64>) -> Durable {
+        Durable {
+            store,
+            staged: Vec::new(),
+            spec_changed: false,
+            appends: Vec::new(),
+            in_flight: 0,
+            stored,
+            waiting: VecDeque::new(),
+            failed: None,
+        }
+    }
+
+    /// Whether entries are kept.
+    pub fn logs(&self) -> bool {
+        self.store.is_some()
+    }
+}
+
+use crate::persist::store_http_error as store_error;
+
+impl Owner {
+    /// Keeps `entry` (made before the change was applied) as the change just counted.
+    pub(super) fn stage(&mut self, entry: Option<Entry>) {
+        if let Some(entry) = entry {
+            self.log.staged.push((self.version, entry));
+        }
+    }
+
+    /// The entry for `events`, if the document is logged.
+    pub(super) fn log_events(
+        &self,
+        events: &[plotwire_protocol::event::DocumentEvent],
+    ) -> Option<Entry> {
+        self.log.logs().then(|| persist::events_entry(events))
+    }
+
+    /// Refuses a write while the store is failing and the document cannot be rebuilt.
+    pub(super) fn refuse_while_failed(&mut self) -> Result<(), HttpError> {
+        if self.log.failed.is_some() && self.log.in_flight == 0 {
+            self.rebuild_from_store();
+        }
+        match &self.log.failed {
+            Some(e) => Err(store_error(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands the request's entries to the store; the last one carries the idempotency
+    /// key and the rows answered, and the spec if the request changed it.
+    pub(super) fn flush_log(&mut self, key: Option<&str>, rows: Option<usize>) {
+        let Some(handle) = self.log.store.clone() else {
+            self.log.staged.clear();
+            return;
+        };
+        if self.log.spec_changed && self.log.staged.is_empty() {
+            self.changed();
+            self.stage(Some(persist::events_entry(&[])));
+        }
+        let count = self.log.staged.len();
+        let staged: Vec<(u64, Entry)> = self.log.staged.drain(..).collect();
+        for (i, (seq, mut entry)) in staged.into_iter().enumerate() {
+            if i + 1 == count {
+                entry.key = key.map(str::to_owned);
+                entry.rows = rows.map(|r| r as u64);
+                if self.log.spec_changed {
+                    entry.meta = self.spec.as_ref().and_then(persist::spec_json);
+                }
+            }
+            self.log.in_flight += 1;
+            self.log
+                .appends
+                .push((seq, handle.store.append(&self.id, seq, entry)));
+        }
+        self.log.spec_changed = false;
+    }
+
+    /// Sends `answer` now, or once its entry is stored.
+    pub(super) fn reply_when_stored(
+        &mut self,
+        reply: oneshot::Sender<Result<Answer, HttpError>>,
+        answer: Result<Answer, HttpError>,
+    ) {
+        match &answer {
+            Ok(Answer::Written { seq, .. })
+                if self.log.logs() && self.log.stored.is_none_or(|s| s < *seq) =>
+            {
+                self.log.waiting.push_back((*seq, reply, answer));
+            }
+            _ => {
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    /// The store settled the append of entry `seq`.
+    pub(super) fn stored(&mut self, seq: u64, result: Result<(), StoreError>) {
+        self.log.in_flight = self.log.in_flight.saturating_sub(1);
+        match result {
+            Ok(()) if self.log.failed.is_none() => {
+                self.log.stored = Some(self.log.stored.map_or(seq, |s| s.max(seq)));
+                let stored = self.log.stored;
+                let waiting = std::mem::take(&mut self.log.waiting);
+                for (s, reply, answer) in waiting {
+                    if stored.is_some_and(|st| st >= s) {
+                        let _ = reply.send(answer);
+                    } else {
+                        self.log.waiting.push_back((s, reply, answer));
+                    }
+                }
+            }
+            Ok(()) => {}
+            Err(e) => {
+                if self.log.failed.is_none() {
+                    tracing::error!(document = %self.id, seq, error = %e, "a write was not stored: refusing writes, then rebuilding the document from the store");
+                    self.log.failed = Some(e);
+                }
+                if let Some(e) = &self.log.failed {
+                    for (_, reply, _) in self.log.waiting.drain(..) {
+                        let _ = reply.send(Err(store_error(e)));
+                    }
+                }
+            }
+        }
+        if self.log.failed.is_some() && self.log.in_flight == 0 {
+            self.rebuild_from_store();
+        }
+    }
+
+    /// Puts the document back to what the store holds, after a failed write.
+    fn rebuild_from_store(&mut self) {
+        let Some(handle) = self.log.store.clone() else {
+            return;
+        };
+        let restored = handle
+            .store
+            .read_from(&self.id, 0)
+            .map_err(|e| e.to_string())
+            .and_then(|records| {
+                persist::restore(&records, self.doc.max_models(), handle.max_decoded_bytes)
+                    .map_err(|e| e.to_string())
+            });
+        match restored {
+            Ok(r) => {
+                let mut doc = r.doc;
+                doc.set_max_models(self.doc.max_models());
+                self.doc = doc;
+                self.spec = r.spec;
+                self.idempotency.forget_after(r.version);
+                self.log.failed = None;
+                drop(handle.store.recover(&self.id));
+                self.changed();
+                self.log.stored = Some(self.version);
+                self.cursors.reset_all(self.version);
+                self.close_all_peers();
+                tracing::warn!(document = %self.id, seq = r.version, "document rebuilt from the store after a failed write; writes are taken again");
+            }
+            Err(e) => {
+                tracing::error!(document = %self.id, error = %e, "cannot rebuild the document from the store; writes stay refused");
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! What a published document's log holds, and the document rebuilt from it. The owner
+//! logs its inputs as applied (the events a producer's write became, not the relays
+//! sent to views, which can be far bigger), so replaying the log from its last
+//! `publish` entry through [`plotwire_document::Document::apply`] gives back the exact
+//! state: the same column kinds, chunks and removed models as the live document had.
+
+use bytes::Bytes;
+use plotwire_document::{AllModels, Document};
+use plotwire_protocol::codec::{buffer_map, Encoder, NoExpansion};
+use plotwire_protocol::event::{decode_doc_message, decode_patch, encode_patch, DocumentEvent};
+use plotwire_store::{Entry, EntryKind, Record};
+
+/// Logged idempotency keys and their answers: key, sequence number, rows.
+pub type Answers = Vec<(String, u64, Option<usize>)>;
+
+/// A document rebuilt from its log.
+pub struct Restored {
+    /// The document as it stood after the last entry.
+    pub doc: Document,
+    /// The dashboard spec it was last given, if any.
+    pub spec: Option<plotwire_spec::Spec>,
+    /// The sequence number of the last entry.
+    pub version: u64,
+    /// The idempotency keys of logged writes and their answers (sequence number, rows).
+    pub answers: Answers,
+}
+
+/// Why a log could not be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The log is empty or does not start with a whole document.
+    #[error("its log does not start with a published document")]
+    NoPublish,
+    /// An entry could not be decoded or applied.
+    #[error("entry {seq} cannot be replayed: {message}")]
+    Entry {
+        /// The entry's sequence number.
+        seq: u64,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The entry that starts a log: the whole document, its binary columns as buffers.
+pub fn publish_entry(doc: &Document, spec: Option<&plotwire_spec::Spec>) -> Entry {
+    let mut snapshot = doc.clone();
+    snapshot.compact_columns();
+    let lookup = AllModels(&snapshot);
+    let mut enc = Encoder::new(&lookup);
+    enc.raw("{\"doc\":");
+    snapshot.encode_doc_json(&mut enc);
+    enc.raw("}");
+    let (content, buffers) = enc.finish();
+    Entry {
+        kind: EntryKind::Publish,
+        content,
+        buffers,
+        key: None,
+        rows: None,
+        meta: spec.and_then(spec_json),
+    }
+}
+
+/// An entry holding `events`, as the owner is about to apply them.
+pub fn events_entry(events: &[DocumentEvent]) -> Entry {
+    let mut enc = Encoder::new(&NoExpansion);
+    encode_patch(&mut enc, events);
+    let (content, buffers) = enc.finish();
+    Entry {
+        kind: EntryKind::Events,
+        content,
+        buffers,
+        key: None,
+        rows: None,
+        meta: None,
+    }
+}
+
+/// A spec as stored beside an entry.
+pub fn spec_json(spec: &plotwire_spec::Spec) -> Option<Bytes> {
+    serde_json::to_vec(spec).ok().map(Bytes::from)
+}
+
+/// Rebuilds a document from its log, as read from the store.
+pub fn restore(
+    records: &[Record],
+    max_models: usize,
+    max_decoded_bytes: usize,
+) -> Result<Restored, RestoreError> {
+    let (first, rest) = records.split_first().ok_or(RestoreError::NoPublish)?;
+    if first.entry.kind != EntryKind::Publish {
+        return Err(RestoreError::NoPublish);
+    }
+    let bad = |seq: u64, message: String| RestoreError::Entry { seq, message };
+    let buffers =
+        |entry: &Entry| buffer_map(entry.buffers.clone()).with_inflate_limit(max_decoded_bytes);
+    let doc_json = decode_doc_message(&first.entry.content, &buffers(&first.entry))
+        .map_err(|e| bad(first.seq, e.to_string()))?;
+    let mut doc = crate::published::published_document(doc_json, max_models)
+        .map_err(|e| bad(first.seq, e.message))?;
+    let mut spec = None;
+    let mut answers = Vec::new();
+    for record in records {
+        let entry = &record.entry;
+        if record.seq != first.seq {
+            let events = decode_patch(&entry.content, &buffers(entry))
+                .map_err(|e| bad(record.seq, e.to_string()))?;
+            doc.apply(events)
+                .map_err(|e| bad(record.seq, e.to_string()))?;
+        }
+        if let Some(meta) = &entry.meta {
+            spec = Some(plotwire_spec::parse(meta).map_err(|e| bad(record.seq, e.to_string()))?);
+        }
+        if let Some(key) = &entry.key {
+            let rows = entry.rows.and_then(|r| usize::try_from(r).ok());
+            answers.push((key.clone(), record.seq, rows));
+        }
+    }
+    let version = rest.last().map_or(first.seq, |r| r.seq);
+    Ok(Restored {
+        doc,
+        spec,
+        version,
+        answers,
+    })
+}
+
+/// A store error as the HTTP error a writer gets: 507 for a full store, 503 otherwise.
+pub fn store_http_error(e: &plotwire_store::StoreError) -> crate::error::HttpError {
+    let status = match e {
+        plotwire_store::StoreError::Full(_) => axum::http::StatusCode::INSUFFICIENT_STORAGE,
+        _ => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+    };
+    crate::error::HttpError::new(
+        status,
+        format!("the write was not stored, so it was not applied: {e}"),
+    )
+}
+
+/// The store the owners of published documents log to.
+#[derive(Clone)]
+pub struct StoreHandle {
+    /// The engine.
+    pub store: std::sync::Arc<dyn plotwire_store::Store>,
+    /// Most bytes inline `bytes` values of a replayed entry may inflate to.
+    pub max_decoded_bytes: usize,
+}
+
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreHandle").finish_non_exhaustive()
+    }
+}
