@@ -151,3 +151,142 @@ impl std::fmt::Debug for StoreHandle {
         f.debug_struct("StoreHandle").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use plotwire_protocol::value::{ArrayData, ArrayForm, ArrayValue, DType};
+    use plotwire_protocol::Value;
+
+    fn doc_text(doc: &Document) -> String {
+        let entry = publish_entry(doc, None);
+        let mut text = String::from_utf8_lossy(&entry.content).into_owned();
+        for (id, b) in &entry.buffers {
+            text.push_str(&format!("|{id}:{b:?}"));
+        }
+        text
+    }
+
+    fn kinds(doc: &Document) -> Vec<(String, String, &'static str, usize)> {
+        let mut out = Vec::new();
+        for (id, m) in doc.models() {
+            if let Some(cols) = &m.columns {
+                for name in cols.names() {
+                    let c = cols.get(name).unwrap();
+                    out.push((id.clone(), name.to_owned(), c.kind_name(), c.len()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn floats(values: &[f64]) -> Value {
+        Value::Array(Box::new(ArrayValue {
+            form: ArrayForm::Nd,
+            dtype: DType::F64,
+            shape: vec![values.len()],
+            data: ArrayData::Binary(
+                values
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect::<Vec<u8>>()
+                    .into(),
+            ),
+        }))
+    }
+
+    /// Replaying the log gives the live document back exactly: its content, its column
+    /// kinds and lengths, its spec, sequence number and idempotency answers.
+    #[test]
+    fn a_replayed_log_is_the_live_document() {
+        let spec = plotwire_spec::parse(
+            br#"{"sources": {"s": {"columns": {"step": "int32", "loss": "float64", "tag": "string"}}},
+                 "plots": {"p": {"kind": "line", "source": "s", "x": "step", "y": "loss"}},
+                 "layout": {"grid": {"p": [0, 0, 1, 1]}}}"#,
+        )
+        .unwrap();
+        let doc_json = crate::published::spec_doc_json(&spec).unwrap();
+        let mut live = crate::published::published_document(doc_json, 1000).unwrap();
+        let source = live
+            .models()
+            .find(|(_, m)| m.columns.is_some())
+            .map(|(id, _)| id.clone())
+            .unwrap();
+        let mut records = vec![Record {
+            seq: 0,
+            entry: publish_entry(&live, Some(&spec)),
+        }];
+        let batches: Vec<Vec<DocumentEvent>> = (0..5)
+            .map(|i| {
+                vec![DocumentEvent::ColumnsStreamed {
+                    model: source.clone(),
+                    attr: "data".into(),
+                    data: vec![
+                        (
+                            "step".into(),
+                            Value::List((0..10).map(|k| Value::Int(i * 10 + k)).collect()),
+                        ),
+                        (
+                            "loss".into(),
+                            floats(
+                                &(0..10)
+                                    .map(|k| 1.0 / f64::from((i * 10 + k + 1) as i32))
+                                    .collect::<Vec<_>>(),
+                            ),
+                        ),
+                        (
+                            "tag".into(),
+                            Value::List((0..10).map(|k| Value::Str(format!("t{k}"))).collect()),
+                        ),
+                    ],
+                    rollover: Some(35),
+                }]
+            })
+            .chain(std::iter::once(vec![DocumentEvent::ColumnsPatched {
+                model: source.clone(),
+                attr: "data".into(),
+                patches: vec![("loss".into(), vec![(Value::Int(3), Value::Float(-1.5))])],
+            }]))
+            .collect();
+        for (i, events) in batches.into_iter().enumerate() {
+            let mut entry = events_entry(&events);
+            entry.key = Some(format!("k{i}"));
+            entry.rows = Some(i as u64);
+            live.apply(events).unwrap();
+            records.push(Record {
+                seq: i as u64 + 1,
+                entry,
+            });
+        }
+        let restored = restore(&records, 1000, 1 << 20).unwrap();
+        assert_eq!(restored.version, 6);
+        assert_eq!(restored.spec.as_ref(), Some(&spec));
+        assert_eq!(restored.answers.len(), 6);
+        assert_eq!(restored.answers[5], ("k5".to_owned(), 6, Some(5)));
+        assert_eq!(kinds(&restored.doc), kinds(&live));
+        assert!(
+            kinds(&live).iter().all(|(_, _, _, len)| *len == 35),
+            "{:?}",
+            kinds(&live)
+        );
+        assert_eq!(doc_text(&restored.doc), doc_text(&live));
+    }
+
+    #[test]
+    fn a_log_that_does_not_start_with_a_publish_is_refused() {
+        let records = vec![Record {
+            seq: 1,
+            entry: events_entry(&[]),
+        }];
+        assert!(matches!(
+            restore(&records, 10, 1 << 20),
+            Err(RestoreError::NoPublish)
+        ));
+        assert!(matches!(
+            restore(&[], 10, 1 << 20),
+            Err(RestoreError::NoPublish)
+        ));
+    }
+}
