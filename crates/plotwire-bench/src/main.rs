@@ -41,6 +41,7 @@ mod report;
 mod rest;
 mod servers;
 mod soak;
+mod store;
 mod views;
 
 use std::path::{Path, PathBuf};
@@ -107,6 +108,10 @@ enum Command {
     /// at a fixed rate, steady, churning and stalled viewers; samples the server's RSS and
     /// open files, checks every batch, and fails unless there is no error and RSS is flat.
     Soak(soak::SoakArgs),
+    /// The durable store's figures against `plotwire serve` alone: durable ingest with
+    /// `--durability full` and `relaxed`, small-batch acknowledgement latency, bytes per
+    /// point, memory holding 1e7 points, restart time with 1e8 stored points.
+    Store(store::StoreArgs),
 }
 
 /// Which server `--only` keeps.
@@ -1707,6 +1712,7 @@ fn main() -> ExitCode {
             result = async {
                 match &cli.command {
                     Some(Command::Soak(args)) => soak::run(args).await,
+                    Some(Command::Store(args)) => store::run(args).await,
                     None => run(&cli).await,
                 }
             } => result,

@@ -249,6 +249,14 @@ impl Usage {
     }
 }
 
+impl ServerProcess {
+    /// Kills the process with SIGKILL (`kill -9`) and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -358,23 +366,39 @@ pub async fn start_plotwire(
     max_message_bytes: usize,
     startup: Duration,
 ) -> Result<ServerProcess> {
+    // In memory, as `bokeh serve`: the durable store has its own workloads.
+    let args = [
+        "--websocket-max-message-size".to_owned(),
+        max_message_bytes.to_string(),
+        "--data-dir".to_owned(),
+        "none".to_owned(),
+    ];
+    start_plotwire_with(bin, port, &args, startup).await
+}
+
+/// Starts `plotwire serve` on `port` with `args` added, and waits until it answers HTTP.
+///
+/// # Errors
+/// When it cannot be started, exits, or does not answer within `startup`.
+pub async fn start_plotwire_with(
+    bin: &Path,
+    port: u16,
+    args: &[String],
+    startup: Duration,
+) -> Result<ServerProcess> {
     let mut command = Command::new(bin);
     command.args([
         "serve",
         "--port",
         &port.to_string(),
-        "--websocket-max-message-size",
-        &max_message_bytes.to_string(),
         "--check-unused-sessions",
         CHECK_UNUSED_SESSIONS_MS,
         "--unused-session-lifetime",
         UNUSED_SESSION_LIFETIME_MS,
         "--log-level",
         "warn",
-        // In memory, as `bokeh serve`: the durable store has its own workloads.
-        "--data-dir",
-        "none",
     ]);
+    command.args(args);
     let child = spawn("plotwire", command)?;
     let mut server = ServerProcess {
         name: "plotwire",
