@@ -772,3 +772,34 @@ def test_replacing_the_document_reaches_open_pages(server, views):
         wait_value(view.columns, lambda c: c == {"x": [100.0, 101.0, 102.0], "y": [1.0, 2.0, 3.0]},
                    timeout=10, desc=f"page {view.tag}'s data after a stream into the new document")
         assert not view.page_errors, view.page_errors
+
+
+def test_a_restart_brings_the_document_back_to_an_open_page(server_factory, views, tmp_path):
+    """The server is killed (SIGKILL) with a page open and a new one starts on the same
+    port and data dir (issue 9): the page reconnects by itself (BokehJS retries), re-pulls
+    the document and shows every row that was acknowledged; rows streamed after the
+    restart reach it too."""
+    data_dir = str(tmp_path / "data")
+    srv = server_factory(["--data-dir", data_dir])
+    name = publish(srv, "restart")
+    rows = {"x": [float(i) for i in range(100, 200)], "y": [float(i % 7) for i in range(100)]}
+    ok(rest(srv, "POST", f"/api/v1/documents/{name}/sources/src/stream", rows))
+    want = {"x": list(X0) + rows["x"], "y": list(Y0) + rows["y"]}
+    page = views("restart").open(page_url(srv, name))
+    wait_value(page.columns, lambda c: c == want, timeout=10, desc="the page's data before the kill")
+
+    assert srv.proc is not None
+    srv.proc.kill()
+    srv.proc.wait(10)
+    srv.stop()
+    again = server_factory(["--data-dir", data_dir], port=srv.port)
+    assert ok(rest(again, "GET", f"/api/v1/documents/{name}/sources/src"))["data"] == want
+    more = {"x": [200.0, 201.0], "y": [1.0, 2.0]}
+    # The page may still be reconnecting: stream once it is back, so that the rows reach
+    # it either in its re-pull or as a stream.
+    wait_value(lambda: ok(rest(again, "GET", f"/api/v1/documents/{name}"))["views"], lambda v: v >= 1,
+               timeout=30, desc="the page to reconnect to the new server")
+    ok(rest(again, "POST", f"/api/v1/documents/{name}/sources/src/stream", more))
+    full = {"x": want["x"] + more["x"], "y": want["y"] + more["y"]}
+    wait_value(page.columns, lambda c: c == full, timeout=20,
+               desc="the page's data after the restart and one more stream")
