@@ -173,6 +173,25 @@ impl Document {
         self.max_models = max;
     }
 
+    /// The ids of models that were in the document once (events naming them are
+    /// dropped), sorted.
+    pub fn removed_ids(&self) -> Vec<Id> {
+        let mut ids: Vec<Id> = self.removed.iter().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Marks `ids` as models that were in the document once (restoring a stored
+    /// document); ids of models the document holds are ignored.
+    pub fn mark_removed(&mut self, ids: impl IntoIterator<Item = Id>) {
+        let removed = Arc::make_mut(&mut self.removed);
+        for id in ids {
+            if !self.models.contains_key(&id) {
+                removed.insert(id);
+            }
+        }
+    }
+
     /// Builds a document from a pushed or pulled DocJson, checking every reference.
     pub fn from_doc_json(doc: DocJson) -> Result<Document, ApplyError> {
         Document::from_doc_json_limited(doc, DEFAULT_MAX_MODELS)

@@ -103,6 +103,9 @@ pub struct Config {
     /// The most bytes the store's file may grow to; past it, writes are refused with
     /// 507 as on a full disk. `None`: as much as the disk holds.
     pub max_store_bytes: Option<u64>,
+    /// Bytes of entries a document's log gathers after its last whole copy before a
+    /// snapshot of the live document replaces them (and at least twice that copy).
+    pub snapshot_bytes: usize,
 }
 
 impl Default for Config {
@@ -141,6 +144,7 @@ impl Default for Config {
             data_dir: None,
             durability: plotwire_store::Durability::Full,
             max_store_bytes: None,
+            snapshot_bytes: 64 << 20,
         }
     }
 }
@@ -193,6 +197,7 @@ impl Config {
             ("--max-documents", self.max_documents),
             ("--max-body-bytes", self.max_body_bytes),
             ("--events-kept", self.events_kept),
+            ("--snapshot-bytes", self.snapshot_bytes),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));

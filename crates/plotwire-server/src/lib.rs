@@ -157,6 +157,7 @@ fn open_store(config: &Config) -> Result<Option<persist::StoreHandle>, ConfigErr
     Ok(Some(persist::StoreHandle {
         store: Arc::new(store),
         max_decoded_bytes: config.max_decoded_bytes,
+        snapshot_bytes: config.snapshot_bytes,
     }))
 }
 

@@ -41,8 +41,20 @@ pub enum RestoreError {
     },
 }
 
-/// The entry that starts a log: the whole document, its binary columns as buffers.
+/// The entry that starts a log (a publish, or a snapshot of the live document): the
+/// whole document, its binary columns as buffers, with its spec and the ids of the
+/// models it once held in `meta`.
 pub fn publish_entry(doc: &Document, spec: Option<&plotwire_spec::Spec>) -> Entry {
+    snapshot_entry(doc, spec, &[])
+}
+
+/// A snapshot of the live document: a [`publish_entry`] that also keeps the idempotency
+/// answers of the writes it replaces.
+pub fn snapshot_entry(
+    doc: &Document,
+    spec: Option<&plotwire_spec::Spec>,
+    answers: &[(String, u64, Option<usize>)],
+) -> Entry {
     let mut snapshot = doc.clone();
     snapshot.compact_columns();
     let lookup = AllModels(&snapshot);
@@ -57,7 +69,7 @@ pub fn publish_entry(doc: &Document, spec: Option<&plotwire_spec::Spec>) -> Entr
         buffers,
         key: None,
         rows: None,
-        meta: spec.and_then(spec_json),
+        meta: meta_json(spec, &snapshot.removed_ids(), answers),
     }
 }
 
@@ -76,9 +88,34 @@ pub fn events_entry(events: &[DocumentEvent]) -> Entry {
     }
 }
 
-/// A spec as stored beside an entry.
-pub fn spec_json(spec: &plotwire_spec::Spec) -> Option<Bytes> {
-    serde_json::to_vec(spec).ok().map(Bytes::from)
+/// What an entry keeps beside its content: `{"spec": ..., "removed": [...]}`, each
+/// field only when there is something to keep.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Meta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    spec: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    removed: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    answers: Answers,
+}
+
+/// The `meta` of an entry that sets `spec` and, for a whole document, the ids of the
+/// models it once held and the idempotency answers of the entries it replaces.
+pub fn meta_json(
+    spec: Option<&plotwire_spec::Spec>,
+    removed: &[String],
+    answers: &[(String, u64, Option<usize>)],
+) -> Option<Bytes> {
+    let meta = Meta {
+        spec: spec.and_then(|s| serde_json::to_value(s).ok()),
+        removed: removed.to_vec(),
+        answers: answers.to_vec(),
+    };
+    if meta.spec.is_none() && meta.removed.is_empty() && meta.answers.is_empty() {
+        return None;
+    }
+    serde_json::to_vec(&meta).ok().map(Bytes::from)
 }
 
 /// Rebuilds a document from its log, as read from the store.
@@ -87,10 +124,14 @@ pub fn restore(
     max_models: usize,
     max_decoded_bytes: usize,
 ) -> Result<Restored, RestoreError> {
-    let (first, rest) = records.split_first().ok_or(RestoreError::NoPublish)?;
-    if first.entry.kind != EntryKind::Publish {
-        return Err(RestoreError::NoPublish);
-    }
+    // A log starts at its last whole document (a publish or a snapshot).
+    let start = records
+        .iter()
+        .rposition(|r| r.entry.kind == EntryKind::Publish)
+        .ok_or(RestoreError::NoPublish)?;
+    let (first, rest) = records[start..]
+        .split_first()
+        .ok_or(RestoreError::NoPublish)?;
     let bad = |seq: u64, message: String| RestoreError::Entry { seq, message };
     let buffers =
         |entry: &Entry| buffer_map(entry.buffers.clone()).with_inflate_limit(max_decoded_bytes);
@@ -100,7 +141,7 @@ pub fn restore(
         .map_err(|e| bad(first.seq, e.message))?;
     let mut spec = None;
     let mut answers = Vec::new();
-    for record in records {
+    for record in &records[start..] {
         let entry = &record.entry;
         if record.seq != first.seq {
             let events = decode_patch(&entry.content, &buffers(entry))
@@ -109,7 +150,15 @@ pub fn restore(
                 .map_err(|e| bad(record.seq, e.to_string()))?;
         }
         if let Some(meta) = &entry.meta {
-            spec = Some(plotwire_spec::parse(meta).map_err(|e| bad(record.seq, e.to_string()))?);
+            let meta: Meta = serde_json::from_slice(meta)
+                .map_err(|e| bad(record.seq, format!("bad meta: {e}")))?;
+            if let Some(s) = meta.spec {
+                let text = serde_json::to_vec(&s).unwrap_or_default();
+                spec =
+                    Some(plotwire_spec::parse(&text).map_err(|e| bad(record.seq, e.to_string()))?);
+            }
+            doc.mark_removed(meta.removed);
+            answers.extend(meta.answers);
         }
         if let Some(key) = &entry.key {
             let rows = entry.rows.and_then(|r| usize::try_from(r).ok());
@@ -144,6 +193,9 @@ pub struct StoreHandle {
     pub store: std::sync::Arc<dyn plotwire_store::Store>,
     /// Most bytes inline `bytes` values of a replayed entry may inflate to.
     pub max_decoded_bytes: usize,
+    /// The fewest bytes of entries logged since a document's last whole copy before a
+    /// snapshot replaces them (also at least twice that copy's size).
+    pub snapshot_bytes: usize,
 }
 
 impl std::fmt::Debug for StoreHandle {

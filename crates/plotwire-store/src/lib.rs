@@ -5,7 +5,8 @@
 //! The [`Store`] trait is the whole contract an engine implements: append (durable when
 //! the returned [`Appended`] resolves), read from a sequence number, and delete. An
 //! entry of kind [`EntryKind::Publish`] holds a whole document and starts its log over:
-//! the engine drops every older entry of that document in the same write. Entries are
+//! the engine drops every older entry of that document in the same write; a snapshot
+//! (the whole document as of a sequence number) replaces the entries up to it. Entries are
 //! opaque bytes to the store, so a message log such as NATS JetStream (a stream per
 //! document, the sequence number as the message's) fits the same trait.
 //!
@@ -178,6 +179,11 @@ pub trait Store: Send + Sync {
 
     /// `doc`'s entries with a sequence number of at least `from`, in order.
     fn read_from(&self, doc: &str, from: u64) -> Result<Vec<Record>, StoreError>;
+
+    /// Replaces every entry of `doc` up to `seq` by `entry`, the whole document as of
+    /// `seq` (a `Publish` entry): what bounds a log's size and its replay time. Entries
+    /// after `seq` stay. Resolves once durable.
+    fn snapshot(&self, doc: &str, seq: u64, entry: Entry) -> Appended;
 
     /// Forgets `doc` and its whole log. Resolves once durable.
     fn delete(&self, doc: &str) -> Appended;

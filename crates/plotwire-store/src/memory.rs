@@ -59,6 +59,14 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
+    fn snapshot(&self, doc: &str, seq: u64, entry: Entry) -> Appended {
+        if let Some(log) = self.logs().get_mut(doc) {
+            log.retain(|r| r.seq > seq);
+            log.insert(0, Record { seq, entry });
+        }
+        Appended::done(Ok(()))
+    }
+
     fn delete(&self, doc: &str) -> Appended {
         self.logs().remove(doc);
         self.recover(doc)

@@ -69,6 +69,21 @@ async fn contract(store: &dyn Store) {
     let a = store.read_from("a", 0).unwrap();
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].seq, 4);
+    // A snapshot replaces the entries up to its sequence number, and only those.
+    for seq in 5..=7 {
+        store
+            .append("a", seq, entry(EntryKind::Events, "ev", None))
+            .await
+            .unwrap();
+    }
+    store
+        .snapshot("a", 6, entry(EntryKind::Publish, "snap6", Some("kept")))
+        .await
+        .unwrap();
+    let a = store.read_from("a", 0).unwrap();
+    let seqs: Vec<u64> = a.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [6, 7]);
+    assert_eq!(a[0].entry, entry(EntryKind::Publish, "snap6", Some("kept")));
     store.delete("a").await.unwrap();
     assert_eq!(store.documents().unwrap(), ["b"]);
     assert!(store.read_from("a", 0).unwrap().is_empty());

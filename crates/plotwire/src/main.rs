@@ -187,6 +187,9 @@ struct ServeArgs {
     /// The most bytes the store's file may grow to (0: no limit); past it, writes get 507 as on a full disk.
     #[arg(long, env = "PLOTWIRE_MAX_STORE_BYTES", default_value_t = 0)]
     max_store_bytes: u64,
+    /// Bytes of writes a document's log gathers after its last whole copy before a snapshot of the live document replaces them (and at least twice that copy): bounds the store of a stream with rollover, and the replay at a restart.
+    #[arg(long, env = "PLOTWIRE_SNAPSHOT_BYTES", default_value_t = 64 << 20)]
+    snapshot_bytes: usize,
     /// Log level: error, warn, info, debug or trace (or a tracing filter such as plotwire_server=debug).
     #[arg(long, env = "PLOTWIRE_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -261,6 +264,7 @@ fn config_from(args: &ServeArgs) -> Config {
             },
         },
         max_store_bytes: (args.max_store_bytes > 0).then_some(args.max_store_bytes),
+        snapshot_bytes: args.snapshot_bytes,
     }
 }
 

@@ -7,16 +7,30 @@
 //! store takes no more entries for the document, and once the writes in flight have
 //! settled the owner rebuilds the document from what was stored: what was never
 //! stored is undone, so nothing unacknowledged stays visible, and views re-pull.
+//!
+//! Once the entries logged since the last whole document outgrow
+//! [`StoreHandle::snapshot_bytes`] and twice that document's size, a snapshot of the live
+//! document is encoded off the owner and replaces them in the store: a stream's rollover
+//! bounds what is stored, and a restart replays little.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 
 use plotwire_store::{Appended, Entry, StoreError};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::Owner;
 use crate::api::Answer;
 use crate::error::HttpError;
 use crate::persist::{self, StoreHandle};
+
+/// A snapshot encoded off the owner.
+pub struct Snapshot {
+    seq: u64,
+    epoch: u64,
+    counted: usize,
+    entry: Option<Entry>,
+}
 
 /// A REST reply and the answer it gets once its entry is stored.
 type Waiting = (
@@ -44,11 +58,25 @@ pub struct Durable {
     waiting: VecDeque<Waiting>,
     /// The error of a failed write, until the document is rebuilt from the store.
     failed: Option<StoreError>,
+    /// Bytes of the entries logged since the last whole document.
+    since_snapshot: usize,
+    /// Bytes of the last whole document logged.
+    snapshot_bytes: usize,
+    /// Whether a snapshot is being encoded.
+    snapshotting: bool,
+    /// Bumped by every publish and rebuild: a snapshot of an older epoch is dropped.
+    epoch: u64,
+    /// Where finished snapshot encodes go (the run loop's receiver).
+    snapshot_tx: mpsc::UnboundedSender<Snapshot>,
 }
 
 impl Durable {
     /// The log state of a document whose entries up to `stored` are in the store.
-    pub fn new(store: Option<StoreHandle>, stored: Option<u64>) -> Durable {
+    pub fn new(
+        store: Option<StoreHandle>,
+        stored: Option<u64>,
+        snapshot_tx: mpsc::UnboundedSender<Snapshot>,
+    ) -> Durable {
         Durable {
             store,
             staged: Vec::new(),
@@ -58,6 +86,11 @@ impl Durable {
             stored,
             waiting: VecDeque::new(),
             failed: None,
+            since_snapshot: 0,
+            snapshot_bytes: 0,
+            snapshotting: false,
+            epoch: 0,
+            snapshot_tx,
         }
     }
 
@@ -114,8 +147,16 @@ impl Owner {
                 entry.key = key.map(str::to_owned);
                 entry.rows = rows.map(|r| r as u64);
                 if self.log.spec_changed {
-                    entry.meta = self.spec.as_ref().and_then(persist::spec_json);
+                    entry.meta = persist::meta_json(self.spec.as_ref(), &[], &[]);
                 }
+            }
+            let size = entry_bytes(&entry);
+            if entry.kind == plotwire_store::EntryKind::Publish {
+                self.log.since_snapshot = 0;
+                self.log.snapshot_bytes = size;
+                self.log.epoch += 1;
+            } else {
+                self.log.since_snapshot += size;
             }
             self.log.in_flight += 1;
             self.log
@@ -123,6 +164,63 @@ impl Owner {
                 .push((seq, handle.store.append(&self.id, seq, entry)));
         }
         self.log.spec_changed = false;
+        self.maybe_snapshot();
+    }
+
+    /// Starts a snapshot encode, off the owner, if the log has grown enough since the
+    /// last whole document.
+    fn maybe_snapshot(&mut self) {
+        let Some(min) = self.log.store.as_ref().map(|h| h.snapshot_bytes) else {
+            return;
+        };
+        let due = min.max(self.log.snapshot_bytes.saturating_mul(2));
+        if self.log.snapshotting || self.log.failed.is_some() || self.log.since_snapshot < due {
+            return;
+        }
+        self.log.snapshotting = true;
+        let doc = self.doc.clone();
+        let spec = self.spec.clone();
+        let answers = self.idempotency.up_to(self.version);
+        let (seq, epoch, counted) = (self.version, self.log.epoch, self.log.since_snapshot);
+        let tx = self.log.snapshot_tx.clone();
+        let id = self.id.clone();
+        tokio::task::spawn_blocking(move || {
+            let entry = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                persist::snapshot_entry(&doc, spec.as_ref(), &answers)
+            }));
+            if entry.is_err() {
+                tracing::error!(document = %id, "a snapshot encode panicked; the log is kept as it is");
+            }
+            let _ = tx.send(Snapshot {
+                seq,
+                epoch,
+                counted,
+                entry: entry.ok(),
+            });
+        });
+    }
+
+    /// A snapshot encode finished: it replaces the entries up to its sequence number,
+    /// unless the document was published or rebuilt since.
+    pub(super) fn snapshot_done(&mut self, snapshot: Snapshot) {
+        self.log.snapshotting = false;
+        let Some(handle) = self.log.store.clone() else {
+            return;
+        };
+        let Some(entry) = snapshot.entry else {
+            return;
+        };
+        if snapshot.epoch != self.log.epoch || self.log.failed.is_some() {
+            return;
+        }
+        self.log.since_snapshot = self.log.since_snapshot.saturating_sub(snapshot.counted);
+        self.log.snapshot_bytes = entry_bytes(&entry);
+        tracing::debug!(document = %self.id, seq = snapshot.seq, bytes = self.log.snapshot_bytes, "snapshot taken");
+        self.log.in_flight += 1;
+        self.log.appends.push((
+            snapshot.seq,
+            handle.store.snapshot(&self.id, snapshot.seq, entry),
+        ));
     }
 
     /// Sends `answer` now, or once its entry is stored.
@@ -198,6 +296,7 @@ impl Owner {
                 self.spec = r.spec;
                 self.idempotency.forget_after(r.version);
                 self.log.failed = None;
+                self.log.epoch += 1;
                 drop(handle.store.recover(&self.id));
                 self.changed();
                 self.log.stored = Some(self.version);
@@ -210,4 +309,9 @@ impl Owner {
             }
         }
     }
+}
+
+/// Bytes an entry holds.
+fn entry_bytes(entry: &Entry) -> usize {
+    entry.content.len() + entry.buffers.iter().map(|(_, b)| b.len()).sum::<usize>()
 }

@@ -122,6 +122,7 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
         restored,
     } = start;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let (snapshot_tx, mut snapshot_rx) = mpsc::unbounded_channel();
     let store = store.filter(|_| policy == Policy::Views);
     let version = restored.as_ref().map_or(0, |(v, _)| *v);
     let stored = restored.as_ref().map(|(v, _)| *v);
@@ -145,7 +146,7 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
         status,
         next_pull: 0,
         done_tx,
-        log: Durable::new(store, stored),
+        log: Durable::new(store, stored, snapshot_tx),
     };
     owner.cursors.reset_all(version);
     if owner.log.logs() && stored.is_none() {
@@ -165,6 +166,7 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
             biased;
             Some(done) = done_rx.recv() => owner.pull_done(done),
             Some((seq, result)) = in_flight.next(), if !in_flight.is_empty() => owner.stored(seq, result),
+            Some(snapshot) = snapshot_rx.recv() => owner.snapshot_done(snapshot),
             cmd = rx.recv() => match cmd {
                 Some(cmd) => owner.handle(cmd),
                 None => break,

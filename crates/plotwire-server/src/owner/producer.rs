@@ -41,6 +41,17 @@ impl Idempotency {
         self.answers.insert(key, answer);
     }
 
+    /// The remembered answers of writes up to sequence number `seq`, oldest first.
+    pub fn up_to(&self, seq: u64) -> crate::persist::Answers {
+        self.order
+            .iter()
+            .filter_map(|k| {
+                let (s, rows) = self.answers.get(k)?;
+                (*s <= seq).then(|| (k.clone(), *s, *rows))
+            })
+            .collect()
+    }
+
     /// Forgets the answers of writes after sequence number `seq` (they were undone).
     pub fn forget_after(&mut self, seq: u64) {
         self.answers.retain(|_, (s, _)| *s <= seq);

@@ -26,6 +26,13 @@ pub enum Op {
         entry: Entry,
         done: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Replace a document's entries up to `seq` by a whole-document entry.
+    Snapshot {
+        doc: String,
+        seq: u64,
+        entry: Entry,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
     /// Forget a document.
     Delete {
         doc: String,
@@ -47,7 +54,7 @@ pub enum Op {
 impl Op {
     fn size(&self) -> usize {
         match self {
-            Op::Append { entry, .. } => {
+            Op::Append { entry, .. } | Op::Snapshot { entry, .. } => {
                 entry.content.len() + entry.buffers.iter().map(|(_, b)| b.len()).sum::<usize>()
             }
             Op::Delete { .. } | Op::Recover { .. } | Op::CutFrom { .. } => 0,
@@ -57,6 +64,7 @@ impl Op {
     fn doc(&self) -> &str {
         match self {
             Op::Append { doc, .. }
+            | Op::Snapshot { doc, .. }
             | Op::Delete { doc, .. }
             | Op::Recover { doc, .. }
             | Op::CutFrom { doc, .. } => doc,
@@ -66,6 +74,7 @@ impl Op {
     fn finish(self, result: Result<(), StoreError>) {
         let done = match self {
             Op::Append { done, .. }
+            | Op::Snapshot { done, .. }
             | Op::Delete { done, .. }
             | Op::Recover { done, .. }
             | Op::CutFrom { done, .. } => done,
@@ -128,7 +137,7 @@ pub fn run(conn: Connection, rx: Receiver<Op>, durability: Durability) {
                     let _ = done.send(Ok(()));
                     None
                 }
-                Op::Append { .. } if failed.contains(op.doc()) => {
+                Op::Append { .. } | Op::Snapshot { .. } if failed.contains(op.doc()) => {
                     refused.push(op);
                     None
                 }
@@ -144,7 +153,18 @@ pub fn run(conn: Connection, rx: Receiver<Op>, durability: Durability) {
         if group.is_empty() {
             continue;
         }
+        let drops = group.iter().any(|op| match op {
+            Op::Append { entry, .. } => entry.kind == EntryKind::Publish,
+            Op::Snapshot { .. } | Op::Delete { .. } | Op::CutFrom { .. } => true,
+            Op::Recover { .. } => false,
+        });
         let result = write_group(&conn, &group).map_err(|e| rows::error(&db, e));
+        if drops && result.is_ok() {
+            // Hands the pages of dropped entries back to the file system.
+            if let Err(e) = conn.execute_batch("PRAGMA incremental_vacuum;") {
+                tracing::warn!(error = %rows::error(&db, e), "store compaction failed; the next one retries");
+            }
+        }
         if let Err(e) = &result {
             tracing::error!(error = %e, writes = group.len(), "store write failed: nothing in it is acknowledged");
             failed.extend(group.iter().map(|op| op.doc().to_owned()));
@@ -198,6 +218,13 @@ fn write_one(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
                 conn.prepare_cached("INSERT OR IGNORE INTO documents (name) VALUES (?1)")?
                     .execute(params![doc])?;
             }
+            rows::insert(conn, doc, *seq, entry)
+        }
+        Op::Snapshot {
+            doc, seq, entry, ..
+        } => {
+            conn.prepare_cached("DELETE FROM log WHERE doc = ?1 AND seq <= ?2")?
+                .execute(params![doc, i64::try_from(*seq).unwrap_or(i64::MAX)])?;
             rows::insert(conn, doc, *seq, entry)
         }
         Op::Delete { doc, .. } => {
