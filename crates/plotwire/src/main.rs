@@ -41,6 +41,21 @@ enum Command {
     Get(commands::GetArgs),
     /// List the published documents.
     Ls(commands::LsArgs),
+    /// Copy a data dir's store, consistently, while the server runs.
+    Backup(BackupArgs),
+}
+
+/// `plotwire backup` arguments.
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  plotwire backup /backups/plotwire-2026-12-01 --data-dir ./plotwire-data\n\nThe copy is itself a data dir: `plotwire serve --data-dir <copy>` serves it."
+)]
+struct BackupArgs {
+    /// The new directory to write the copy into (created; must not hold a store).
+    path: std::path::PathBuf,
+    /// The data dir to copy.
+    #[arg(long, env = "PLOTWIRE_DATA_DIR", default_value = "./plotwire-data")]
+    data_dir: std::path::PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -346,6 +361,21 @@ async fn main() -> ExitCode {
         Command::Events(args) => finish("events", commands::events(args).await),
         Command::Get(args) => finish("get", commands::get(args).await),
         Command::Ls(args) => finish("ls", commands::ls(args).await),
+        Command::Backup(args) => {
+            let started = std::time::Instant::now();
+            let copied = plotwire_store::SqliteStore::backup(&args.data_dir, &args.path)
+                .map(|bytes| {
+                    eprintln!(
+                        "plotwire backup: {} copied to {} ({:.1} MB in {:.1} s)",
+                        args.data_dir.display(),
+                        args.path.display(),
+                        bytes as f64 / 1e6,
+                        started.elapsed().as_secs_f64()
+                    );
+                })
+                .map_err(|e| e.to_string());
+            finish("backup", copied)
+        }
     }
 }
 

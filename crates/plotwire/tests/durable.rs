@@ -486,3 +486,74 @@ async fn a_stream_with_rollover_keeps_the_store_bounded() {
         "not applied again"
     );
 }
+
+/// `plotwire backup` copies the store while the server runs and writes go on; a server
+/// on the copy serves the document with a whole prefix of what was written.
+#[tokio::test]
+async fn a_backup_taken_while_the_server_writes_is_a_consistent_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    let port = server.port;
+    ok(port, "PUT", "/api/v1/documents/backed", Some(&spec())).await;
+    for b in 0..20 {
+        ok(
+            port,
+            "POST",
+            "/api/v1/documents/backed/sources/p0/stream",
+            Some(&batch(b * 100, 100)),
+        )
+        .await;
+    }
+    let writer = tokio::spawn(async move {
+        for b in 20..200 {
+            ok(
+                port,
+                "POST",
+                "/api/v1/documents/backed/sources/p0/stream",
+                Some(&batch(b * 100, 100)),
+            )
+            .await;
+        }
+    });
+    let copy = tempfile::tempdir().unwrap();
+    let target = copy.path().join("copy");
+    let out = tokio::task::spawn_blocking({
+        let (from, to) = (dir.path().to_owned(), target.clone());
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_plotwire"))
+                .arg("backup")
+                .arg(&to)
+                .arg("--data-dir")
+                .arg(&from)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("copied to"));
+    writer.await.unwrap();
+    let restored = Server::start(&target, &[]).await;
+    let got = values(restored.port, "backed", 0).await;
+    assert!(
+        got.len() >= 2000 && got.len() % 100 == 0,
+        "{} rows",
+        got.len()
+    );
+    assert!(got.iter().enumerate().all(|(i, v)| *v == i as i64));
+    // A second backup into the same place is refused.
+    let again = Command::new(env!("CARGO_BIN_EXE_plotwire"))
+        .arg("backup")
+        .arg(&target)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+}

@@ -138,6 +138,45 @@ impl SqliteStore {
         &self.dir
     }
 
+    /// Writes a consistent copy of the store in data dir `from` into the new data dir
+    /// `to`, while a server may be using `from` (SQLite's `VACUUM INTO` reads one
+    /// snapshot of the WAL). `to` must not hold a store yet. Returns the copy's size.
+    pub fn backup(from: &Path, to: &Path) -> Result<u64, StoreError> {
+        let db = from.join(DB_FILE);
+        if !db.exists() {
+            return Err(StoreError::Io(format!(
+                "{} does not exist: is {} a plotwire data dir?",
+                db.display(),
+                from.display()
+            )));
+        }
+        std::fs::create_dir_all(to).map_err(|e| {
+            StoreError::Io(format!(
+                "cannot create the backup dir {}: {e}",
+                to.display()
+            ))
+        })?;
+        let target = to.join(DB_FILE);
+        if target.exists() {
+            return Err(StoreError::Io(format!(
+                "{} exists already: back up into an empty directory",
+                target.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| rows::error(&db, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| rows::error(&db, e))?;
+        let text = target.to_str().ok_or_else(|| {
+            StoreError::Io(format!("the backup path {} is not UTF-8", target.display()))
+        })?;
+        conn.execute("VACUUM INTO ?1", params![text])
+            .map_err(|e| rows::error(&target, e))?;
+        std::fs::metadata(&target)
+            .map(|m| m.len())
+            .map_err(|e| StoreError::Io(format!("{}: {e}", target.display())))
+    }
+
     fn send(
         &self,
         op: impl FnOnce(tokio::sync::oneshot::Sender<Result<(), StoreError>>) -> Op,
