@@ -13,6 +13,7 @@
 //! - [`MemoryStore`]: in memory, for tests.
 //! - [`SqliteStore`]: one SQLite file in WAL mode, with group commit.
 
+mod codec;
 mod memory;
 mod sqlite;
 

@@ -285,7 +285,7 @@ async fn a_full_store_refuses_writes_with_507_and_keeps_what_it_had() {
     ok(port, "PUT", "/api/v1/documents/full", Some(&spec())).await;
     let mut acked = 0i64;
     let mut refused = None;
-    for _ in 0..200 {
+    for _ in 0..5000 {
         let (status, answer) = request(
             port,
             "POST",

@@ -26,43 +26,7 @@ pub fn error(db: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// Packs buffers as `u32 id length, id, u64 data length, data`, all little-endian.
-pub fn pack_buffers(buffers: &[(String, Bytes)]) -> Vec<u8> {
-    let size: usize = buffers.iter().map(|(id, b)| 12 + id.len() + b.len()).sum();
-    let mut out = Vec::with_capacity(size);
-    for (id, data) in buffers {
-        out.extend_from_slice(&u32::try_from(id.len()).unwrap_or(u32::MAX).to_le_bytes());
-        out.extend_from_slice(id.as_bytes());
-        out.extend_from_slice(&(data.len() as u64).to_le_bytes());
-        out.extend_from_slice(data);
-    }
-    out
-}
-
-/// The inverse of [`pack_buffers`]; `None` if the blob is not well formed.
-pub fn unpack_buffers(blob: &Bytes) -> Option<Vec<(String, Bytes)>> {
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    while at < blob.len() {
-        let id_len =
-            usize::try_from(u32::from_le_bytes(blob.get(at..at + 4)?.try_into().ok()?)).ok()?;
-        at += 4;
-        let id = std::str::from_utf8(blob.get(at..at.checked_add(id_len)?)?)
-            .ok()?
-            .to_owned();
-        at += id_len;
-        let len =
-            usize::try_from(u64::from_le_bytes(blob.get(at..at + 8)?.try_into().ok()?)).ok()?;
-        at += 8;
-        let end = at.checked_add(len)?;
-        if end > blob.len() {
-            return None;
-        }
-        out.push((id, blob.slice(at..end)));
-        at = end;
-    }
-    Some(out)
-}
+use crate::codec::{pack_buffers, unpack_buffers};
 
 /// The checksum of a row's fields.
 pub fn checksum(
@@ -191,7 +155,7 @@ fn decode_row(row: &rusqlite::Row<'_>, seq: u64) -> Option<Entry> {
     {
         return None;
     }
-    let buffers = unpack_buffers(&Bytes::from(buffers))?;
+    let buffers = unpack_buffers(&buffers)?;
     Some(Entry {
         kind: EntryKind::parse(&kind)?,
         content: Bytes::from(content),
@@ -205,18 +169,6 @@ fn decode_row(row: &rusqlite::Row<'_>, seq: u64) -> Option<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buffers_pack_and_unpack() {
-        let buffers = vec![
-            ("a".to_owned(), Bytes::from_static(b"12345678")),
-            ("bb".to_owned(), Bytes::new()),
-        ];
-        let packed = Bytes::from(pack_buffers(&buffers));
-        assert_eq!(unpack_buffers(&packed), Some(buffers));
-        assert_eq!(unpack_buffers(&packed.slice(..packed.len() - 1)), None);
-        assert_eq!(unpack_buffers(&Bytes::new()), Some(Vec::new()));
-    }
 
     #[test]
     fn the_checksum_covers_every_field() {
