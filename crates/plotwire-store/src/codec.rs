@@ -43,7 +43,7 @@ fn encode(data: &[u8]) -> (u8, Vec<u8>) {
     if data.len() < MIN_COMPRESSED {
         return (RAW, data.to_vec());
     }
-    let (codec, input) = if data.len() % 8 == 0 {
+    let (codec, input) = if data.len().is_multiple_of(8) {
         (SHUFFLE8_ZSTD, shuffle8(data))
     } else {
         (ZSTD, data.to_vec())
