@@ -17,7 +17,7 @@ use std::sync::{mpsc, Mutex};
 use rusqlite::{params, Connection, OpenFlags};
 
 use crate::{Appended, Durability, Entry, Record, Store, StoreError};
-use writer::Op;
+use writer::{Compressors, Op};
 
 /// The database file in the data dir.
 pub const DB_FILE: &str = "plotwire.sqlite3";
@@ -69,6 +69,7 @@ pub struct SqliteStore {
     reader: Mutex<Connection>,
     writer: Option<mpsc::Sender<Op>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    compressors: Compressors,
     _lock: File,
 }
 
@@ -119,6 +120,10 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| rows::error(&db, e))?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let compressors = Compressors::start(cores.min(4)).map_err(|e| {
+            StoreError::Io(format!("cannot start the store's compressor threads: {e}"))
+        })?;
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("plotwire-store".into())
@@ -129,6 +134,7 @@ impl SqliteStore {
             reader: Mutex::new(read),
             writer: Some(tx),
             thread: Some(thread),
+            compressors,
             _lock: lock,
         })
     }
@@ -213,7 +219,7 @@ fn open_connection(db: &Path, durability: Durability) -> Result<Connection, Stor
     // auto_vacuum must be set before the first table is made; on an existing file it
     // stays what it was. The WAL is cut back to 64 MiB after each checkpoint.
     conn.execute_batch(&format!(
-        "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; PRAGMA journal_size_limit = 67108864;"
+        "PRAGMA page_size = 65536; PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; PRAGMA journal_size_limit = 67108864;"
     ))
     .map_err(|e| rows::error(db, e))?;
     Ok(conn)
@@ -264,10 +270,12 @@ impl Store for SqliteStore {
 
     fn append(&self, doc: &str, seq: u64, entry: Entry) -> Appended {
         let doc = doc.to_owned();
+        let packed = self.compressors.pack(&entry);
         self.send(|done| Op::Append {
             doc,
             seq,
             entry,
+            packed,
             done,
         })
     }
@@ -297,10 +305,12 @@ impl Store for SqliteStore {
 
     fn snapshot(&self, doc: &str, seq: u64, entry: Entry) -> Appended {
         let doc = doc.to_owned();
+        let packed = self.compressors.pack(&entry);
         self.send(|done| Op::Snapshot {
             doc,
             seq,
             entry,
+            packed,
             done,
         })
     }

@@ -26,7 +26,7 @@ pub fn error(db: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
-use crate::codec::{pack_buffers, unpack_buffers};
+use crate::codec::unpack_buffers;
 
 /// The checksum of a row's fields.
 pub fn checksum(
@@ -69,16 +69,21 @@ pub fn checksum(
     h.finalize()
 }
 
-/// Inserts one entry.
-pub fn insert(conn: &Connection, doc: &str, seq: u64, entry: &Entry) -> rusqlite::Result<()> {
+/// Inserts one entry, its buffers packed as `buffers` ([`crate::codec::pack_buffers`]).
+pub fn insert(
+    conn: &Connection,
+    doc: &str,
+    seq: u64,
+    entry: &Entry,
+    buffers: &[u8],
+) -> rusqlite::Result<()> {
     let kind = entry.kind.as_str();
-    let buffers = pack_buffers(&entry.buffers);
     let meta = entry.meta.as_deref();
     let crc = checksum(
         seq,
         kind,
         &entry.content,
-        &buffers,
+        buffers,
         entry.key.as_deref(),
         entry.rows,
         meta,

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
@@ -17,6 +18,75 @@ const MAX_GROUP: usize = 4096;
 /// A transaction stops taking more operations past this many bytes.
 const MAX_GROUP_BYTES: usize = 256 << 20;
 
+/// An entry's buffers as they will be stored, packed (shuffled and compressed) by one
+/// of the compressor threads while earlier entries are being written.
+pub struct Packed(mpsc::Receiver<Vec<u8>>);
+
+impl Packed {
+    /// Waits for the packed buffers; packs them here if the compressors are gone.
+    fn wait(&self, entry: &Entry) -> Vec<u8> {
+        self.0
+            .recv()
+            .unwrap_or_else(|_| crate::codec::pack_buffers(&entry.buffers))
+    }
+}
+
+/// A packing job for the compressor threads.
+type Job = (Vec<(String, bytes::Bytes)>, mpsc::SyncSender<Vec<u8>>);
+
+/// Threads that pack entries' buffers in parallel, ahead of the writer, which stores
+/// them in order.
+pub struct Compressors {
+    jobs: Option<mpsc::Sender<Job>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Compressors {
+    /// Starts `n` compressor threads (at least one).
+    pub fn start(n: usize) -> std::io::Result<Compressors> {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut threads = Vec::new();
+        for i in 0..n.max(1) {
+            let rx = rx.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("plotwire-pack-{i}"))
+                    .spawn(move || loop {
+                        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok((buffers, reply)) = job else {
+                            break;
+                        };
+                        let _ = reply.send(crate::codec::pack_buffers(&buffers));
+                    })?,
+            );
+        }
+        Ok(Compressors {
+            jobs: Some(jobs),
+            threads,
+        })
+    }
+
+    /// Starts packing `entry`'s buffers.
+    pub fn pack(&self, entry: &Entry) -> Packed {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if let Some(jobs) = &self.jobs {
+            // A failed send drops `tx`: the writer then packs the buffers itself.
+            let _ = jobs.send((entry.buffers.clone(), tx));
+        }
+        Packed(rx)
+    }
+}
+
+impl Drop for Compressors {
+    fn drop(&mut self) {
+        self.jobs = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
 /// One queued write.
 pub enum Op {
     /// Append an entry (a `Publish` entry drops the document's older entries).
@@ -24,6 +94,7 @@ pub enum Op {
         doc: String,
         seq: u64,
         entry: Entry,
+        packed: Packed,
         done: oneshot::Sender<Result<(), StoreError>>,
     },
     /// Replace a document's entries up to `seq` by a whole-document entry.
@@ -31,6 +102,7 @@ pub enum Op {
         doc: String,
         seq: u64,
         entry: Entry,
+        packed: Packed,
         done: oneshot::Sender<Result<(), StoreError>>,
     },
     /// Forget a document.
@@ -210,22 +282,32 @@ fn write_group(conn: &Connection, group: &[Op]) -> rusqlite::Result<()> {
 fn write_one(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
     match op {
         Op::Append {
-            doc, seq, entry, ..
+            doc,
+            seq,
+            entry,
+            packed,
+            ..
         } => {
+            let buffers = packed.wait(entry);
             if entry.kind == EntryKind::Publish {
                 conn.prepare_cached("DELETE FROM log WHERE doc = ?1")?
                     .execute(params![doc])?;
                 conn.prepare_cached("INSERT OR IGNORE INTO documents (name) VALUES (?1)")?
                     .execute(params![doc])?;
             }
-            rows::insert(conn, doc, *seq, entry)
+            rows::insert(conn, doc, *seq, entry, &buffers)
         }
         Op::Snapshot {
-            doc, seq, entry, ..
+            doc,
+            seq,
+            entry,
+            packed,
+            ..
         } => {
+            let buffers = packed.wait(entry);
             conn.prepare_cached("DELETE FROM log WHERE doc = ?1 AND seq <= ?2")?
                 .execute(params![doc, i64::try_from(*seq).unwrap_or(i64::MAX)])?;
-            rows::insert(conn, doc, *seq, entry)
+            rows::insert(conn, doc, *seq, entry, &buffers)
         }
         Op::Delete { doc, .. } => {
             conn.prepare_cached("DELETE FROM log WHERE doc = ?1")?
