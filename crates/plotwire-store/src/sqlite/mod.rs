@@ -219,7 +219,7 @@ fn open_connection(db: &Path, durability: Durability) -> Result<Connection, Stor
     // auto_vacuum must be set before the first table is made; on an existing file it
     // stays what it was. The WAL is cut back to 64 MiB after each checkpoint.
     conn.execute_batch(&format!(
-        "PRAGMA page_size = 65536; PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; PRAGMA journal_size_limit = 67108864;"
+        "PRAGMA page_size = 65536; PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; PRAGMA journal_size_limit = 16777216; PRAGMA wal_autocheckpoint = 256;"
     ))
     .map_err(|e| rows::error(db, e))?;
     Ok(conn)
