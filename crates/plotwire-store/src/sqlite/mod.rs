@@ -69,6 +69,8 @@ pub struct SqliteStore {
     reader: Mutex<Connection>,
     writer: Option<mpsc::Sender<Op>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    stop_checkpoints: Option<mpsc::Sender<()>>,
+    checkpointer: Option<std::thread::JoinHandle<()>>,
     compressors: Compressors,
     _lock: File,
 }
@@ -124,16 +126,35 @@ impl SqliteStore {
         let compressors = Compressors::start(cores.min(4)).map_err(|e| {
             StoreError::Io(format!("cannot start the store's compressor threads: {e}"))
         })?;
+        // Checkpoints run on their own connection and thread, so that a commit does not
+        // wait for one. Under sustained writes such a checkpoint never catches up with
+        // the end of the WAL, so the writer checkpoints itself past 1024 pages (64 MiB):
+        // that bounds the WAL.
+        write
+            .execute_batch("PRAGMA wal_autocheckpoint = 1024;")
+            .map_err(|e| rows::error(&db, e))?;
+        let check = open_connection(&db, durability)?;
+        let every = match durability {
+            Durability::Full => std::time::Duration::from_millis(100),
+            Durability::Relaxed { every_ms } => std::time::Duration::from_millis(every_ms.max(1)),
+        };
+        let (stop_checkpoints, stop) = mpsc::channel();
+        let checkpointer = std::thread::Builder::new()
+            .name("plotwire-checkpoint".into())
+            .spawn(move || writer::checkpoints(check, stop, every))
+            .map_err(|e| StoreError::Io(format!("cannot start the store's checkpoints: {e}")))?;
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("plotwire-store".into())
-            .spawn(move || writer::run(write, rx, durability))
+            .spawn(move || writer::run(write, rx))
             .map_err(|e| StoreError::Io(format!("cannot start the store's writer: {e}")))?;
         Ok(SqliteStore {
             dir: dir.to_owned(),
             reader: Mutex::new(read),
             writer: Some(tx),
             thread: Some(thread),
+            stop_checkpoints: Some(stop_checkpoints),
+            checkpointer: Some(checkpointer),
             compressors,
             _lock: lock,
         })
@@ -207,6 +228,10 @@ impl Drop for SqliteStore {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        self.stop_checkpoints = None;
+        if let Some(thread) = self.checkpointer.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -219,7 +244,7 @@ fn open_connection(db: &Path, durability: Durability) -> Result<Connection, Stor
     // auto_vacuum must be set before the first table is made; on an existing file it
     // stays what it was. The WAL is cut back to 64 MiB after each checkpoint.
     conn.execute_batch(&format!(
-        "PRAGMA page_size = 65536; PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; PRAGMA journal_size_limit = 16777216; PRAGMA wal_autocheckpoint = 256;"
+        "PRAGMA page_size = 65536; PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; PRAGMA journal_size_limit = 16777216;"
     ))
     .map_err(|e| rows::error(db, e))?;
     Ok(conn)

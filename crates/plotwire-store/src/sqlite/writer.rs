@@ -1,17 +1,18 @@
 //! The writer thread: takes everything queued, writes it in one transaction and
-//! answers every waiter with the outcome (group commit). With [`Durability::Full`] the
-//! commit fsyncs the WAL; with `Relaxed`, a checkpoint syncs it every so often.
+//! answers every waiter with the outcome (group commit). With `Durability::Full` the
+//! commit fsyncs the WAL; with `Relaxed`, the checkpoints ([`checkpoints`], on their
+//! own thread) sync it every so often.
 
 use std::collections::HashSet;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::{params, Connection};
 use tokio::sync::oneshot;
 
 use super::rows;
-use crate::{Durability, Entry, EntryKind, StoreError};
+use crate::{Entry, EntryKind, StoreError};
 
 /// At most this many operations share one transaction.
 const MAX_GROUP: usize = 4096;
@@ -155,40 +156,17 @@ impl Op {
     }
 }
 
-/// Runs until every sender is gone, then syncs and returns.
-pub fn run(conn: Connection, rx: Receiver<Op>, durability: Durability) {
+/// Runs until every sender is gone. Checkpoints are not its job ([`checkpoints`]): a
+/// commit never waits for one.
+pub fn run(conn: Connection, rx: Receiver<Op>) {
     let db = conn
         .path()
         .map(std::path::PathBuf::from)
         .unwrap_or_default();
-    let sync_every = match durability {
-        Durability::Full => None,
-        Durability::Relaxed { every_ms } => Some(Duration::from_millis(every_ms.max(1))),
-    };
     // Documents whose last write failed: they take no appends until recovered, so that
     // no log ever gets a hole.
     let mut failed: HashSet<String> = HashSet::new();
-    let mut unsynced = false;
-    let mut last_sync = Instant::now();
-    loop {
-        let first = match sync_every {
-            None => match rx.recv() {
-                Ok(op) => op,
-                Err(_) => break,
-            },
-            Some(every) => match rx.recv_timeout(every) {
-                Ok(op) => op,
-                Err(RecvTimeoutError::Timeout) => {
-                    if unsynced {
-                        sync(&conn, &db);
-                        unsynced = false;
-                        last_sync = Instant::now();
-                    }
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
-        };
+    while let Ok(first) = rx.recv() {
         let mut bytes = first.size();
         let mut group = vec![first];
         while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
@@ -244,18 +222,22 @@ pub fn run(conn: Connection, rx: Receiver<Op>, durability: Durability) {
         for op in group.drain(..) {
             op.finish(result.clone());
         }
-        if let Some(every) = sync_every {
-            unsynced = true;
-            if last_sync.elapsed() >= every {
-                sync(&conn, &db);
-                unsynced = false;
-                last_sync = Instant::now();
-            }
-        }
     }
-    if unsynced {
+}
+
+/// Copies the WAL into the database file every `every` on its own connection, beside
+/// the writer, until `stop` closes; then once more. Each checkpoint syncs the WAL and
+/// the database file: with `Durability::Relaxed` it is what makes writes durable
+/// against a power cut, and in every mode it keeps the WAL short.
+pub fn checkpoints(conn: Connection, stop: Receiver<()>, every: Duration) {
+    let db = conn
+        .path()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
         sync(&conn, &db);
     }
+    sync(&conn, &db);
 }
 
 /// Writes the WAL through to the database file, syncing both.
