@@ -128,11 +128,18 @@ pub fn body(format: Format, c: &Columns) -> Result<Vec<u8>> {
 
 /// `PWC1`, the header, then `x` and `y` as little-endian float64, 8-aligned.
 pub fn raw_body(c: &Columns) -> Vec<u8> {
+    let x = vec![c.x; c.points];
+    let y: Vec<f64> = (0..c.points).map(|k| c.y(k)).collect();
+    raw_xy(&x, &y)
+}
+
+/// A raw (`PWC1`) body of float64 columns `x` and `y` (of the same length).
+pub fn raw_xy(x: &[f64], y: &[f64]) -> Vec<u8> {
     let header = format!(
         r#"{{"columns":[{{"name":"x","dtype":"float64","length":{n}}},{{"name":"y","dtype":"float64","length":{n}}}]}}"#,
-        n = c.points
+        n = x.len()
     );
-    let mut out = Vec::with_capacity(16 + header.len() + c.points * 16);
+    let mut out = Vec::with_capacity(16 + header.len() + x.len() * 16);
     out.extend_from_slice(b"PWC1");
     out.extend_from_slice(
         &u32::try_from(header.len())
@@ -143,11 +150,8 @@ pub fn raw_body(c: &Columns) -> Vec<u8> {
     while !out.len().is_multiple_of(8) {
         out.push(b' ');
     }
-    for _ in 0..c.points {
-        out.extend_from_slice(&c.x.to_le_bytes());
-    }
-    for k in 0..c.points {
-        out.extend_from_slice(&c.y(k).to_le_bytes());
+    for v in x.iter().chain(y) {
+        out.extend_from_slice(&v.to_le_bytes());
     }
     out
 }

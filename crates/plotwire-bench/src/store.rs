@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::error::{err, Result};
 use crate::http::HttpConn;
 use crate::report::{ms, quantile};
-use crate::rest::{publish, raw_body, Columns, Format, SOURCE};
+use crate::rest::{publish, raw_body, raw_xy, Columns, Format, SOURCE};
 
 /// A small seeded generator (xorshift64*), uniform in [0, 1).
 struct Rng(u64);
@@ -33,28 +33,14 @@ impl Rng {
 /// timestamp column is), `y` a random walk at full float64 precision (as a measured
 /// signal is: about 6 bytes of every 8 are noise no codec removes).
 fn walk_body(first: u64, points: usize, rng: &mut Rng, walk: &mut f64) -> Vec<u8> {
-    let header = format!(
-        r#"{{"columns":[{{"name":"x","dtype":"float64","length":{points}}},{{"name":"y","dtype":"float64","length":{points}}}]}}"#
-    );
-    let mut out = Vec::with_capacity(16 + header.len() + points * 16);
-    out.extend_from_slice(b"PWC1");
-    out.extend_from_slice(
-        &u32::try_from(header.len())
-            .unwrap_or(u32::MAX)
-            .to_le_bytes(),
-    );
-    out.extend_from_slice(header.as_bytes());
-    while !out.len().is_multiple_of(8) {
-        out.push(b' ');
-    }
-    for k in 0..points {
-        out.extend_from_slice(&((first + k as u64) as f64).to_le_bytes());
-    }
-    for _ in 0..points {
-        *walk += rng.next() - 0.5;
-        out.extend_from_slice(&walk.to_le_bytes());
-    }
-    out
+    let x: Vec<f64> = (0..points).map(|k| (first + k as u64) as f64).collect();
+    let y: Vec<f64> = (0..points)
+        .map(|_| {
+            *walk += rng.next() - 0.5;
+            *walk
+        })
+        .collect();
+    raw_xy(&x, &y)
 }
 use crate::servers::{free_port, start_plotwire_with, ServerProcess, TempDir};
 

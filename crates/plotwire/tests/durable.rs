@@ -158,19 +158,7 @@ async fn ok(port: u16, method: &str, path: &str, body: Option<&Json>) -> Json {
 
 /// The values of source `p`'s column `v`, in order.
 async fn values(port: u16, doc: &str, p: usize) -> Vec<i64> {
-    let read = ok(
-        port,
-        "GET",
-        &format!("/api/v1/documents/{doc}/sources/p{p}"),
-        None,
-    )
-    .await;
-    read["data"]["v"]
-        .as_array()
-        .unwrap_or(&Vec::new())
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect()
+    column(port, doc, &format!("p{p}")).await
 }
 
 /// The values of column `v` of source `source`, in order.
