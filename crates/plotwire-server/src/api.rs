@@ -17,6 +17,9 @@ pub enum Request {
     /// Answers `Written` once everything applied so far is stored (a new document's
     /// first entry, before its creation is acknowledged).
     Stored,
+    /// Forgets the document in the store, after everything it logged, and refuses every
+    /// later write: the registry drops the document once this is answered.
+    Delete,
     /// Replace the whole document (a new publish under the same name).
     Publish {
         /// The new content, checked and subscribed ([`crate::rest`] builds it, off the

@@ -250,11 +250,6 @@ impl Registry {
         self.supervise(key, Arc::downgrade(&handle), task);
     }
 
-    /// The store published documents are logged to, if any.
-    pub fn store(&self) -> Option<&crate::persist::StoreHandle> {
-        self.limits.store.as_ref()
-    }
-
     /// Deletes the published document `name`; its connections close (1001) and
     /// reconnecting browsers are told it has ended. Returns whether it existed.
     pub fn unpublish(&self, name: &str) -> bool {

@@ -68,6 +68,8 @@ pub struct Durable {
     epoch: u64,
     /// Where finished snapshot encodes go (the run loop's receiver).
     snapshot_tx: mpsc::UnboundedSender<Snapshot>,
+    /// Set by a delete: the document takes no more writes.
+    pub deleted: bool,
 }
 
 impl Durable {
@@ -91,6 +93,7 @@ impl Durable {
             snapshotting: false,
             epoch: 0,
             snapshot_tx,
+            deleted: false,
         }
     }
 
@@ -221,6 +224,19 @@ impl Owner {
             snapshot.seq,
             handle.store.snapshot(&self.id, snapshot.seq, entry),
         ));
+    }
+
+    /// Deletes the document's log, after every entry it handed the store, and takes no
+    /// more writes (a write racing the delete cannot leave an entry behind it).
+    pub(super) fn forget_in_store(&mut self) {
+        self.log.deleted = true;
+        self.log.epoch += 1;
+        if let Some(handle) = self.log.store.clone() {
+            self.log.in_flight += 1;
+            self.log
+                .appends
+                .push((self.version, handle.store.delete(&self.id)));
+        }
     }
 
     /// Sends `answer` now, or once its entry is stored.

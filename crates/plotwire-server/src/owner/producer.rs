@@ -75,6 +75,9 @@ impl Owner {
         if write {
             self.refuse_while_failed()?;
         }
+        if self.log.deleted && write {
+            return Err(HttpError::not_found("the document was just deleted"));
+        }
         let answer = self.serve(request);
         match &answer {
             Ok(Answer::Written { rows, .. }) => self.flush_log(key.as_deref(), *rows),
@@ -93,6 +96,13 @@ impl Owner {
                 seq: self.version,
                 rows: None,
             }),
+            Request::Delete => {
+                self.forget_in_store();
+                Ok(Answer::Written {
+                    seq: self.version,
+                    rows: None,
+                })
+            }
             Request::Publish { doc, spec } => {
                 self.doc = *doc;
                 self.spec = spec.map(|s| *s);

@@ -168,15 +168,12 @@ async fn document(
             publish(&state, name, &body, key).await
         }
         (&Method::DELETE, Target::Document) => {
+            // The owner deletes the stored log first, in order after what it logged;
+            // then the registry lets the name go.
+            let doc = find(&state, name)?;
+            doc.rest(Request::Delete, None).await?;
             if !state.registry.unpublish(name) {
                 return Err(missing(name));
-            }
-            if let Some(handle) = state.registry.store() {
-                handle
-                    .store
-                    .delete(name)
-                    .await
-                    .map_err(|e| crate::persist::store_http_error(&e))?;
             }
             Ok(StatusCode::NO_CONTENT.into_response())
         }
