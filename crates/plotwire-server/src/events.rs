@@ -43,9 +43,18 @@ pub struct Subscription {
 impl EventLog {
     /// An empty log keeping the last `capacity` events (at least one).
     pub fn new(capacity: usize) -> EventLog {
+        EventLog::starting_at(capacity, 1)
+    }
+
+    /// A log whose first event gets sequence number `first`. A document restored from
+    /// the store starts its events past any number the server gave out before the
+    /// restart ([`restart_seq`]), so that a producer resuming with its last number is
+    /// told of the gap and then gets the new events, instead of waiting for the count to
+    /// pass its number again.
+    pub fn starting_at(capacity: usize, first: u64) -> EventLog {
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
         EventLog {
-            next_seq: 1,
+            next_seq: first.max(1),
             kept: VecDeque::new(),
             capacity: capacity.max(1),
             live,
@@ -91,9 +100,43 @@ impl EventLog {
     }
 }
 
+/// The first event number after a restart: the time in milliseconds times 1000, above
+/// any number the earlier run gave out unless it made a thousand events per millisecond
+/// on average; below 2^53, so JavaScript reads it exactly, until the year 2255.
+pub fn restart_seq() -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 1000)
+        });
+    ms.saturating_mul(1000).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A producer that resumes after a restart with the last number it saw is told of
+    /// the gap, and the new events reach it. (Numbered from 1 again, the new events were
+    /// all at or below its number, so its SSE stream and long-poll dropped them.)
+    #[test]
+    fn a_restarted_log_numbers_past_the_old_one() {
+        let mut before = EventLog::new(10);
+        for _ in 0..500 {
+            before.push("\"a\":1");
+        }
+        let resume_at = before.last_seq();
+        let mut after = EventLog::starting_at(10, restart_seq());
+        let seq = after.push("\"a\":2");
+        assert!(seq > resume_at);
+        let sub = after.subscribe(resume_at);
+        assert!(
+            sub.gap,
+            "the events of the old run are gone: the producer is told"
+        );
+        assert_eq!(sub.backlog.len(), 1);
+        assert!(restart_seq() < 1 << 53);
+    }
 
     #[test]
     fn numbering_backlog_and_gaps() {

@@ -139,7 +139,10 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
         bundles: None,
         peers: HashMap::new(),
         views: HashMap::new(),
-        events: EventLog::new(settings.events_kept),
+        events: match stored {
+            Some(_) => EventLog::starting_at(settings.events_kept, crate::events::restart_seq()),
+            None => EventLog::new(settings.events_kept),
+        },
         cursors: Cursors::default(),
         idempotency,
         settings,
