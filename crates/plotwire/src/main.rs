@@ -43,6 +43,17 @@ enum Command {
     Ls(commands::LsArgs),
     /// Copy a data dir's store, consistently, while the server runs.
     Backup(BackupArgs),
+    /// Compact a data dir's store by hand (the server must be stopped; a running one compacts after its snapshots).
+    Gc(GcArgs),
+}
+
+/// `plotwire gc` arguments.
+#[derive(Args)]
+#[command(after_help = "Example:\n  plotwire gc --data-dir ./plotwire-data")]
+struct GcArgs {
+    /// The data dir to compact.
+    #[arg(long, env = "PLOTWIRE_DATA_DIR", default_value = "./plotwire-data")]
+    data_dir: std::path::PathBuf,
 }
 
 /// `plotwire backup` arguments.
@@ -361,6 +372,19 @@ async fn main() -> ExitCode {
         Command::Events(args) => finish("events", commands::events(args).await),
         Command::Get(args) => finish("get", commands::get(args).await),
         Command::Ls(args) => finish("ls", commands::ls(args).await),
+        Command::Gc(args) => {
+            let compacted = plotwire_store::SqliteStore::compact(&args.data_dir)
+                .map(|(before, after)| {
+                    eprintln!(
+                        "plotwire gc: {} compacted from {:.1} MB to {:.1} MB",
+                        args.data_dir.display(),
+                        before as f64 / 1e6,
+                        after as f64 / 1e6
+                    );
+                })
+                .map_err(|e| e.to_string());
+            finish("gc", compacted)
+        }
         Command::Backup(args) => {
             let started = std::time::Instant::now();
             let copied = plotwire_store::SqliteStore::backup(&args.data_dir, &args.path)

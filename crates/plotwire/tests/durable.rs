@@ -579,3 +579,97 @@ async fn a_backup_taken_while_the_server_writes_is_a_consistent_data_dir() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
 }
+
+/// A torn write at the end of the WAL (a crash in the middle of a commit) is cut off by
+/// the recovery: the server starts, and serves a whole prefix of the batches, in order.
+#[tokio::test]
+async fn a_torn_wal_tail_is_cut_off_and_the_rest_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["--durability", "relaxed", "--sync-every", "60000"],
+    )
+    .await;
+    let port = server.port;
+    ok(port, "PUT", "/api/v1/documents/torn", Some(&spec())).await;
+    for b in 0..50 {
+        ok(
+            port,
+            "POST",
+            "/api/v1/documents/torn/sources/noisy/stream",
+            Some(&noisy(b * 100, 100)),
+        )
+        .await;
+    }
+    server.kill9();
+    let wal = dir.path().join("plotwire.sqlite3-wal");
+    let len = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert!(
+        len > 10_000,
+        "the WAL holds the recent commits ({len} bytes)"
+    );
+    let file = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
+    file.set_len(len - 3000).unwrap();
+    drop(file);
+    let server = Server::start(dir.path(), &[]).await;
+    let got = column(server.port, "torn", "noisy").await;
+    assert!(
+        got.len() % 100 == 0,
+        "whole batches only: {} rows",
+        got.len()
+    );
+    assert!(
+        got.iter().enumerate().all(|(i, v)| *v == i as i64),
+        "a prefix, in order"
+    );
+    // And it takes writes again.
+    ok(
+        server.port,
+        "POST",
+        "/api/v1/documents/torn/sources/noisy/stream",
+        Some(&noisy(got.len() as i64, 100)),
+    )
+    .await;
+}
+
+/// `plotwire gc` refuses a data dir a server is using, and compacts a stopped one
+/// without changing what it serves.
+#[tokio::test]
+async fn gc_compacts_a_stopped_store_and_refuses_a_running_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--snapshot-bytes", "1000000"];
+    let server = Server::start(dir.path(), &args).await;
+    ok(server.port, "PUT", "/api/v1/documents/gc", Some(&spec())).await;
+    for b in 0..100 {
+        ok(
+            server.port,
+            "POST",
+            "/api/v1/documents/gc/sources/noisy/stream?rollover=1000",
+            Some(&noisy(b * 1000, 1000)),
+        )
+        .await;
+    }
+    let gc = || {
+        Command::new(env!("CARGO_BIN_EXE_plotwire"))
+            .arg("gc")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let refused = gc();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("in use by another plotwire server"));
+    server.kill9();
+    let done = gc();
+    let said = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{said}");
+    assert!(said.contains("compacted from"), "{said}");
+    let wal = std::fs::metadata(dir.path().join("plotwire.sqlite3-wal")).map_or(0, |m| m.len());
+    assert_eq!(wal, 0, "the WAL is emptied");
+    let server = Server::start(dir.path(), &args).await;
+    assert_eq!(
+        column(server.port, "gc", "noisy").await,
+        (99_000..100_000).collect::<Vec<i64>>()
+    );
+}

@@ -165,6 +165,29 @@ impl SqliteStore {
         &self.dir
     }
 
+    /// Compacts the store in data dir `dir` by hand: hands free pages back to the file
+    /// system and empties the WAL. Needs the data dir to itself (a running server
+    /// compacts after its snapshots on its own). Returns the bytes of the store's files
+    /// before and after.
+    pub fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
+        let files = |dir: &Path| -> u64 {
+            [DB_FILE, "plotwire.sqlite3-wal"]
+                .iter()
+                .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+                .map(|m| m.len())
+                .sum()
+        };
+        let before = files(dir);
+        let store = SqliteStore::open(dir, SqliteOptions::default())?;
+        let db = dir.join(DB_FILE);
+        let conn = Connection::open(&db).map_err(|e| rows::error(&db, e))?;
+        conn.execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(|e| rows::error(&db, e))?;
+        drop(conn);
+        drop(store);
+        Ok((before, files(dir)))
+    }
+
     /// Writes a consistent copy of the store in data dir `from` into the new data dir
     /// `to`, while a server may be using `from` (SQLite's `VACUUM INTO` reads one
     /// snapshot of the WAL). `to` must not hold a store yet. Returns the copy's size.
