@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use plotwire_server::{Config, SessionIdMode};
 
 mod commands;
+mod export;
 mod push;
 mod remote;
 
@@ -43,6 +44,8 @@ enum Command {
     Ls(commands::LsArgs),
     /// Copy a data dir's store, consistently, while the server runs.
     Backup(BackupArgs),
+    /// Write one source of a stored document as CSV or Arrow, from the data dir (the server may be running).
+    ExportData(export::ExportArgs),
     /// Compact a data dir's store by hand (the server must be stopped; a running one compacts after its snapshots).
     Gc(GcArgs),
 }
@@ -372,6 +375,7 @@ async fn main() -> ExitCode {
         Command::Events(args) => finish("events", commands::events(args).await),
         Command::Get(args) => finish("get", commands::get(args).await),
         Command::Ls(args) => finish("ls", commands::ls(args).await),
+        Command::ExportData(args) => finish("export-data", export::export(args)),
         Command::Gc(args) => {
             let compacted = plotwire_store::SqliteStore::compact(&args.data_dir)
                 .map(|(before, after)| {

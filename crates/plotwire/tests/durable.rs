@@ -673,3 +673,80 @@ async fn gc_compacts_a_stopped_store_and_refuses_a_running_one() {
         (99_000..100_000).collect::<Vec<i64>>()
     );
 }
+
+/// `plotwire export-data` reads a source out of the data dir while the server runs:
+/// as CSV, and as an Arrow IPC stream with typed columns.
+#[tokio::test]
+async fn export_data_writes_a_stored_source_as_csv_and_arrow() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    ok(server.port, "PUT", "/api/v1/documents/exp", Some(&spec())).await;
+    for b in 0..3 {
+        ok(
+            server.port,
+            "POST",
+            "/api/v1/documents/exp/sources/noisy/stream",
+            Some(&noisy(b * 10, 10)),
+        )
+        .await;
+    }
+    let export = |format: &str, out: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_plotwire"))
+            .args(["export-data", "exp", "noisy", "--format", format, "-o"])
+            .arg(out)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let csv_path = dir.path().join("noisy.csv");
+    let done = export("csv", &csv_path);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 31);
+    assert_eq!(lines[0], "n,v");
+    let want = noisy(0, 30);
+    let first_n = want["n"][0].as_f64().unwrap();
+    assert_eq!(lines[1], format!("{first_n},0"));
+    assert!(lines[30].ends_with(",29"), "{}", lines[30]);
+
+    let arrow_path = dir.path().join("noisy.arrow");
+    let done = export("arrow", &arrow_path);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let file = std::fs::File::open(&arrow_path).unwrap();
+    let reader = arrow_ipc::reader::StreamReader::try_new(file, None).unwrap();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    let batch = &batches[0];
+    assert_eq!(batch.num_rows(), 30);
+    let v = batch
+        .column_by_name("v")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::Int64Array>()
+        .unwrap();
+    assert_eq!(v.values().to_vec(), (0..30).collect::<Vec<i64>>());
+    let n = batch
+        .column_by_name("n")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::Float64Array>()
+        .unwrap();
+    assert_eq!(n.value(0), first_n);
+
+    let missing = Command::new(env!("CARGO_BIN_EXE_plotwire"))
+        .args(["export-data", "nope", "noisy", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no document named \"nope\""));
+}

@@ -165,6 +165,23 @@ impl SqliteStore {
         &self.dir
     }
 
+    /// `doc`'s log in data dir `dir`, read on a read-only connection beside a server
+    /// that may be running (WAL readers see the last commit). Stops at the first entry
+    /// that fails its checks, as a restart would.
+    pub fn read_offline(dir: &Path, doc: &str) -> Result<Vec<Record>, StoreError> {
+        let db = dir.join(DB_FILE);
+        if !db.exists() {
+            return Err(StoreError::Io(format!(
+                "{} does not exist: is {} a plotwire data dir?",
+                db.display(),
+                dir.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| rows::error(&db, e))?;
+        Ok(rows::read_log(&conn, &db, doc, 0)?.records)
+    }
+
     /// Compacts the store in data dir `dir` by hand: hands free pages back to the file
     /// system and empties the WAL. Needs the data dir to itself (a running server
     /// compacts after its snapshots on its own). Returns the bytes of the store's files
