@@ -87,6 +87,17 @@ async fn contract(store: &dyn Store) {
     store.delete("a").await.unwrap();
     assert_eq!(store.documents().unwrap(), ["b"]);
     assert!(store.read_from("a", 0).unwrap().is_empty());
+    // A document whose write failed, then deleted, can be published again.
+    assert!(store
+        .append("b", 1, entry(EntryKind::Events, "again", None))
+        .await
+        .is_err());
+    store.delete("b").await.unwrap();
+    store
+        .append("b", 0, entry(EntryKind::Publish, "new b", None))
+        .await
+        .unwrap();
+    assert_eq!(store.read_from("b", 0).unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -263,15 +263,7 @@ impl Owner {
         match result {
             Ok(()) if self.log.failed.is_none() => {
                 self.log.stored = Some(self.log.stored.map_or(seq, |s| s.max(seq)));
-                let stored = self.log.stored;
-                let waiting = std::mem::take(&mut self.log.waiting);
-                for (s, reply, answer) in waiting {
-                    if stored.is_some_and(|st| st >= s) {
-                        let _ = reply.send(answer);
-                    } else {
-                        self.log.waiting.push_back((s, reply, answer));
-                    }
-                }
+                self.release_stored();
             }
             Ok(()) => {}
             Err(e) => {
@@ -288,6 +280,19 @@ impl Owner {
         }
         if self.log.failed.is_some() && self.log.in_flight == 0 {
             self.rebuild_from_store();
+        }
+    }
+
+    /// Sends the waiting answers whose entries are stored.
+    fn release_stored(&mut self) {
+        let stored = self.log.stored;
+        let waiting = std::mem::take(&mut self.log.waiting);
+        for (s, reply, answer) in waiting {
+            if stored.is_some_and(|st| st >= s) {
+                let _ = reply.send(answer);
+            } else {
+                self.log.waiting.push_back((s, reply, answer));
+            }
         }
     }
 
@@ -316,6 +321,8 @@ impl Owner {
                 drop(handle.store.recover(&self.id));
                 self.changed();
                 self.log.stored = Some(self.version);
+                self.log.since_snapshot = 0;
+                self.release_stored();
                 self.cursors.reset_all(self.version);
                 self.close_all_peers();
                 tracing::warn!(document = %self.id, seq = r.version, "document rebuilt from the store after a failed write; writes are taken again");

@@ -187,6 +187,11 @@ pub fn run(conn: Connection, rx: Receiver<Op>) {
                     let _ = done.send(Ok(()));
                     None
                 }
+                Op::Delete { ref doc, .. } => {
+                    // A deleted document has no log left to keep whole.
+                    failed.remove(doc);
+                    Some(op)
+                }
                 Op::Append { .. } | Op::Snapshot { .. } if failed.contains(op.doc()) => {
                     refused.push(op);
                     None
