@@ -70,7 +70,18 @@ pub struct Durable {
     snapshot_tx: mpsc::UnboundedSender<Snapshot>,
     /// Set by a delete: the document takes no more writes.
     pub deleted: bool,
+    /// After a rebuild, writes are refused with the store's error until this instant,
+    /// so that a producer retrying against a full disk does not cost a rebuild each time.
+    cooldown: Option<(StoreError, std::time::Instant)>,
+    /// The next cooldown: 1 s, doubling up to 30 s while writes keep failing.
+    next_cooldown: std::time::Duration,
 }
+
+/// The first cooldown after a failed write, and the longest.
+const COOLDOWN: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(30),
+);
 
 impl Durable {
     /// The log state of a document whose entries up to `stored` are in the store.
@@ -94,6 +105,8 @@ impl Durable {
             epoch: 0,
             snapshot_tx,
             deleted: false,
+            cooldown: None,
+            next_cooldown: COOLDOWN.0,
         }
     }
 
@@ -121,14 +134,18 @@ impl Owner {
         self.log.logs().then(|| persist::events_entry(events))
     }
 
-    /// Refuses a write while the store is failing and the document cannot be rebuilt.
+    /// Refuses a write while the store is failing, while the document cannot be
+    /// rebuilt, and for a cooldown after a rebuild.
     pub(super) fn refuse_while_failed(&mut self) -> Result<(), HttpError> {
         if self.log.failed.is_some() && self.log.in_flight == 0 {
             self.rebuild_from_store();
         }
-        match &self.log.failed {
-            Some(e) => Err(store_error(e)),
-            None => Ok(()),
+        if let Some(e) = &self.log.failed {
+            return Err(store_error(e));
+        }
+        match &self.log.cooldown {
+            Some((e, until)) if std::time::Instant::now() < *until => Err(store_error(e)),
+            _ => Ok(()),
         }
     }
 
@@ -263,6 +280,8 @@ impl Owner {
         match result {
             Ok(()) if self.log.failed.is_none() => {
                 self.log.stored = Some(self.log.stored.map_or(seq, |s| s.max(seq)));
+                self.log.cooldown = None;
+                self.log.next_cooldown = COOLDOWN.0;
                 self.release_stored();
             }
             Ok(()) => {}
@@ -316,7 +335,11 @@ impl Owner {
                 self.doc = doc;
                 self.spec = r.spec;
                 self.idempotency.forget_after(r.version);
-                self.log.failed = None;
+                if let Some(e) = self.log.failed.take() {
+                    let wait = self.log.next_cooldown;
+                    self.log.cooldown = Some((e, std::time::Instant::now() + wait));
+                    self.log.next_cooldown = (wait * 2).min(COOLDOWN.1);
+                }
                 self.log.epoch += 1;
                 drop(handle.store.recover(&self.id));
                 self.changed();
