@@ -333,6 +333,22 @@ async fn a_full_store_refuses_writes_with_507_and_keeps_what_it_had() {
         values(port, "full", 0).await,
         (0..acked).collect::<Vec<i64>>()
     );
+    // A retry at once is refused the same way (a cooldown spares the store a rebuild per
+    // retry), and changes nothing either.
+    let (status, answer) = request(
+        port,
+        "POST",
+        "/api/v1/documents/full/sources/p0/stream",
+        Some(&batch(acked, 2000)),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 507, "{answer}");
+    assert_eq!(
+        values(port, "full", 0).await,
+        (0..acked).collect::<Vec<i64>>()
+    );
     server.kill9();
     let server = Server::start(dir.path(), &["--max-store-bytes", "400000"]).await;
     assert_eq!(
