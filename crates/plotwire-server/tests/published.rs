@@ -694,3 +694,57 @@ async fn answers_are_the_shared_api_types() {
     let error: ErrorBody = serde_json::from_value(parse("error", &body)).unwrap();
     assert!(error.error.contains("nope"), "{error:?}");
 }
+
+/// A spec source's `max_rows` is the rollover of streams that give none, and bounds a
+/// stream that gives a larger one (docs/dashboard-spec.md): a long run cannot grow the
+/// source, nor its store, past it. (Before, the server built `max_rows` and ignored it.)
+#[tokio::test]
+async fn a_spec_sources_max_rows_bounds_every_stream() {
+    let port = start(config()).await;
+    let spec = json!({
+        "sources": {"s": {"columns": {"x": "float64"}, "max_rows": 50}},
+        "plots": {"p": {"kind": "line", "source": "s", "x": "x", "y": "x"}},
+        "layout": {"grid": {"p": [0, 0, 1, 1]}}
+    });
+    let (status, body) = http_json(port, "PUT", "/api/v1/documents/bounded", &spec).await;
+    assert_eq!(status, 201, "{body}");
+    let rows: Vec<f64> = (0..80).map(f64::from).collect();
+    for path in [
+        "/api/v1/documents/bounded/sources/s/stream",
+        "/api/v1/documents/bounded/sources/s/stream?rollover=1000",
+    ] {
+        let (status, body) = http_json(port, "POST", path, &json!({"x": rows})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["rows"], 50, "{path}: {body}");
+    }
+    let (_, read) = http_json(
+        port,
+        "GET",
+        "/api/v1/documents/bounded/sources/s",
+        &Json::Null,
+    )
+    .await;
+    assert_eq!(
+        read["data"]["x"][0], 30.0,
+        "the newest rows are kept: {read}"
+    );
+    // A smaller rollover than max_rows still applies.
+    let (_, body) = http_json(
+        port,
+        "POST",
+        "/api/v1/documents/bounded/sources/s/stream?rollover=10",
+        &json!({"x": rows}),
+    )
+    .await;
+    assert_eq!(body["rows"], 10, "{body}");
+    // A replace with more rows than max_rows is refused, naming the limit.
+    let (status, body) = http_json(
+        port,
+        "PUT",
+        "/api/v1/documents/bounded/sources/s",
+        &json!({"x": rows}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["field"], "max_rows", "{body}");
+}

@@ -130,6 +130,10 @@ impl Owner {
                 let id = self.source_id(&source)?;
                 let columns = self.conform(&id, columns)?;
                 let rows = columns_len(&columns);
+                let rollover = match (rollover, self.max_rows(&id)) {
+                    (Some(r), Some(max)) => Some(r.min(max)),
+                    (r, max) => r.or(max),
+                };
                 let event = DocumentEvent::ColumnsStreamed {
                     model: id.clone(),
                     attr: "data".into(),
@@ -143,6 +147,15 @@ impl Owner {
             Request::Replace { source, columns } => {
                 let id = self.source_id(&source)?;
                 let columns = self.conform(&id, columns)?;
+                if let Some(max) = self.max_rows(&id) {
+                    let rows = columns_len(&columns);
+                    if rows > max {
+                        return Err(HttpError::bad_request(format!(
+                            "source {source:?} keeps at most {max} rows (its max_rows in the spec); this replace has {rows}"
+                        ))
+                        .with_field("max_rows"));
+                    }
+                }
                 let event = DocumentEvent::ColumnDataChanged {
                     model: id.clone(),
                     attr: "data".into(),
@@ -278,6 +291,18 @@ impl Owner {
             cols.and_then(|c| c.get(name)).map(|c| c.kind())
         })
         .map_err(crate::rest::body_error)
+    }
+
+    /// The `max_rows` the dashboard spec gives source `id`, if any: the rollover of
+    /// streams that give none, and the most any stream keeps.
+    fn max_rows(&self, id: &str) -> Option<usize> {
+        let spec = self.spec.as_ref()?;
+        let name = match self.doc.model(id)?.attribute("name") {
+            Some(Value::Str(n)) => n,
+            _ => return None,
+        };
+        let max = spec.sources.get(&name)?.max_rows?;
+        Some(usize::try_from(max).unwrap_or(usize::MAX))
     }
 
     /// The ids a model name (or id) stands for.
