@@ -766,3 +766,77 @@ async fn export_data_writes_a_stored_source_as_csv_and_arrow() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no document named \"nope\""));
 }
+
+/// A new document whose first write fails on a full store can be published once space
+/// is freed (before, the store kept its name as failed until a restart), and keys
+/// logged before a republish are still answered after a restart.
+#[tokio::test]
+async fn a_full_store_frees_up_and_keys_outlive_a_republish() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--max-store-bytes", "600000"];
+    let server = Server::start(dir.path(), &args).await;
+    let port = server.port;
+    ok(port, "PUT", "/api/v1/documents/filler", Some(&spec())).await;
+    let mut b = 0;
+    loop {
+        let (status, _) = request(
+            port,
+            "POST",
+            "/api/v1/documents/filler/sources/noisy/stream",
+            Some(&noisy(b * 1000, 1000)),
+            None,
+        )
+        .await
+        .unwrap();
+        if status != 200 {
+            assert_eq!(status, 507);
+            break;
+        }
+        b += 1;
+        assert!(b < 1000, "the store never filled");
+    }
+    // A document of 20,000 rows in its DocJson: more than the space left.
+    let late = json!({
+        "version": "3.9.2",
+        "title": "late",
+        "roots": [{"type": "object", "name": "ColumnDataSource", "id": "s1", "attributes": {
+            "name": "p0",
+            "data": {"type": "map", "entries": [["v", (0..20_000).collect::<Vec<i64>>()]]}
+        }}]
+    });
+    let (status, body) = request(port, "PUT", "/api/v1/documents/late", Some(&late), None)
+        .await
+        .unwrap();
+    assert_eq!(status, 507, "{body}");
+    ok(port, "DELETE", "/api/v1/documents/filler", None).await;
+    let (status, body) = request(port, "PUT", "/api/v1/documents/late", Some(&late), None)
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "space was freed: {body}");
+
+    // A keyed write, then a republish of the same document, then a restart.
+    let path = "/api/v1/documents/late/sources/p0/stream";
+    let (status, first) = request(port, "POST", path, Some(&batch(0, 10)), Some("before"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{first}");
+    ok(port, "PUT", "/api/v1/documents/late", Some(&late)).await;
+    server.kill9();
+    let server = Server::start(dir.path(), &args).await;
+    let (status, again) = request(
+        server.port,
+        "POST",
+        path,
+        Some(&batch(0, 10)),
+        Some("before"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        again["seq"], first["seq"],
+        "the first answer, not a new write"
+    );
+    let rows = values(server.port, "late", 0).await.len();
+    assert_eq!(rows, 20_000, "not applied again: {rows} rows");
+}

@@ -77,6 +77,10 @@ pub struct Durable {
     next_cooldown: std::time::Duration,
 }
 
+/// Entries handed to the store and not yet settled, past which writes are refused
+/// with 503 until the disk catches up: memory stays bounded when ingest outruns it.
+pub const MAX_IN_FLIGHT: usize = 1024;
+
 /// The first cooldown after a failed write, and the longest.
 const COOLDOWN: (std::time::Duration, std::time::Duration) = (
     std::time::Duration::from_secs(1),
@@ -137,16 +141,29 @@ impl Owner {
     /// Refuses a write while the store is failing, while the document cannot be
     /// rebuilt, and for a cooldown after a rebuild.
     pub(super) fn refuse_while_failed(&mut self) -> Result<(), HttpError> {
+        if let Some((e, until)) = &self.log.cooldown {
+            if std::time::Instant::now() < *until {
+                return Err(store_error(e));
+            }
+        }
         if self.log.failed.is_some() && self.log.in_flight == 0 {
             self.rebuild_from_store();
         }
         if let Some(e) = &self.log.failed {
             return Err(store_error(e));
         }
-        match &self.log.cooldown {
-            Some((e, until)) if std::time::Instant::now() < *until => Err(store_error(e)),
-            _ => Ok(()),
+        if self.log.in_flight >= MAX_IN_FLIGHT {
+            return Err(HttpError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("the store is {MAX_IN_FLIGHT} writes behind; retry in a moment"),
+            ));
         }
+        Ok(())
+    }
+
+    /// The store's error while a failed write is being settled.
+    pub(super) fn log_failure(&self) -> Option<HttpError> {
+        self.log.failed.as_ref().map(store_error)
     }
 
     /// Hands the request's entries to the store; the last one carries the idempotency
@@ -248,6 +265,9 @@ impl Owner {
     pub(super) fn forget_in_store(&mut self) {
         self.log.deleted = true;
         self.log.epoch += 1;
+        // A sequence number of its own, so that the answer waits for the delete itself
+        // and not only for the entries before it.
+        self.changed();
         if let Some(handle) = self.log.store.clone() {
             self.log.in_flight += 1;
             self.log
@@ -256,17 +276,30 @@ impl Owner {
         }
     }
 
-    /// Sends `answer` now, or once its entry is stored.
+    /// Sends `answer` now, or once its entry is stored; while a failed write is being
+    /// settled, the store's error at once.
     pub(super) fn reply_when_stored(
         &mut self,
         reply: oneshot::Sender<Result<Answer, HttpError>>,
         answer: Result<Answer, HttpError>,
     ) {
+        if let (Some(e), Ok(Answer::Written { .. })) = (&self.log.failed, &answer) {
+            let _ = reply.send(Err(store_error(e)));
+            return;
+        }
         match &answer {
             Ok(Answer::Written { seq, .. })
                 if self.log.logs() && self.log.stored.is_none_or(|s| s < *seq) =>
             {
-                self.log.waiting.push_back((*seq, reply, answer));
+                if self.log.in_flight > 0 {
+                    self.log.waiting.push_back((*seq, reply, answer));
+                    return;
+                }
+                // Nothing in flight can store it any more: its write failed.
+                let failed = self.log.cooldown.as_ref().map(|(e, _)| store_error(e));
+                let _ = reply.send(Err(failed.unwrap_or_else(|| {
+                    store_error(&StoreError::Io("the write was not stored".into()))
+                })));
             }
             _ => {
                 let _ = reply.send(answer);
@@ -320,14 +353,22 @@ impl Owner {
         let Some(handle) = self.log.store.clone() else {
             return;
         };
-        let restored = handle
-            .store
-            .read_from(&self.id, 0)
-            .map_err(|e| e.to_string())
-            .and_then(|records| {
-                persist::restore(&records, self.doc.max_models(), handle.max_decoded_bytes)
-                    .map_err(|e| e.to_string())
-            });
+        let records = handle.store.read_from(&self.id, 0);
+        if self.log.deleted || records.as_ref().is_ok_and(Vec::is_empty) {
+            // Nothing is stored (a new document whose first write failed, which its
+            // creator unpublishes; or a deleted one): nothing to rebuild, and no hole to
+            // guard against.
+            drop(handle.store.recover(&self.id));
+            if let Some(e) = self.log.failed.take() {
+                let until = std::time::Instant::now() + self.log.next_cooldown;
+                self.log.cooldown = Some((e, until));
+            }
+            return;
+        }
+        let restored = records.map_err(|e| e.to_string()).and_then(|records| {
+            persist::restore(&records, self.doc.max_models(), handle.max_decoded_bytes)
+                .map_err(|e| e.to_string())
+        });
         match restored {
             Ok(r) => {
                 let mut doc = r.doc;
@@ -352,6 +393,11 @@ impl Owner {
             }
             Err(e) => {
                 tracing::error!(document = %self.id, error = %e, "cannot rebuild the document from the store; writes stay refused");
+                if let Some(failed) = &self.log.failed {
+                    let wait = self.log.next_cooldown;
+                    self.log.cooldown = Some((failed.clone(), std::time::Instant::now() + wait));
+                    self.log.next_cooldown = (wait * 2).min(COOLDOWN.1);
+                }
             }
         }
     }

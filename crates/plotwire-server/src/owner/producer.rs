@@ -97,6 +97,11 @@ impl Owner {
                 rows: None,
             }),
             Request::Delete => {
+                // Refused only while a failed write is being settled: a delete is how
+                // space is freed on a full disk.
+                if let Some(e) = self.log_failure() {
+                    return Err(e);
+                }
                 self.forget_in_store();
                 Ok(Answer::Written {
                     seq: self.version,
@@ -108,7 +113,11 @@ impl Owner {
                 self.spec = spec.map(|s| *s);
                 self.changed();
                 if self.log.logs() {
-                    let entry = crate::persist::publish_entry(&self.doc, self.spec.as_ref());
+                    // The entry starts the log over: it keeps the idempotency answers of
+                    // the writes it drops.
+                    let answers = self.idempotency.up_to(self.version);
+                    let entry =
+                        crate::persist::snapshot_entry(&self.doc, self.spec.as_ref(), &answers);
                     self.stage(Some(entry));
                 }
                 self.cursors.reset_all(self.version);
