@@ -169,14 +169,7 @@ impl SqliteStore {
     /// that may be running (WAL readers see the last commit). Stops at the first entry
     /// that fails its checks, as a restart would.
     pub fn read_offline(dir: &Path, doc: &str) -> Result<Vec<Record>, StoreError> {
-        let db = dir.join(DB_FILE);
-        if !db.exists() {
-            return Err(StoreError::Io(format!(
-                "{} does not exist: is {} a plotwire data dir?",
-                db.display(),
-                dir.display()
-            )));
-        }
+        let db = existing_db(dir)?;
         let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| rows::error(&db, e))?;
         Ok(rows::read_log(&conn, &db, doc, 0)?.records)
@@ -209,14 +202,7 @@ impl SqliteStore {
     /// `to`, while a server may be using `from` (SQLite's `VACUUM INTO` reads one
     /// snapshot of the WAL). `to` must not hold a store yet. Returns the copy's size.
     pub fn backup(from: &Path, to: &Path) -> Result<u64, StoreError> {
-        let db = from.join(DB_FILE);
-        if !db.exists() {
-            return Err(StoreError::Io(format!(
-                "{} does not exist: is {} a plotwire data dir?",
-                db.display(),
-                from.display()
-            )));
-        }
+        let db = existing_db(from)?;
         std::fs::create_dir_all(to).map_err(|e| {
             StoreError::Io(format!(
                 "cannot create the backup dir {}: {e}",
@@ -273,6 +259,20 @@ impl Drop for SqliteStore {
             let _ = thread.join();
         }
     }
+}
+
+/// The database file of data dir `dir`, which must exist (for the tools that read a
+/// store without opening it as a server does).
+fn existing_db(dir: &Path) -> Result<PathBuf, StoreError> {
+    let db = dir.join(DB_FILE);
+    if !db.exists() {
+        return Err(StoreError::Io(format!(
+            "{} does not exist: is {} a plotwire data dir?",
+            db.display(),
+            dir.display()
+        )));
+    }
+    Ok(db)
 }
 
 fn open_connection(db: &Path, durability: Durability) -> Result<Connection, StoreError> {
