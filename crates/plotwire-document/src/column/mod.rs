@@ -21,6 +21,7 @@ use storage::{BinRun, Chunked, Run, Storage};
 mod patch;
 mod rules;
 mod storage;
+mod take;
 
 /// Why a column operation was refused. The column is unchanged when one is returned.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
