@@ -99,8 +99,10 @@ def test_follow_range_and_fixed_range(built: dict[str, Any]) -> None:
 
     doc = Document.from_json(built["training-run.json"])
     acc = doc.select_one({"name": "accuracy"})
-    assert type(acc.x_range).__name__ == "DataRange1d"
-    assert (acc.x_range.follow, acc.x_range.follow_interval) == ("end", 1000)
+    # a line plot's x range is placed by the server for each view (level of detail,
+    # docs/lod.md): a Range1d, and the y range fits what the x range shows
+    assert type(acc.x_range).__name__ == "Range1d"
+    assert acc.window_axis == "x"
     assert type(acc.y_range).__name__ == "Range1d" and (acc.y_range.start, acc.y_range.end) == (0, 1)
     loss = doc.select_one({"name": "loss"})
     assert type(loss.y_scale).__name__ == "LogScale"

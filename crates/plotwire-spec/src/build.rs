@@ -115,7 +115,11 @@ pub fn build(spec: &Spec) -> Result<BuiltDoc, SpecError> {
             p.width.unwrap_or(cell[3] * cell_w),
             p.height.unwrap_or(cell[2] * cell_h),
         );
-        let m = build_plot(&mut g, name, p, src, size)?;
+        let lod = spec
+            .sources
+            .get(&p.source)
+            .is_some_and(|src| crate::plot::lod_capable(p, src));
+        let m = build_plot(&mut g, name, p, src, size, lod)?;
         plots.insert(name.to_owned(), g.id(m).to_owned());
         plot_sources.insert(name.to_owned(), p.source.clone());
         children.push((m, cell));

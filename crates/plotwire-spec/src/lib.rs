@@ -21,7 +21,7 @@ mod widget;
 pub use build::{build, BuiltDoc, BuiltSource, BOKEH_VERSION, DEFAULT_CELL};
 pub use error::SpecError;
 pub use named::NamedMap;
-pub use plot::PLOT_EVENTS;
+pub use plot::{lod_capable, PLOT_EVENTS};
 pub use spec::{
     AxisType, ButtonType, ClickPolicy, Columns, Dtype, LayoutSpec, LegendLocation, LegendSpec,
     Marker, Palette, PlotKind, PlotSpec, RangeSpec, SourceSpec, Spec, StepMode, Tool, WidgetKind,

@@ -7,7 +7,8 @@ use crate::error::SpecError;
 use crate::model::{field, set_of, value, ModelRef, Models, Val};
 use crate::palette::{resolve, series_color};
 use crate::spec::{
-    AxisType, ClickPolicy, LegendLocation, PlotKind, PlotSpec, RangeSpec, StepMode, Tool,
+    AxisType, ClickPolicy, LegendLocation, PlotKind, PlotSpec, RangeSpec, SourceSpec, StepMode,
+    Tool,
 };
 use crate::validate::series;
 
@@ -23,16 +24,35 @@ const DEFAULT_TOOLS: [Tool; 5] = [
     Tool::Save,
 ];
 
-/// Adds plot `name` to `g`, drawing from `source`, `size` pixels wide and high.
+/// Whether plot `p` draws a series that level of detail can downsample: a line,
+/// multi_line, step or area plot over a linear or datetime x axis, of a source that does
+/// not opt out (`lod: false`).
+pub fn lod_capable(p: &PlotSpec, source: &SourceSpec) -> bool {
+    matches!(
+        p.kind,
+        PlotKind::Line | PlotKind::MultiLine | PlotKind::Step | PlotKind::Area
+    ) && p.x_axis != AxisType::Log
+        && source.lod != Some(false)
+}
+
+/// Adds plot `name` to `g`, drawing from `source`, `size` pixels wide and high. A plot
+/// that level of detail may serve (`lod`) gets an explicit x `Range1d` that the server
+/// sets for each view (a `DataRange1d` would refit to every downsampled copy and fight
+/// the viewer's zoom), and its y range fits the data inside the visible x range.
 pub fn build_plot(
     g: &mut Models,
     name: &str,
     p: &PlotSpec,
     source: ModelRef,
     size: (u32, u32),
+    lod: bool,
 ) -> Result<ModelRef, SpecError> {
     let id = |part: &str| format!("plot:{name}:{part}");
-    let x_range = range(g, id("x_range"), p.x_range.as_ref())?;
+    let x_range = if lod {
+        server_range(g, id("x_range"), p.x_range.as_ref())?
+    } else {
+        range(g, id("x_range"), p.x_range.as_ref())?
+    };
     let y_range = range(g, id("y_range"), p.y_range.as_ref())?;
     let x_scale = g.add(id("x_scale"), scale_name(p.x_axis), vec![])?;
     let y_scale = g.add(id("y_scale"), scale_name(p.y_axis), vec![])?;
@@ -102,6 +122,9 @@ pub fn build_plot(
         )?;
         attrs.push(("right", Val::List(vec![bar.into()])));
     }
+    if lod {
+        attrs.push(("window_axis", json!("x").into()));
+    }
     attrs.push(("subscribed_events", set_of(&PLOT_EVENTS)));
     g.add(format!("plot:{name}"), "Figure", attrs)
 }
@@ -111,6 +134,25 @@ fn scale_name(axis: AxisType) -> &'static str {
         AxisType::Log => "LogScale",
         AxisType::Linear | AxisType::Datetime => "LinearScale",
     }
+}
+
+/// The x range of a plot that level of detail may serve: a `Range1d`, fixed when the
+/// spec fixes it, else a placeholder that the server replaces for each view (fitting or
+/// following the data).
+fn server_range(g: &mut Models, id: String, r: Option<&RangeSpec>) -> Result<ModelRef, SpecError> {
+    let (start, end) = match r {
+        Some(RangeSpec {
+            start: Some(s),
+            end: Some(e),
+            ..
+        }) => (*s, *e),
+        _ => (0.0, 1.0),
+    };
+    g.add(
+        id,
+        "Range1d",
+        vec![("start", json!(start).into()), ("end", json!(end).into())],
+    )
 }
 
 fn range(g: &mut Models, id: String, r: Option<&RangeSpec>) -> Result<ModelRef, SpecError> {

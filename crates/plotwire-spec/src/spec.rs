@@ -40,6 +40,12 @@ pub struct SourceSpec {
     /// Keep only the newest `max_rows` rows: the rollover applied to streams that give none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rows: Option<u64>,
+    /// Level of detail: `true` sends every view a downsampled copy fitted to what it
+    /// shows, `false` never does; absent, the server decides by the source's size (its
+    /// `--lod-threshold`). Only line, multi_line, step and area plots over a linear or
+    /// datetime x axis are downsampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lod: Option<bool>,
 }
 
 /// The type of a column.

@@ -317,11 +317,13 @@ fn each_model_is_written_in_full_exactly_once() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), n, "a model written in full twice");
+    // A line plot's x range is placed by the server for each view (level of detail).
     let acc = model(&all, "plot:accuracy:x_range");
-    assert_eq!(acc["name"], "DataRange1d");
+    assert_eq!(acc["name"], "Range1d");
+    assert_eq!(acc["attributes"], json!({"start": 0.0, "end": 1.0}));
     assert_eq!(
-        acc["attributes"],
-        json!({"follow": "end", "follow_interval": 1000.0})
+        model(&all, "plot:accuracy")["attributes"]["window_axis"],
+        "x"
     );
     assert_eq!(model(&all, "plot:loss:y_scale")["name"], "LogScale");
     assert_eq!(model(&all, "plot:loss:y_axis")["name"], "LogAxis");
@@ -367,4 +369,36 @@ fn streamvis_layout_makes_plots_before_data_and_keeps_ids_when_series_arrive() {
     assert_eq!(cols, ["x", "y1", "y2", "y3"]);
     assert!(streamvis::with_series(&mut spec, "nope", 1).is_err());
     assert!(streamvis::with_series(&mut spec, "bottom", 65).is_err());
+}
+
+#[test]
+fn a_source_that_opts_out_of_level_of_detail_keeps_a_following_data_range() {
+    let spec = |lod: &str| {
+        format!(
+            r#"{{"sources": {{"s": {{"lod": {lod}}}}},
+                "plots": {{"p": {{"kind": "line", "source": "s", "x": "t", "y": "v", "x_range": {{"follow": 100}}}},
+                           "q": {{"kind": "scatter", "source": "s", "x": "t", "y": "v", "x_range": {{"follow": 100}}}}}}}}"#
+        )
+    };
+    for (lod, line_range) in [
+        ("false", "DataRange1d"),
+        ("true", "Range1d"),
+        ("null", "Range1d"),
+    ] {
+        let built = build_json(spec(lod).as_bytes()).unwrap();
+        let mut all = Vec::new();
+        models(&built.doc, &mut all);
+        assert_eq!(
+            model(&all, "plot:p:x_range")["name"],
+            line_range,
+            "lod {lod}"
+        );
+        // scatter is never downsampled: Bokeh's own following range
+        let q = model(&all, "plot:q:x_range");
+        assert_eq!(q["name"], "DataRange1d", "lod {lod}");
+        assert_eq!(
+            q["attributes"],
+            json!({"follow": "end", "follow_interval": 100.0})
+        );
+    }
 }
