@@ -92,6 +92,9 @@ pub struct Config {
     pub events_kept: usize,
     /// How long a view without connections keeps its state for a reconnect.
     pub view_linger: Duration,
+    /// Sources with more rows than this are downsampled for each view (level of
+    /// detail), unless their spec says otherwise.
+    pub lod_threshold: u64,
     /// Origins allowed to read the REST API from pages (CORS); `*` allows any.
     pub cors_origins: Vec<String>,
     /// Where published documents are stored (`plotwire.sqlite3` in it); `None` keeps
@@ -140,6 +143,7 @@ impl Default for Config {
             max_body_bytes: 256 * 1024 * 1024,
             events_kept: 10_000,
             view_linger: Duration::from_secs(60),
+            lod_threshold: crate::lod::DEFAULT_THRESHOLD,
             cors_origins: vec!["*".to_owned()],
             data_dir: None,
             durability: plotwire_store::Durability::Full,

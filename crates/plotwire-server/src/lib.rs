@@ -24,6 +24,7 @@ pub mod error;
 pub mod events;
 pub mod framing;
 pub mod listener;
+pub mod lod;
 pub mod log;
 pub mod origin;
 pub mod outbox;
@@ -106,6 +107,7 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
             views: owner::ViewSettings {
                 events_kept: config.events_kept,
                 view_linger: config.view_linger,
+                lod_threshold: config.lod_threshold,
             },
             store: store.clone(),
         },

@@ -395,14 +395,29 @@ async fn streamvis_layout_then_lines_grow_in_open_views() {
         "{:?}",
         shape.content
     );
-    let data = v.expect("PATCH-DOC").await;
+    let data = next_data(&mut v).await;
     assert_eq!(data.kinds(), vec!["ColumnsStreamed"]);
     for i in 1..5 {
         let step = json!({"plot": "top", "values": [f64::from(i), 1.0, 2.0, 3.0]});
         let (status, _) = http_json(port, "POST", &format!("{base}/tandem_lines"), &step).await;
         assert_eq!(status, 200);
-        assert_eq!(v.expect("PATCH-DOC").await.kinds(), vec!["ColumnsStreamed"]);
+        assert_eq!(next_data(&mut v).await.kinds(), vec!["ColumnsStreamed"]);
     }
+    // The view's x range follows the data: the server places it (level of detail).
+    let mut end = None;
+    for _ in 0..20 {
+        let m = v.expect("PATCH-DOC").await;
+        assert!(is_range_move(&m), "{:?}", m.content);
+        end = m
+            .events()
+            .iter()
+            .find(|e| e["attr"] == "end")
+            .map(|e| e["new"].clone());
+        if end == Some(json!(4.0)) {
+            break;
+        }
+    }
+    assert_eq!(end, Some(json!(4.0)));
     let (_, read) = http_json(
         port,
         "GET",
@@ -747,4 +762,27 @@ async fn a_spec_sources_max_rows_bounds_every_stream() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["field"], "max_rows", "{body}");
+}
+
+/// Whether a PATCH-DOC only moves a plot's x range (the server places the x range of
+/// each view of a line plot).
+fn is_range_move(m: &Received) -> bool {
+    !m.events().is_empty()
+        && m.events().iter().all(|e| {
+            e["kind"] == "ModelChanged"
+                && e["model"]["id"]
+                    .as_str()
+                    .is_some_and(|id| id.ends_with(":x_range"))
+        })
+}
+
+/// The next PATCH-DOC that is not only an x range move.
+async fn next_data(v: &mut Client) -> Received {
+    for _ in 0..20 {
+        let m = v.expect("PATCH-DOC").await;
+        if !is_range_move(&m) {
+            return m;
+        }
+    }
+    panic!("only range moves arrived")
 }

@@ -196,6 +196,9 @@ struct ServeArgs {
     /// Milliseconds a view of a published document keeps its state (ranges, widget values) after its last connection closes.
     #[arg(long, env = "PLOTWIRE_VIEW_LINGER", default_value_t = 60_000)]
     view_linger: u64,
+    /// Rows above which a source of a spec-built dashboard is downsampled for each view (level of detail; a source's `lod` in the spec overrides it).
+    #[arg(long, env = "PLOTWIRE_LOD_THRESHOLD", default_value_t = 100_000)]
+    lod_threshold: u64,
     /// Origins whose pages may read the REST API (CORS on GETs), comma-separated; `*` for any.
     #[arg(
         long,
@@ -284,6 +287,7 @@ fn config_from(args: &ServeArgs) -> Config {
         max_body_bytes: args.max_body_bytes,
         events_kept: args.events_kept,
         view_linger: Duration::from_millis(args.view_linger),
+        lod_threshold: args.lod_threshold,
         cors_origins: args.cors_origins.clone(),
         data_dir: (args.data_dir != "none").then(|| args.data_dir.clone().into()),
         durability: match args.durability {

@@ -14,6 +14,7 @@
 
 mod delivery;
 mod durability;
+mod lod;
 mod producer;
 mod pull;
 mod streamvis;
@@ -56,6 +57,9 @@ pub struct ViewSettings {
     pub events_kept: usize,
     /// How long a view without connections keeps its state for a reconnect.
     pub view_linger: Duration,
+    /// Sources with more rows than this are downsampled for each view, unless their
+    /// spec says otherwise (`lod`).
+    pub lod_threshold: u64,
 }
 
 impl Default for ViewSettings {
@@ -63,6 +67,7 @@ impl Default for ViewSettings {
         ViewSettings {
             events_kept: 10_000,
             view_linger: Duration::from_secs(60),
+            lod_threshold: crate::lod::DEFAULT_THRESHOLD,
         }
     }
 }
@@ -89,6 +94,8 @@ struct Owner {
     next_pull: u64,
     done_tx: mpsc::UnboundedSender<PullDone>,
     log: Durable,
+    /// Level of detail, for a published document built from a spec with line plots.
+    lod: Option<crate::lod::Lod>,
 }
 
 /// What an owner starts with.
@@ -150,7 +157,9 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
         next_pull: 0,
         done_tx,
         log: Durable::new(store, stored, snapshot_tx),
+        lod: None,
     };
+    owner.lod_replan();
     owner.cursors.reset_all(version);
     if owner.log.logs() && stored.is_none() {
         let entry = crate::persist::publish_entry(&owner.doc, owner.spec.as_ref());
@@ -165,6 +174,10 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
         for (seq, appended) in owner.log.appends.drain(..) {
             in_flight.push_back(async move { (seq, appended.await) });
         }
+        let lod_due = owner.lod_next_due();
+        let lod_wake = tokio::time::sleep_until(
+            lod_due.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std),
+        );
         tokio::select! {
             biased;
             Some(done) = done_rx.recv() => owner.pull_done(done),
@@ -175,6 +188,7 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
                 None => break,
             },
             _ = reap.tick(), if owner.policy == Policy::Views => owner.reap_views(),
+            _ = lod_wake, if lod_due.is_some() => owner.lod_tick(),
         }
     }
     // Answer the writes still waiting for the store before going.

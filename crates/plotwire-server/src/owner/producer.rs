@@ -123,7 +123,9 @@ impl Owner {
                 self.cursors.reset_all(self.version);
                 for v in self.views.values_mut() {
                     v.overlay.clear();
+                    v.lod = crate::lod::ViewLod::default();
                 }
+                self.lod_replan();
                 // Every view re-pulls the new document.
                 self.close_all_peers();
                 Ok(Answer::Written {
@@ -220,12 +222,14 @@ impl Owner {
         source: &str,
     ) -> Result<(), HttpError> {
         let entry = self.log_events(&events);
-        let applied = self
+        let touched = self.lod_touched(&events);
+        let mut applied = self
             .doc
             .apply(events)
             .map_err(|e| HttpError::bad_request(e.to_string()).with_field(source.to_owned()))?;
         self.changed();
         self.stage(entry);
+        self.lod_applied(touched, &mut applied);
         self.fan_out(&applied, NO_CONNECTION, Route::Everyone);
         Ok(())
     }

@@ -88,7 +88,13 @@ impl Owner {
         let inline = peer.kind == PeerKind::Browser;
         let view = peer.view.clone();
         let mut snapshot = self.doc.clone();
-        let overlaid = self.policy == Policy::Views && self.overlay_onto(&view, &mut snapshot);
+        let mut overlaid = self.policy == Policy::Views && self.overlay_onto(&view, &mut snapshot);
+        let lod = self.lod_pull(&view);
+        if !lod.is_empty() {
+            // Built from this document just now: it applies.
+            let _ = snapshot.apply(lod);
+            overlaid = true;
+        }
         let version = self.version;
         let done = self.done_tx.clone();
         let session = self.id.clone();

@@ -278,6 +278,7 @@ impl Owner {
         }
         self.spec = Some(spec);
         self.log.spec_changed = true;
+        self.lod_replan();
         Ok(())
     }
 }

@@ -33,6 +33,8 @@ pub struct View {
     pub idle_since: Option<Instant>,
     /// `(model, property) → value` set by this view's browser or for this view only.
     pub overlay: HashMap<(Id, String), Value>,
+    /// What its browser shows and holds of downsampled plots.
+    pub lod: crate::lod::ViewLod,
 }
 
 impl Owner {
@@ -117,13 +119,20 @@ impl Owner {
             self.send_to(conn, error_message(msgid, &why));
             return;
         }
+        self.lod_from_view(&view, &events);
         for e in &events {
             match e {
                 DocumentEvent::ModelChanged { model, attr, new } => {
                     if let Some(v) = self.views.get_mut(&view) {
                         v.overlay.insert((model.clone(), attr.clone()), new.clone());
                     }
-                    let fields = self.change_fields(model, attr, new);
+                    // A selection of a downsampled copy reaches producers as rows of
+                    // the full source.
+                    let full = match attr.as_str() {
+                        "indices" | "line_indices" => self.lod_selection(&view, model, new),
+                        _ => None,
+                    };
+                    let fields = self.change_fields(model, attr, full.as_ref().unwrap_or(new));
                     self.view_event(&view, &fields);
                 }
                 DocumentEvent::MessageSent { msg_data, .. } => {

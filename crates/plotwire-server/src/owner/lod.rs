@@ -1,0 +1,286 @@
+//! The owner's side of level of detail (`crate::lod`): it keeps the pyramids current
+//! as producers change downsampled sources, keeps their rows out of the relay, and
+//! brings each view up to date when its viewer pans, zooms or resizes, when new rows
+//! reach what it shows, and when it pulls the document.
+
+use std::time::{Duration, Instant};
+
+use plotwire_document::Applied;
+use plotwire_protocol::event::DocumentEvent;
+use plotwire_protocol::{Id, Value};
+
+use super::delivery::encode_events;
+use super::{Owner, Policy};
+use crate::lod::{CopyCache, Lod};
+
+/// The trailing debounce of a viewer's range changes (they come at pointer rate).
+const DEBOUNCE: Duration = Duration::from_millis(40);
+
+/// How often, at most, new rows refresh a view.
+const LIVE: Duration = Duration::from_millis(50);
+
+/// How a producer's event touches a downsampled source.
+pub(super) enum Touch {
+    /// `rows` rows were streamed.
+    Stream(u64),
+    /// Its rows were replaced or patched: read them again.
+    Rebuild,
+}
+
+impl Owner {
+    /// Plans level of detail from the spec (a new document, a publish, a spec change).
+    /// Views keep where their viewers put the ranges; their copies are sent again.
+    pub(super) fn lod_replan(&mut self) {
+        self.lod = match (&self.spec, self.policy) {
+            (Some(spec), Policy::Views) => {
+                let lod = Lod::plan(spec, &self.doc, self.settings.lod_threshold);
+                (!lod.plots.is_empty()).then_some(lod)
+            }
+            _ => None,
+        };
+        let now = Instant::now();
+        for v in self.views.values_mut() {
+            v.lod.forget_copies();
+            if self.lod.is_some() {
+                v.lod.schedule_by(now, Duration::ZERO);
+            }
+        }
+    }
+
+    /// How `events` (a producer's, about to be applied) touch downsampled sources.
+    pub(super) fn lod_touched(&self, events: &[DocumentEvent]) -> Vec<(Id, Touch)> {
+        let Some(lod) = &self.lod else {
+            return Vec::new();
+        };
+        events
+            .iter()
+            .filter_map(|e| {
+                let (model, touch) = match e {
+                    DocumentEvent::ColumnsStreamed { model, data, .. } => {
+                        (model, Touch::Stream(batch_rows(data)))
+                    }
+                    DocumentEvent::ColumnDataChanged { model, .. }
+                    | DocumentEvent::ColumnsPatched { model, .. } => (model, Touch::Rebuild),
+                    DocumentEvent::ModelChanged { model, attr, .. } if attr == "data" => {
+                        (model, Touch::Rebuild)
+                    }
+                    _ => return None,
+                };
+                lod.source(model).map(|_| (model.clone(), touch))
+            })
+            .collect()
+    }
+
+    /// After a producer's events were applied: brings the pyramids up to date, keeps
+    /// the rows of downsampled sources out of the relay (views get their own copies)
+    /// and schedules the views that show the new rows.
+    pub(super) fn lod_applied(&mut self, touched: Vec<(Id, Touch)>, applied: &mut Applied) {
+        let Some(lod) = &mut self.lod else {
+            return;
+        };
+        let threshold = lod.threshold;
+        let now = Instant::now();
+        let mut hidden: Vec<Id> = Vec::new();
+        for (id, touch) in touched {
+            let cols = self.doc.model(&id).and_then(|m| m.columns.as_ref());
+            let Some(source) = lod.source_mut(&id) else {
+                continue;
+            };
+            let was = source.active(threshold);
+            let (lo, hi) = match (touch, cols) {
+                (Touch::Stream(rows), Some(cols)) => {
+                    let s = source.appended(cols, rows);
+                    (s.min, s.max)
+                }
+                (_, cols) => {
+                    source.rebuild(cols);
+                    (f64::NEG_INFINITY, f64::INFINITY)
+                }
+            };
+            if was || source.active(threshold) {
+                hidden.push(id.clone());
+            }
+            for v in self.views.values_mut() {
+                if v.lod.wants(lod, &id, lo, hi) {
+                    v.lod.schedule_by(now, LIVE);
+                }
+            }
+        }
+        if !hidden.is_empty() {
+            applied.relay.retain(|e| match e {
+                DocumentEvent::ColumnsStreamed { model, .. }
+                | DocumentEvent::ColumnsPatched { model, .. }
+                | DocumentEvent::ColumnDataChanged { model, .. } => !hidden.contains(model),
+                DocumentEvent::ModelChanged { model, attr, .. } => {
+                    !(attr == "data" && hidden.contains(model))
+                }
+                _ => true,
+            });
+        }
+    }
+
+    /// A viewer's PATCH-DOC, already checked and kept in its view: range moves, plot
+    /// sizes and the end of gestures schedule its refinement.
+    pub(super) fn lod_from_view(&mut self, view: &str, events: &[DocumentEvent]) {
+        let Some(lod) = &self.lod else {
+            return;
+        };
+        let Some(v) = self.views.get_mut(view) else {
+            return;
+        };
+        let now = Instant::now();
+        for e in events {
+            match e {
+                DocumentEvent::ModelChanged { model, attr, new } => {
+                    let number = match new {
+                        Value::Float(f) => Some(*f),
+                        Value::Int(i) => Some(*i as f64),
+                        _ => None,
+                    };
+                    let Some(number) = number.filter(|n| n.is_finite()) else {
+                        continue;
+                    };
+                    if lod.plot_of_range(model).is_some() && (attr == "start" || attr == "end") {
+                        v.lod.moved(model, attr, number);
+                        v.lod.schedule(now, DEBOUNCE);
+                    } else if lod.plot(model).is_some() && attr == "inner_width" {
+                        v.lod.resized(model, number.clamp(1.0, 100_000.0) as u32);
+                        v.lod.schedule(now, DEBOUNCE);
+                    }
+                }
+                DocumentEvent::MessageSent { msg_data, .. } => {
+                    let Some((name, Some(plot))) = ui_event(msg_data) else {
+                        continue;
+                    };
+                    let Some(p) = lod.plot(&plot) else {
+                        continue;
+                    };
+                    match name.as_str() {
+                        "rangesupdate" | "lodend" => v.lod.schedule(now, Duration::ZERO),
+                        "reset" => {
+                            v.lod.reset(&p.x_range);
+                            v.lod.schedule(now, Duration::ZERO);
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A selection a viewer made on its downsampled copy, as rows of the full source
+    /// (for the producers); `None` when `model` is not such a selection.
+    pub(super) fn lod_selection(&self, view: &str, model: &str, value: &Value) -> Option<Value> {
+        let lod = self.lod.as_ref()?;
+        let source = lod.sources.iter().find(|s| {
+            self.doc
+                .model(&s.id)
+                .and_then(|m| m.attribute("selected"))
+                .is_some_and(|sel| matches!(sel, Value::Ref(r) if r == model))
+        })?;
+        let rows = self.views.get(view)?.lod.rows_of(&source.id)?;
+        let Value::List(items) = value else {
+            return None;
+        };
+        let mapped = items
+            .iter()
+            .filter_map(|i| match i {
+                Value::Int(k) => usize::try_from(*k).ok(),
+                _ => None,
+            })
+            .filter_map(|k| rows.get(k))
+            .filter_map(|&row| source.physical(row))
+            .filter_map(|r| i64::try_from(r).ok().map(Value::Int))
+            .collect();
+        Some(Value::List(mapped))
+    }
+
+    /// The events that put `view`'s ranges and copies into its PULL-DOC-REPLY.
+    pub(super) fn lod_pull(&mut self, view: &str) -> Vec<DocumentEvent> {
+        let (Some(lod), Some(v)) = (&self.lod, self.views.get_mut(view)) else {
+            return Vec::new();
+        };
+        v.lod.updated();
+        lod.update(&self.doc, &mut v.lod, true, &mut CopyCache::new())
+    }
+
+    /// When the next view is due to be brought up to date.
+    pub(super) fn lod_next_due(&self) -> Option<Instant> {
+        self.lod.as_ref()?;
+        self.views.values().filter_map(|v| v.lod.due).min()
+    }
+
+    /// Brings every due view up to date.
+    pub(super) fn lod_tick(&mut self) {
+        let Some(lod) = &self.lod else {
+            return;
+        };
+        let now = Instant::now();
+        let mut cache = CopyCache::new();
+        // Views that get the same events share one encoded message.
+        let mut out: Vec<(Vec<DocumentEvent>, Vec<String>)> = Vec::new();
+        for (id, v) in self.views.iter_mut() {
+            if v.lod.due.is_none_or(|d| d > now) {
+                continue;
+            }
+            v.lod.updated();
+            if v.conns == 0 {
+                // Nobody to send to: its next pull sends everything.
+                v.lod.forget_copies();
+                continue;
+            }
+            let events = lod.update(&self.doc, &mut v.lod, false, &mut cache);
+            if events.is_empty() {
+                continue;
+            }
+            match out.iter_mut().find(|(e, _)| *e == events) {
+                Some((_, views)) => views.push(id.clone()),
+                None => out.push((events, vec![id.clone()])),
+            }
+        }
+        for (events, views) in out {
+            let msg = encode_events(&Applied::default(), &events);
+            let conns: Vec<_> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| views.contains(&p.view))
+                .map(|(c, _)| *c)
+                .collect();
+            self.send_each(&conns, &msg);
+        }
+    }
+}
+
+/// Rows in a streamed batch (its first column's length).
+fn batch_rows(data: &[(String, Value)]) -> u64 {
+    data.first().map_or(0, |(_, v)| match v {
+        Value::List(items) => items.len() as u64,
+        Value::Array(a) => a.len() as u64,
+        _ => 0,
+    })
+}
+
+/// The name and model of a `bokeh_event`.
+fn ui_event(msg_data: &Value) -> Option<(String, Option<Id>)> {
+    let fields = match msg_data {
+        Value::Tagged { fields, .. } | Value::Dict(fields) => fields,
+        _ => return None,
+    };
+    let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v);
+    let Some(Value::Str(name)) = get("name") else {
+        return None;
+    };
+    let model = match get("values") {
+        Some(Value::Map(entries)) => entries.iter().find_map(|(k, v)| match (k, v) {
+            (Value::Str(k), Value::Ref(id)) if k == "model" => Some(id.clone()),
+            _ => None,
+        }),
+        Some(Value::Dict(entries)) => entries.iter().find_map(|(k, v)| match v {
+            Value::Ref(id) if k == "model" => Some(id.clone()),
+            _ => None,
+        }),
+        _ => None,
+    };
+    Some((name.clone(), model))
+}
