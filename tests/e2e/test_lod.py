@@ -11,13 +11,17 @@ Everything runs on 127.0.0.1 with headless Chromium; every wait is bounded
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
 import numpy as np
 import pytest
 
-from plotwire import Client
+from plotwire import Client, RetryPolicy
 from support import unique_id, wait_for, wait_value
 from test_published import Events, View, ok, rest, views  # noqa: F401  (views is a fixture)
 
@@ -281,32 +285,86 @@ def test_a_tap_on_the_downsampled_line_reaches_producers_as_a_row_of_the_full_so
     assert [float(x[rows[0]]), float(y[rows[0]])] == copy
 
 
-def test_the_live_edge_keeps_up_with_fifty_batches_a_second_and_ten_views(server, views):
+@pytest.fixture
+def far_views(chromium, tmp_path):
+    """Like ``views``, in a Chromium of its own that runs on the machine's last CPU only,
+    leaving the others to the server and the producer: in production the viewers'
+    browsers are on other machines. (Ten renderers and the compositor, which Chromium
+    runs at a raised priority, would otherwise take every core of a two-core machine.)"""
+    from conftest import CHROMIUM, CHROMIUM_ARGS
+    from test_published import WS_TOKEN_RECORDER
+
+    wrapper = tmp_path / "chromium-nice"
+    last_cpu = (os.cpu_count() or 1) - 1
+    wrapper.write_text(f'#!/bin/sh\nexec taskset -c {last_cpu} "{CHROMIUM}" "$@"\n')
+    wrapper.chmod(0o755)
+    browser = chromium.browser_type.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS, headless=True)
+    contexts: list[Any] = []
+    log: list[str] = []
+
+    def make(tag: str) -> View:
+        ctx = browser.new_context(viewport={"width": 1000, "height": 800})
+        ctx.set_default_timeout(15000)
+        ctx.add_init_script(WS_TOKEN_RECORDER)
+        contexts.append(ctx)
+        return View(ctx, tag, log)
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+    browser.close()
+
+
+PRODUCER = """
+import json, sys, time
+import numpy as np
+from plotwire import Client, RetryPolicy
+url, name, start, batch, batches = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
+client = Client(url, name, timeout=60, retry=RetryPolicy(attempts=1))
+rng = np.random.default_rng(4)
+calls = []
+t0 = time.monotonic()
+for k in range(batches):
+    xs = np.arange(start + k * batch, start + (k + 1) * batch, dtype=np.float64)
+    c0 = time.monotonic()
+    client.stream("s", {"x": xs, "y": rng.standard_normal(batch)})
+    calls.append(time.monotonic() - c0)
+    behind = t0 + (k + 1) / 50 - time.monotonic()
+    if behind > 0:
+        time.sleep(behind)
+print(json.dumps({"sent": batches, "elapsed": time.monotonic() - t0, "calls": calls}))
+"""
+
+
+def test_the_live_edge_keeps_up_with_fifty_batches_a_second_and_ten_views(server, far_views):
     body = spec(lod=True)
-    body["plots"]["p"]["x_range"] = {"follow": 20_000}
+    # 400-px plots: ten headless software renderers on one core draw a 1600-point line
+    # ten times a second each; at 900 px they fall behind (the browsers' limit, not the
+    # server's: the server's work grows with the width too, and it is measured below).
+    body["plots"]["p"].update({"x_range": {"follow": 20_000}, "width": 400, "height": 200})
     name = f"e2e/{unique_id('lod-live')}"
-    client = Client(server.base_url, name, timeout=60)
+    # no retries: a slow answer must show as one
+    client = Client(server.base_url, name, timeout=60, retry=RetryPolicy(attempts=1))
     client.publish(body)
     rng = np.random.default_rng(3)
     client.stream("s", {"x": np.arange(200_000, dtype=np.float64), "y": rng.standard_normal(200_000)})
-    pages = [open_page(views, f"live{i}", page_url(server, name)) for i in range(10)]
+    pages = [open_page(far_views, f"live{i}", page_url(server, name)) for i in range(10)]
     for p in pages:
         settled(p, timeout=60)
-    batch = 1000
-    start = 200_000
-    t0 = time.monotonic()
-    sent = 0
-    for k in range(150):  # 3 s at 50 batches/s
-        xs = np.arange(start + k * batch, start + (k + 1) * batch, dtype=np.float64)
-        client.stream("s", {"x": xs, "y": rng.standard_normal(batch)})
-        sent = k + 1
-        behind = t0 + sent / 50 - time.monotonic()
-        if behind > 0:
-            time.sleep(behind)
-    elapsed = time.monotonic() - t0
+    batch, start, batches = 1000, 200_000, 150
+    # The producer is a process of its own, as producers are: it streams 50 batches a
+    # second (3 s), each call waiting for its answer, and reports how long each took.
+    out = subprocess.run([sys.executable, "-c", PRODUCER, server.base_url, name, str(start), str(batch),
+                          str(batches)], capture_output=True, text=True, timeout=120, check=True)
+    report = json.loads(out.stdout)
+    sent, elapsed, calls = report["sent"], report["elapsed"], sorted(report["calls"])
     last_x = float(start + sent * batch - 1)
-    print(f"live edge: {sent} batches in {elapsed:.2f} s ({sent / elapsed:.1f}/s) with 10 views")
+    calls.sort()
+    print(f"live edge: {sent} batches in {elapsed:.2f} s ({sent / elapsed:.1f}/s) with 10 views; "
+          f"stream call p50 {calls[len(calls) // 2] * 1000:.1f} ms, p99 {calls[int(len(calls) * 0.99)] * 1000:.1f} ms, "
+          f"max {calls[-1] * 1000:.1f} ms")
     assert sent / elapsed >= 45, "the producer could not stream 50 batches a second"
+    assert calls[int(len(calls) * 0.99)] < 0.1, "a stream call waited on the views"
     for p in pages:
         s = wait_value(lambda p=p: state(p), lambda s: s is not None and s["last"] == last_x,
                        timeout=5, desc=f"page {p.tag} at the live edge")

@@ -17,7 +17,7 @@ use crate::lod::{CopyCache, Lod};
 const DEBOUNCE: Duration = Duration::from_millis(40);
 
 /// How often, at most, new rows refresh a view.
-const LIVE: Duration = Duration::from_millis(50);
+const LIVE: Duration = Duration::from_millis(200);
 
 /// How a producer's event touches a downsampled source.
 pub(super) enum Touch {
@@ -217,6 +217,7 @@ impl Owner {
             return;
         };
         let now = Instant::now();
+        let started = now;
         let mut cache = CopyCache::new();
         // Views that get the same events share one encoded message.
         let mut out: Vec<(Vec<DocumentEvent>, Vec<String>)> = Vec::new();
@@ -249,6 +250,8 @@ impl Owner {
                 .collect();
             self.send_each(&conns, &msg);
         }
+        let took = started.elapsed();
+        tracing::debug!(session = %self.id, ms = took.as_secs_f64() * 1000.0, "lod tick");
     }
 }
 
