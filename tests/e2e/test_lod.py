@@ -370,3 +370,31 @@ def test_the_live_edge_keeps_up_with_fifty_batches_a_second_and_ten_views(server
                        timeout=5, desc=f"page {p.tag} at the live edge")
         assert (s["start"], s["end"]) == (last_x - 20_000, last_x), s
         assert s["rows"] < 4 * s["inner_width"] * 1.25 + 8, s
+
+
+def test_after_a_restart_an_open_page_gets_its_downsampled_copy_again(server_factory, views, tmp_path):
+    """The server is killed (SIGKILL) with a page open and restarted on the same data dir:
+    the document comes back from the store, its aggregates are rebuilt from the restored
+    columns, and the page, which re-pulls by itself, holds a downsampled copy again, which
+    keeps following the rows streamed after the restart."""
+    data_dir = str(tmp_path / "data")
+    srv = server_factory(["--data-dir", data_dir])
+    n = 400_000
+    client, name, _, y = publish_series(srv, "lod-restart", n, spec(), batch=200_000)
+    page = open_page(views, "restart", page_url(srv, name))
+    before = settled(page)
+    assert before["rows"] < 4 * before["inner_width"] and before["last"] == n - 1.0, before
+    assert srv.proc is not None
+    srv.proc.kill()
+    srv.proc.wait(10)
+    srv.stop()
+    again = server_factory(["--data-dir", data_dir], port=srv.port)
+    wait_value(lambda: ok(rest(again, "GET", f"/api/v1/documents/{name}"))["views"], lambda v: v >= 1,
+               timeout=30, desc="the page to reconnect to the new server")
+    more = Client(again.base_url, name, timeout=60)
+    more.stream("s", {"x": np.arange(n, n + 1000, dtype=np.float64), "y": np.zeros(1000)})
+    after = wait_value(lambda: state(page), lambda s: s is not None and s.get("last") == n + 999.0,
+                       timeout=30, desc="the page's copy after the restart and one more stream")
+    assert after["rows"] < 4 * after["inner_width"], after
+    assert (after["start"], after["end"]) == (0.0, n + 999.0), after
+    assert after["y_min"] == min(float(y.min()), 0.0) and after["y_max"] == max(float(y.max()), 0.0), after
