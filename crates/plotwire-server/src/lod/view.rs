@@ -29,6 +29,10 @@ pub struct ViewLod {
     pub pending_since: Option<Instant>,
 }
 
+/// The widest data frame a view's copy is sized for, in pixels (an 8K screen is 7680
+/// wide): a browser that reports more gets a copy for this many.
+pub const MAX_WIDTH: u32 = 16_384;
+
 /// The most a view's pending update waits while changes keep coming.
 const MAX_WAIT: std::time::Duration = std::time::Duration::from_millis(150);
 
@@ -102,6 +106,7 @@ impl ViewLod {
                 return true;
             }
             self.shown.get(&p.x_range).is_some_and(|&(a, b)| {
+                let (a, b) = (a.min(b), a.max(b));
                 let margin = b - a;
                 lo <= b + margin && hi >= a - margin
             })
@@ -217,6 +222,9 @@ pub type CopyCache = HashMap<(Id, Vec<[u64; 3]>), (Arc<[u64]>, Arc<Vec<(String, 
 /// per pixel, and one range's width past each edge at one column per 8 pixels, so that
 /// a pan shows data at once, coarser until the refinement arrives.
 pub fn spans_for(x0: f64, x1: f64, width: u32) -> Vec<Span> {
+    // A flipped range (start after end) shows the same rows.
+    let (x0, x1) = (x0.min(x1), x0.max(x1));
+    let width = width.min(MAX_WIDTH);
     let span = x1 - x0;
     if !(span.is_finite() && span > 0.0) {
         return Vec::new();
@@ -396,9 +404,11 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_or_inverted_range_has_no_spans() {
+    fn an_empty_range_has_no_spans_and_a_flipped_one_the_same_as_unflipped() {
         assert!(spans_for(1.0, 1.0, 100).is_empty());
-        assert!(spans_for(2.0, 1.0, 100).is_empty());
+        assert_eq!(spans_for(2.0, 1.0, 100), spans_for(1.0, 2.0, 100));
+        let widest = spans_for(0.0, 1.0, u32::MAX);
+        assert_eq!(widest[1].columns, MAX_WIDTH, "a reported width is capped");
         assert!(spans_for(0.0, f64::INFINITY, 100).is_empty());
         assert_eq!(spans_for(0.0, 1.0, 800).len(), 3);
     }

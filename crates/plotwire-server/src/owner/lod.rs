@@ -11,6 +11,7 @@ use plotwire_protocol::{Id, Value};
 
 use super::delivery::encode_events;
 use super::{Owner, Policy};
+use crate::lod::view::MAX_WIDTH;
 use crate::lod::{CopyCache, Lod};
 
 /// The trailing debounce of a viewer's range changes (they come at pointer rate).
@@ -144,7 +145,8 @@ impl Owner {
                         v.lod.moved(model, attr, number);
                         v.lod.schedule(now, DEBOUNCE);
                     } else if lod.plot(model).is_some() && attr == "inner_width" {
-                        v.lod.resized(model, number.clamp(1.0, 100_000.0) as u32);
+                        v.lod
+                            .resized(model, number.clamp(1.0, f64::from(MAX_WIDTH)) as u32);
                         v.lod.schedule(now, DEBOUNCE);
                     }
                 }
