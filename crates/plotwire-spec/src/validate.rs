@@ -44,6 +44,18 @@ pub fn check(spec: &Spec) -> Result<Vec<(String, ResolvedColumns)>, SpecError> {
     for (name, widget) in spec.widgets.iter() {
         check_widget(spec, name, widget, &mut resolved)?;
     }
+    for (name, source) in spec.sources.iter() {
+        let drawn = spec
+            .plots
+            .iter()
+            .any(|(_, p)| p.source == name && crate::plot::lod_capable(p, source));
+        if source.lod == Some(true) && !drawn {
+            return Err(SpecError::invalid(
+                format!("sources.{name}.lod"),
+                "level of detail serves line, multi_line, step and area plots over a linear or datetime x axis, and no such plot draws this source",
+            ));
+        }
+    }
     for (name, cols) in &resolved {
         if cols.len() > MAX_COLUMNS {
             return Err(SpecError::invalid(

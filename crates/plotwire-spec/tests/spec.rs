@@ -402,3 +402,14 @@ fn a_source_that_opts_out_of_level_of_detail_keeps_a_following_data_range() {
         );
     }
 }
+
+#[test]
+fn lod_on_a_source_that_no_line_like_plot_draws_is_an_error() {
+    let text = br#"{"sources": {"s": {"lod": true}},
+        "plots": {"q": {"kind": "scatter", "source": "s", "x": "t", "y": "v"}}}"#;
+    let err = build_json(text).unwrap_err().to_string();
+    assert!(err.contains("sources.s.lod"), "{err}");
+    let log_x = br#"{"sources": {"s": {"lod": true}},
+        "plots": {"p": {"kind": "line", "source": "s", "x": "t", "y": "v", "x_axis": "log"}}}"#;
+    assert!(build_json(log_x).is_err());
+}
