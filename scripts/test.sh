@@ -39,5 +39,8 @@ export PLOTWIRE_EXAMPLES="$PWD/target/debug/examples"
 step "end-to-end tests: bokeh.client ${BOKEH_VERSION:-3.9.2} and BokehJS in Chromium"
 python3 -m pytest tests/e2e -q -p no:cacheprovider
 
+step "bench smoke run: level of detail (plotwire-lod in-process) at 2e6 points"
+target/debug/plotwire-bench lod --points 2000000 --queries 50
+
 step "bench smoke run: every workload on plotwire and bokeh serve, correctness only"
 target/debug/plotwire-bench --quick --plotwire-bin target/debug/plotwire --python python3

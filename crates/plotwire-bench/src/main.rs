@@ -23,7 +23,8 @@
 //! 9. views memory: RSS with 1 and with 100 views of a 1e6-point document;
 //! 10. view open: page, websocket and pull of a 1e5-point document, ~30 times.
 //!
-//! `plotwire-bench soak` is a separate long run against plotwire alone, see [`soak`].
+//! `plotwire-bench soak` is a separate long run against plotwire alone, see [`soak`];
+//! `plotwire-bench lod` measures the level-of-detail crate in-process, see [`lod`].
 //!
 //! `--quick` is a smoke run that asserts correctness only (exit status 1 on any loss,
 //! reordering, corruption or failure), never speed.
@@ -36,6 +37,7 @@ mod error;
 mod fanout;
 mod http;
 mod ingest;
+mod lod;
 mod pulls;
 mod report;
 mod rest;
@@ -96,7 +98,7 @@ struct Cli {
     /// (`results-quick.json` with `--quick`).
     #[arg(long)]
     json: Option<PathBuf>,
-    /// `soak`: a long run against plotwire alone instead of the workloads.
+    /// `soak`, `store`, `lod`: other runs instead of the workloads.
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -112,6 +114,10 @@ enum Command {
     /// `--durability full` and `relaxed`, small-batch acknowledgement latency, bytes per
     /// point, memory holding 1e7 points, restart time with 1e8 stored points.
     Store(store::StoreArgs),
+    /// The level of detail (`plotwire-lod`) in-process, no server: pyramid build time and
+    /// memory over `--points` points (default 1e9, generated), p50/p99 of `--queries`
+    /// random views, a full-scan M4 against one pyramid query, streaming appends.
+    Lod(lod::LodArgs),
 }
 
 /// Which server `--only` keeps.
@@ -1695,6 +1701,23 @@ fn utc_now() -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `lod` is CPU work on this thread alone: no runtime, and Ctrl-C ends it as usual.
+    if let Some(Command::Lod(args)) = &cli.command {
+        return match lod::run(args) {
+            Ok((report, passed)) => {
+                print!("{report}");
+                if passed {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("plotwire-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -1713,6 +1736,7 @@ fn main() -> ExitCode {
                 match &cli.command {
                     Some(Command::Soak(args)) => soak::run(args).await,
                     Some(Command::Store(args)) => store::run(args).await,
+                    Some(Command::Lod(args)) => lod::run(args),
                     None => run(&cli).await,
                 }
             } => result,
