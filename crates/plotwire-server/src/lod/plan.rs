@@ -31,7 +31,8 @@ pub struct LodPlot {
     pub source: Id,
     /// Where its x range is until the viewer moves it.
     pub placement: Placement,
-    /// Its data frame's width in pixels until the browser reports `inner_width`.
+    /// Its data frame's width in pixels until a view's browser reports its own
+    /// `inner_width`: guessed from the Figure's width, then the last width reported.
     pub width: u32,
 }
 
@@ -46,9 +47,10 @@ pub struct Lod {
     pub sources: Vec<LodSource>,
 }
 
-/// Pixels of a Figure's width that are not its data frame (the y axis and borders):
-/// the width guessed until BokehJS reports `inner_width`.
-const FRAME_BORDER: u32 = 50;
+/// Pixels of a Figure's width that are not its data frame (the y axis with 4-digit tick
+/// labels and the borders, as BokehJS 3.9.2 lays out a 900-px Figure): the width guessed
+/// until a browser reports `inner_width`.
+const FRAME_BORDER: u32 = 72;
 
 impl Lod {
     /// The plan for a document built from `spec`, its sources read from `doc`.

@@ -130,6 +130,7 @@ impl Owner {
             return;
         };
         let now = Instant::now();
+        let mut widths: Vec<(Id, u32)> = Vec::new();
         for e in events {
             match e {
                 DocumentEvent::ModelChanged { model, attr, new } => {
@@ -145,9 +146,10 @@ impl Owner {
                         v.lod.moved(model, attr, number);
                         v.lod.schedule(now, DEBOUNCE);
                     } else if lod.plot(model).is_some() && attr == "inner_width" {
-                        v.lod
-                            .resized(model, number.clamp(1.0, f64::from(MAX_WIDTH)) as u32);
+                        let width = number.clamp(1.0, f64::from(MAX_WIDTH)) as u32;
+                        v.lod.resized(model, width);
                         v.lod.schedule(now, DEBOUNCE);
+                        widths.push((model.clone(), width));
                     }
                 }
                 DocumentEvent::MessageSent { msg_data, .. } => {
@@ -167,6 +169,15 @@ impl Owner {
                     }
                 }
                 _ => {}
+            }
+        }
+        // The next views start at the width browsers report (the same Figure usually
+        // has the same frame), so that their first copy is already the right one.
+        if let Some(lod) = &mut self.lod {
+            for (plot, width) in widths {
+                if let Some(p) = lod.plots.iter_mut().find(|p| p.plot == plot) {
+                    p.width = width;
+                }
             }
         }
     }
