@@ -21,7 +21,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use plotwire_lod::{downsample, Pyramid, Raw, Slices, Span};
+use plotwire_lod::{downsample, Pyramid, Raw, Slices, Span, XIndex};
 
 use crate::error::{err, Result};
 use crate::report::{ms, quantile};
@@ -55,6 +55,31 @@ const IN_MEMORY_ROWS: u64 = 100_000_000;
 const RAW_BYTES_PER_POINT: f64 = 16.0;
 
 /// A count such as `1000`, `2_000_000` or `1e9`.
+/// A pyramid and the x index it is queried with, kept current together as a server
+/// keeps them.
+struct Built {
+    pyramid: Pyramid,
+    index: XIndex,
+}
+
+impl Built {
+    fn new() -> Built {
+        Built {
+            pyramid: Pyramid::new(0, 0),
+            index: XIndex::new(0),
+        }
+    }
+
+    fn append(&mut self, raw: &dyn Raw, end: u64) {
+        self.pyramid.append(raw, end);
+        self.index.append(raw, end);
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.pyramid.memory_bytes() + self.index.memory_bytes()
+    }
+}
+
 fn parse_count(s: &str) -> std::result::Result<u64, String> {
     let plain = s.replace('_', "");
     if let Ok(n) = plain.parse::<u64>() {
@@ -275,14 +300,14 @@ fn read_floor(x: &[f64], y: &[f64]) -> f64 {
 }
 
 /// The rows of `raw` over `rows` for one view of the whole range through the pyramid.
-fn pyramid_view(raw: &dyn Raw, pyramid: &Pyramid, rows: Range<u64>, columns: u32) -> Vec<u64> {
+fn pyramid_view(raw: &dyn Raw, built: &Built, rows: Range<u64>, columns: u32) -> Vec<u64> {
     let mut out = Vec::new();
     let span = Span {
         x0: raw.x(rows.start),
         x1: raw.x(rows.end.saturating_sub(1)),
         columns,
     };
-    downsample(raw, rows, &[pyramid], &[span], &mut out);
+    downsample(raw, &built.index, &[&built.pyramid], &[span], &mut out);
     out
 }
 
@@ -443,9 +468,11 @@ fn partition(rows: Range<u64>, before: impl Fn(u64) -> bool) -> u64 {
 
 /// The row ranges of the pixel columns of `span` over rows `0..n`, cut as `downsample`
 /// cuts them (binary searches on x), or `None` when the view is sent whole.
-fn column_rows(raw: &dyn Raw, n: u64, span: Span) -> Option<Vec<Range<u64>>> {
-    let lo = partition(0..n, |i| raw.x(i) < span.x0);
-    let hi = partition(lo..n, |i| raw.x(i) <= span.x1);
+fn column_rows(raw: &dyn Raw, index: &XIndex, n: u64, span: Span) -> Option<Vec<Range<u64>>> {
+    let lo = partition(index.narrow(0..n, |x| x < span.x0), |i| raw.x(i) < span.x0);
+    let hi = partition(index.narrow(lo..n, |x| x <= span.x1), |i| {
+        raw.x(i) <= span.x1
+    });
     if hi <= lo || hi - lo <= 4 * u64::from(span.columns) {
         return None;
     }
@@ -456,7 +483,7 @@ fn column_rows(raw: &dyn Raw, n: u64, span: Span) -> Option<Vec<Range<u64>>> {
             hi
         } else {
             let edge = span.x0 + (span.x1 - span.x0) * f64::from(c) / f64::from(span.columns);
-            partition(a..hi, |i| raw.x(i) < edge)
+            partition(index.narrow(a..hi, |x| x < edge), |i| raw.x(i) < edge)
         };
         if end > a {
             columns.push(a..end);
@@ -470,9 +497,10 @@ fn column_rows(raw: &dyn Raw, n: u64, span: Span) -> Option<Vec<Range<u64>>> {
 /// (binary searches on x), then every column's aggregate from the pyramid (bucket merges
 /// and scans of the partial buckets at its ends). Then once more through [`Metered`], to
 /// count the reads and to split the aggregates' time into scans and merges.
-fn break_down(raw: &dyn Raw, pyramid: &Pyramid, n: u64, span: Span, b: &mut Breakdown) {
+fn break_down(raw: &dyn Raw, built: &Built, n: u64, span: Span, b: &mut Breakdown) {
+    let pyramid = &built.pyramid;
     let started = Instant::now();
-    let Some(columns) = column_rows(raw, n, span) else {
+    let Some(columns) = column_rows(raw, &built.index, n, span) else {
         b.edges += started.elapsed();
         b.raw_views += 1;
         return;
@@ -485,7 +513,7 @@ fn break_down(raw: &dyn Raw, pyramid: &Pyramid, n: u64, span: Span, b: &mut Brea
     b.aggregates += started.elapsed();
 
     let metered = Metered::new(raw);
-    let _ = column_rows(&metered, n, span);
+    let _ = column_rows(&metered, &built.index, n, span);
     let started = Instant::now();
     for rows in &columns {
         std::hint::black_box(pyramid.query(&metered, rows.clone()));
@@ -503,7 +531,7 @@ fn break_down(raw: &dyn Raw, pyramid: &Pyramid, n: u64, span: Span, b: &mut Brea
 fn query_views(
     what: &str,
     raw: &dyn Raw,
-    pyramid: &Pyramid,
+    built: &Built,
     n: u64,
     views: &[View],
     width: u32,
@@ -519,7 +547,13 @@ fn query_views(
     for v in views {
         out.clear();
         let started = Instant::now();
-        downsample(raw, 0..n, &[pyramid], &[span_of(v)], &mut out);
+        downsample(
+            raw,
+            &built.index,
+            &[&built.pyramid],
+            &[span_of(v)],
+            &mut out,
+        );
         times.push(started.elapsed());
         returned += out.len() as u64;
     }
@@ -542,7 +576,7 @@ fn query_views(
     let (mut tail_views, mut tail_total) = (0, Duration::ZERO);
     for (v, &t) in views.iter().zip(&times) {
         let mut one = Breakdown::default();
-        break_down(raw, pyramid, n, span_of(v), &mut one);
+        break_down(raw, built, n, span_of(v), &mut one);
         if t >= p99 {
             tail.add(&one);
             tail_views += 1;
@@ -583,7 +617,7 @@ pub fn run(args: &LodArgs) -> Result<(String, bool)> {
 
     // 1. Build, over the procedural series.
     let raw = Procedural { rows: n };
-    let mut pyramid = Pyramid::new(0, 0);
+    let mut pyramid = Built::new();
     let started = Instant::now();
     let mut last_print = started;
     let mut end = 0;
@@ -616,7 +650,7 @@ pub fn run(args: &LodArgs) -> Result<(String, bool)> {
     let raw_bytes = n as f64 * RAW_BYTES_PER_POINT;
     let share = 100.0 * bytes / raw_bytes;
     println!(
-        "memory: pyramid {:.1} MB for {} points = {share:.2} % of the raw {:.0} MB (16 bytes \
+        "memory: pyramid and x index {:.1} MB for {} points = {share:.2} % of the raw {:.0} MB (16 bytes \
          per point, float64 x and y); {:.3} bytes per point; target ≤ 5 %: {}",
         bytes / 1e6,
         rows_name(n),
@@ -675,7 +709,7 @@ pub fn run(args: &LodArgs) -> Result<(String, bool)> {
     x.try_reserve_exact(cap)
         .and_then(|()| y.try_reserve_exact(cap))
         .map_err(|e| err(format!("allocating {m} rows of x and y: {e}")))?;
-    let mut pyramid = Pyramid::new(0, 0);
+    let mut pyramid = Built::new();
     let mut appends = Vec::with_capacity(cap / BATCH as usize + 1);
     let mut produce = Duration::ZERO;
     let mut end = 0;
@@ -811,7 +845,7 @@ mod tests {
             ys: &ys,
             first: 0,
         };
-        let mut pyramid = Pyramid::new(0, 0);
+        let mut pyramid = Built::new();
         pyramid.append(&raw, n);
         for columns in [1, 7, 300, 2000] {
             let mut scanned = Vec::new();

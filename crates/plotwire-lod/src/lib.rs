@@ -14,6 +14,8 @@
 //! - [`Raw`]: how the pyramid reads the rows it summarises (memory or a store).
 //! - [`Pyramid`]: the aggregates of one series, kept current by appends, front drops
 //!   (rollover) and patches, never by a rescan.
+//! - [`XIndex`]: where each bucket starts in x, so that finding a pixel column's rows
+//!   reads a small array and one bucket instead of the whole x column.
 //! - [`downsample`]: the rows a view of `width` pixel columns over an x range needs.
 //! - [`Summary`]: what a chunk of rows says about itself (count, min, max, sortedness).
 //!
@@ -26,11 +28,13 @@ mod agg;
 mod m4;
 mod pyramid;
 mod summary;
+mod xindex;
 
 pub use agg::Agg;
 pub use m4::{downsample, Span};
 pub use pyramid::{Pyramid, BASE_ROWS};
 pub use summary::Summary;
+pub use xindex::XIndex;
 
 use std::ops::Range;
 

@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use crate::{Pyramid, Raw};
+use crate::{Pyramid, Raw, XIndex};
 
 /// An x interval drawn over `columns` pixel columns of equal width. Column `c` holds
 /// the rows with `x0 + c·w <= x < x0 + (c+1)·w`, `w = (x1 − x0) / columns`; the last
@@ -17,30 +17,31 @@ pub struct Span {
     pub columns: u32,
 }
 
-/// The rows (of `rows`, increasing, without repeats) that draw every series of
-/// `pyramids` over `spans` as the full data would, appended to `out`.
+/// The rows (of the rows `index` holds, increasing, without repeats) that draw every
+/// series of `pyramids` over `spans` as the full data would, appended to `out`.
 ///
 /// For every pixel column of every span, and every series: the column's first and last
 /// row, and the rows of its minimum and maximum (the M4 result). A column holding a NaN
 /// also gets its first NaN row and the rows on either side of it, so the line still
 /// breaks there. A span whose rows are no more than four per column is sent whole: the
-/// raw points. x must be non-decreasing and not NaN within `rows`; spans must be in
-/// increasing x order.
+/// raw points. x must be non-decreasing and not NaN within the rows; spans may come in
+/// any order.
 pub fn downsample(
     raw: &dyn Raw,
-    rows: Range<u64>,
+    index: &XIndex,
     pyramids: &[&Pyramid],
     spans: &[Span],
     out: &mut Vec<u64>,
 ) {
+    let rows = index.rows();
     let from = out.len();
     let mut column_rows = Vec::with_capacity(8 * pyramids.len().max(1));
     for span in spans {
         if span.columns == 0 || span.x1.is_nan() || span.x0.is_nan() || span.x1 < span.x0 {
             continue;
         }
-        let lo = lower_bound(raw, rows.clone(), span.x0);
-        let hi = upper_bound(raw, lo..rows.end, span.x1);
+        let lo = lower_bound(raw, index, rows.clone(), span.x0);
+        let hi = upper_bound(raw, index, lo..rows.end, span.x1);
         if hi <= lo {
             continue;
         }
@@ -54,7 +55,7 @@ pub fn downsample(
                 hi
             } else {
                 let edge = span.x0 + (span.x1 - span.x0) * f64::from(c) / f64::from(span.columns);
-                lower_bound(raw, a..hi, edge)
+                lower_bound(raw, index, a..hi, edge)
             };
             if b > a {
                 column_rows.clear();
@@ -97,13 +98,15 @@ pub fn downsample(
 }
 
 /// The first row of `rows` whose x is at least `x`.
-fn lower_bound(raw: &dyn Raw, rows: Range<u64>, x: f64) -> u64 {
-    partition(rows, |i| raw.x(i) < x)
+fn lower_bound(raw: &dyn Raw, index: &XIndex, rows: Range<u64>, x: f64) -> u64 {
+    let near = index.narrow(rows.clone(), |v| v < x);
+    partition(near, |i| raw.x(i) < x)
 }
 
 /// The first row of `rows` whose x is more than `x`.
-fn upper_bound(raw: &dyn Raw, rows: Range<u64>, x: f64) -> u64 {
-    partition(rows, |i| raw.x(i) <= x)
+fn upper_bound(raw: &dyn Raw, index: &XIndex, rows: Range<u64>, x: f64) -> u64 {
+    let near = index.narrow(rows.clone(), |v| v <= x);
+    partition(near, |i| raw.x(i) <= x)
 }
 
 /// The first row of `rows` for which `before` is false (`before` true, then false).

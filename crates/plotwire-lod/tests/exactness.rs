@@ -2,7 +2,7 @@
 //! the downsampled rows have the same first and last row, the same minimum and maximum,
 //! and the same "holds a NaN" as the full data.
 
-use plotwire_lod::{downsample, Pyramid, Slices, Span, BASE_ROWS};
+use plotwire_lod::{downsample, Pyramid, Slices, Span, XIndex, BASE_ROWS};
 use proptest::prelude::*;
 
 /// What one pixel column of one series looks like.
@@ -100,23 +100,24 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     }
     let ys = &case.ys;
     let mut p = Pyramid::new(0, 0);
+    let mut index = XIndex::new(0);
     let mut end = 0;
     for a in case.appends.iter().cycle() {
         end = (end + a).min(n);
-        p.append(
-            &Slices {
-                x: &x,
-                ys: &[ys],
-                first: 0,
-            },
-            end as u64,
-        );
+        let raw = Slices {
+            x: &x,
+            ys: &[ys],
+            first: 0,
+        };
+        p.append(&raw, end as u64);
+        index.append(&raw, end as u64);
         if end == n {
             break;
         }
     }
     let first = case.dropped as u64;
     p.drop_front(first);
+    index.drop_front(first);
     let kept_x = &x[case.dropped..];
     let kept_y = &ys[case.dropped..];
     let raw = Slices {
@@ -136,7 +137,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
         .collect();
     spans.sort_by(|a, b| a.x0.total_cmp(&b.x0));
     let mut rows = Vec::new();
-    downsample(&raw, p.rows(), &[&p], &spans, &mut rows);
+    downsample(&raw, &index, &[&p], &spans, &mut rows);
     prop_assert!(rows.windows(2).all(|w| w[0] < w[1]), "rows increase");
     prop_assert!(
         rows.iter().all(|r| (first..n as u64).contains(r)),
@@ -236,11 +237,13 @@ fn a_wide_view_of_many_rows_sends_about_four_rows_per_column() {
         first: 0,
     };
     p.append(&raw, n as u64);
+    let mut index = XIndex::new(0);
+    index.append(&raw, n as u64);
     let mut rows = Vec::new();
     let columns = 2000;
     downsample(
         &raw,
-        p.rows(),
+        &index,
         &[&p],
         &[Span {
             x0: 0.0,
@@ -255,7 +258,7 @@ fn a_wide_view_of_many_rows_sends_about_four_rows_per_column() {
     rows.clear();
     downsample(
         &raw,
-        p.rows(),
+        &index,
         &[&p],
         &[Span {
             x0: 1000.0,

@@ -2,7 +2,7 @@
 //! change, and the rows a view of it needs.
 
 use plotwire_document::model::ColumnSet;
-use plotwire_lod::{downsample, Pyramid, Span, Summary};
+use plotwire_lod::{downsample, Pyramid, Span, Summary, XIndex};
 use plotwire_protocol::{Id, Value};
 
 use super::raw::{scan_column, ColumnsRaw};
@@ -19,6 +19,8 @@ pub struct LodSource {
     /// The spec's `lod`: `Some(true)` always, `Some(false)` never, `None` by size.
     pub forced: Option<bool>,
     pyramids: Vec<Pyramid>,
+    /// Where each bucket of rows starts in x.
+    index: XIndex,
     /// The absolute number of the first kept row.
     first: u64,
     /// One past the absolute number of the last row.
@@ -42,6 +44,7 @@ impl LodSource {
             ys,
             forced,
             pyramids,
+            index: XIndex::new(0),
             first: 0,
             end: 0,
             last_break: 0,
@@ -72,7 +75,11 @@ impl LodSource {
 
     /// Bytes held by the pyramids.
     pub fn memory_bytes(&self) -> usize {
-        self.pyramids.iter().map(Pyramid::memory_bytes).sum()
+        self.pyramids
+            .iter()
+            .map(Pyramid::memory_bytes)
+            .sum::<usize>()
+            + self.index.memory_bytes()
     }
 
     /// Reads the source's rows again from the start (a publish, a replace, a patch or a
@@ -80,6 +87,7 @@ impl LodSource {
     pub fn rebuild(&mut self, cols: Option<&ColumnSet>) {
         self.generation += 1;
         self.pyramids = (0..self.ys.len()).map(|s| Pyramid::new(s, 0)).collect();
+        self.index = XIndex::new(0);
         self.first = 0;
         self.end = 0;
         self.last_break = 0;
@@ -119,12 +127,14 @@ impl LodSource {
         for p in &mut self.pyramids {
             p.drop_front(first);
         }
+        self.index.drop_front(first);
         self.first = first;
         self.end = end;
         if let Some(raw) = self.raw(cols) {
             for p in &mut self.pyramids {
                 p.append(&raw, end);
             }
+            self.index.append(&raw, end);
         }
         summary
     }
@@ -142,7 +152,7 @@ impl LodSource {
         let mut out = Vec::new();
         if let Some(raw) = self.raw(cols) {
             let pyramids: Vec<&Pyramid> = self.pyramids.iter().collect();
-            downsample(&raw, self.rows(), &pyramids, spans, &mut out);
+            downsample(&raw, &self.index, &pyramids, spans, &mut out);
         }
         out
     }
