@@ -469,10 +469,8 @@ fn partition(rows: Range<u64>, before: impl Fn(u64) -> bool) -> u64 {
 /// The row ranges of the pixel columns of `span` over rows `0..n`, cut as `downsample`
 /// cuts them (binary searches on x), or `None` when the view is sent whole.
 fn column_rows(raw: &dyn Raw, index: &XIndex, n: u64, span: Span) -> Option<Vec<Range<u64>>> {
-    let lo = partition(index.narrow(0..n, |x| x < span.x0), |i| raw.x(i) < span.x0);
-    let hi = partition(index.narrow(lo..n, |x| x <= span.x1), |i| {
-        raw.x(i) <= span.x1
-    });
+    let lo = partition(index.narrow(0..n, span.x0, false), |i| raw.x(i) < span.x0);
+    let hi = partition(index.narrow(lo..n, span.x1, true), |i| raw.x(i) <= span.x1);
     if hi <= lo || hi - lo <= 4 * u64::from(span.columns) {
         return None;
     }
@@ -483,7 +481,7 @@ fn column_rows(raw: &dyn Raw, index: &XIndex, n: u64, span: Span) -> Option<Vec<
             hi
         } else {
             let edge = span.x0 + (span.x1 - span.x0) * f64::from(c) / f64::from(span.columns);
-            partition(index.narrow(a..hi, |x| x < edge), |i| raw.x(i) < edge)
+            partition(index.narrow(a..hi, edge, false), |i| raw.x(i) < edge)
         };
         if end > a {
             columns.push(a..end);

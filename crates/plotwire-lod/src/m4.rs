@@ -99,14 +99,12 @@ pub fn downsample(
 
 /// The first row of `rows` whose x is at least `x`.
 fn lower_bound(raw: &dyn Raw, index: &XIndex, rows: Range<u64>, x: f64) -> u64 {
-    let near = index.narrow(rows.clone(), |v| v < x);
-    partition(near, |i| raw.x(i) < x)
+    partition(index.narrow(rows, x, false), |i| raw.x(i) < x)
 }
 
 /// The first row of `rows` whose x is more than `x`.
 fn upper_bound(raw: &dyn Raw, index: &XIndex, rows: Range<u64>, x: f64) -> u64 {
-    let near = index.narrow(rows.clone(), |v| v <= x);
-    partition(near, |i| raw.x(i) <= x)
+    partition(index.narrow(rows, x, true), |i| raw.x(i) <= x)
 }
 
 /// The first row of `rows` for which `before` is false (`before` true, then false).
