@@ -292,7 +292,7 @@ def far_views(chromium, tmp_path):
     browsers are on other machines. (Ten renderers and the compositor, which Chromium
     runs at a raised priority, would otherwise take every core of a two-core machine.)"""
     from conftest import CHROMIUM, CHROMIUM_ARGS
-    from test_published import WS_TOKEN_RECORDER
+    from test_published import new_view
 
     wrapper = tmp_path / "chromium-nice"
     last_cpu = (os.cpu_count() or 1) - 1
@@ -303,11 +303,7 @@ def far_views(chromium, tmp_path):
     log: list[str] = []
 
     def make(tag: str) -> View:
-        ctx = browser.new_context(viewport={"width": 1000, "height": 800})
-        ctx.set_default_timeout(15000)
-        ctx.add_init_script(WS_TOKEN_RECORDER)
-        contexts.append(ctx)
-        return View(ctx, tag, log)
+        return new_view(browser, contexts, tag, log)
 
     yield make
     for ctx in contexts:

@@ -164,6 +164,16 @@ class View:
         self.page.wait_for_timeout(int(seconds * 1000))
 
 
+def new_view(browser: Any, contexts: list[Any], tag: str, log: list[str]) -> View:
+    """A page in a browser context of its own (1000x800, the websocket token recorder),
+    kept in ``contexts`` to be closed by its fixture."""
+    ctx = browser.new_context(viewport={"width": 1000, "height": 800})
+    ctx.set_default_timeout(15000)
+    ctx.add_init_script(WS_TOKEN_RECORDER)
+    contexts.append(ctx)
+    return View(ctx, tag, log)
+
+
 @pytest.fixture
 def views(chromium, request):
     """``views(n)``: n pages, each in its own browser context, closed after the test; their
@@ -173,11 +183,7 @@ def views(chromium, request):
     request.node._e2e_browser_log = log
 
     def make(tag: str) -> View:
-        ctx = chromium.new_context(viewport={"width": 1000, "height": 800})
-        ctx.set_default_timeout(15000)
-        ctx.add_init_script(WS_TOKEN_RECORDER)
-        contexts.append(ctx)
-        return View(ctx, tag, log)
+        return new_view(chromium, contexts, tag, log)
 
     yield make
     for ctx in contexts:

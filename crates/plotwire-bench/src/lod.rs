@@ -21,7 +21,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use plotwire_lod::{downsample, Pyramid, Raw, Slices, Span, XIndex};
+use plotwire_lod::{downsample, pixel_columns, PixelColumns, Pyramid, Raw, Slices, Span, XIndex};
 
 use crate::error::{err, Result};
 use crate::report::{ms, quantile};
@@ -452,53 +452,23 @@ fn print_breakdown(what: &str, b: &Breakdown, views: usize, total: Duration) {
     );
 }
 
-/// The first row of `rows` for which `before` is false, as `downsample` finds it.
-fn partition(rows: Range<u64>, before: impl Fn(u64) -> bool) -> u64 {
-    let (mut lo, mut hi) = (rows.start, rows.end.max(rows.start));
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if before(mid) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
+/// The row ranges of the pixel columns of `span` over the rows of `index`, as
+/// `downsample` cuts them, or `None` when the view is sent whole.
+fn column_rows(raw: &dyn Raw, index: &XIndex, span: Span) -> Option<Vec<Range<u64>>> {
+    match pixel_columns(raw, index, span) {
+        PixelColumns::Cut(columns) => Some(columns),
+        PixelColumns::Empty | PixelColumns::Whole(_) => None,
     }
-    lo
-}
-
-/// The row ranges of the pixel columns of `span` over rows `0..n`, cut as `downsample`
-/// cuts them (binary searches on x), or `None` when the view is sent whole.
-fn column_rows(raw: &dyn Raw, index: &XIndex, n: u64, span: Span) -> Option<Vec<Range<u64>>> {
-    let lo = partition(index.narrow(0..n, span.x0, false), |i| raw.x(i) < span.x0);
-    let hi = partition(index.narrow(lo..n, span.x1, true), |i| raw.x(i) <= span.x1);
-    if hi <= lo || hi - lo <= 4 * u64::from(span.columns) {
-        return None;
-    }
-    let mut columns = Vec::with_capacity(span.columns as usize);
-    let mut a = lo;
-    for c in 1..=span.columns {
-        let end = if c == span.columns {
-            hi
-        } else {
-            let edge = span.x0 + (span.x1 - span.x0) * f64::from(c) / f64::from(span.columns);
-            partition(index.narrow(a..hi, edge, false), |i| raw.x(i) < edge)
-        };
-        if end > a {
-            columns.push(a..end);
-        }
-        a = end;
-    }
-    Some(columns)
 }
 
 /// `downsample`'s work on one view in its two parts, each timed alone: the column edges
 /// (binary searches on x), then every column's aggregate from the pyramid (bucket merges
 /// and scans of the partial buckets at its ends). Then once more through [`Metered`], to
 /// count the reads and to split the aggregates' time into scans and merges.
-fn break_down(raw: &dyn Raw, built: &Built, n: u64, span: Span, b: &mut Breakdown) {
+fn break_down(raw: &dyn Raw, built: &Built, span: Span, b: &mut Breakdown) {
     let pyramid = &built.pyramid;
     let started = Instant::now();
-    let Some(columns) = column_rows(raw, &built.index, n, span) else {
+    let Some(columns) = column_rows(raw, &built.index, span) else {
         b.edges += started.elapsed();
         b.raw_views += 1;
         return;
@@ -511,7 +481,7 @@ fn break_down(raw: &dyn Raw, built: &Built, n: u64, span: Span, b: &mut Breakdow
     b.aggregates += started.elapsed();
 
     let metered = Metered::new(raw);
-    let _ = column_rows(&metered, &built.index, n, span);
+    let _ = column_rows(&metered, &built.index, span);
     let started = Instant::now();
     for rows in &columns {
         std::hint::black_box(pyramid.query(&metered, rows.clone()));
@@ -574,7 +544,7 @@ fn query_views(
     let (mut tail_views, mut tail_total) = (0, Duration::ZERO);
     for (v, &t) in views.iter().zip(&times) {
         let mut one = Breakdown::default();
-        break_down(raw, built, n, span_of(v), &mut one);
+        break_down(raw, built, span_of(v), &mut one);
         if t >= p99 {
             tail.add(&one);
             tail_views += 1;

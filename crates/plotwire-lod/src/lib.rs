@@ -31,7 +31,7 @@ mod summary;
 mod xindex;
 
 pub use agg::Agg;
-pub use m4::{downsample, Span};
+pub use m4::{downsample, pixel_columns, PixelColumns, Span};
 pub use pyramid::{Pyramid, BASE_ROWS};
 pub use summary::Summary;
 pub use xindex::XIndex;

@@ -33,53 +33,39 @@ pub fn downsample(
     spans: &[Span],
     out: &mut Vec<u64>,
 ) {
-    let rows = index.rows();
     let from = out.len();
     let mut column_rows = Vec::with_capacity(8 * pyramids.len().max(1));
     for span in spans {
-        if span.columns == 0 || span.x1.is_nan() || span.x0.is_nan() || span.x1 < span.x0 {
-            continue;
-        }
-        let lo = lower_bound(raw, index, rows.clone(), span.x0);
-        let hi = upper_bound(raw, index, lo..rows.end, span.x1);
-        if hi <= lo {
-            continue;
-        }
-        if hi - lo <= 4 * u64::from(span.columns) {
-            out.extend(lo..hi);
-            continue;
-        }
-        let mut a = lo;
-        for c in 1..=span.columns {
-            let b = if c == span.columns {
-                hi
-            } else {
-                let edge = span.x0 + (span.x1 - span.x0) * f64::from(c) / f64::from(span.columns);
-                lower_bound(raw, index, a..hi, edge)
-            };
-            if b > a {
-                column_rows.clear();
-                column_rows.push(a);
-                column_rows.push(b - 1);
-                for p in pyramids {
-                    let agg = p.query(raw, a..b);
-                    column_rows.extend(agg.min.map(|(_, i)| i));
-                    column_rows.extend(agg.max.map(|(_, i)| i));
-                    if let Some(n) = agg.nan {
-                        column_rows.push(n);
-                        if n > a {
-                            column_rows.push(n - 1);
-                        }
-                        if n + 1 < b {
-                            column_rows.push(n + 1);
-                        }
+        let columns = match pixel_columns(raw, index, *span) {
+            PixelColumns::Empty => continue,
+            PixelColumns::Whole(rows) => {
+                out.extend(rows);
+                continue;
+            }
+            PixelColumns::Cut(columns) => columns,
+        };
+        for rows in columns {
+            let (a, b) = (rows.start, rows.end);
+            column_rows.clear();
+            column_rows.push(a);
+            column_rows.push(b - 1);
+            for p in pyramids {
+                let agg = p.query(raw, a..b);
+                column_rows.extend(agg.min.map(|(_, i)| i));
+                column_rows.extend(agg.max.map(|(_, i)| i));
+                if let Some(n) = agg.nan {
+                    column_rows.push(n);
+                    if n > a {
+                        column_rows.push(n - 1);
+                    }
+                    if n + 1 < b {
+                        column_rows.push(n + 1);
                     }
                 }
-                column_rows.sort_unstable();
-                column_rows.dedup();
-                out.extend_from_slice(&column_rows);
             }
-            a = b;
+            column_rows.sort_unstable();
+            column_rows.dedup();
+            out.extend_from_slice(&column_rows);
         }
     }
     // Spans may overlap or touch: keep each row once.
@@ -95,6 +81,48 @@ pub fn downsample(
         }
     }
     out.truncate(kept);
+}
+
+/// How the rows of a span split into pixel columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PixelColumns {
+    /// The span holds no rows.
+    Empty,
+    /// No more than four rows per column: these rows, sent whole.
+    Whole(Range<u64>),
+    /// The rows of each column that holds any, in order.
+    Cut(Vec<Range<u64>>),
+}
+
+/// Splits the rows of `index` inside `span` into its pixel columns (see [`Span`]).
+pub fn pixel_columns(raw: &dyn Raw, index: &XIndex, span: Span) -> PixelColumns {
+    if span.columns == 0 || span.x1.is_nan() || span.x0.is_nan() || span.x1 < span.x0 {
+        return PixelColumns::Empty;
+    }
+    let rows = index.rows();
+    let lo = lower_bound(raw, index, rows.clone(), span.x0);
+    let hi = upper_bound(raw, index, lo..rows.end, span.x1);
+    if hi <= lo {
+        return PixelColumns::Empty;
+    }
+    if hi - lo <= 4 * u64::from(span.columns) {
+        return PixelColumns::Whole(lo..hi);
+    }
+    let mut columns = Vec::with_capacity(span.columns as usize);
+    let mut a = lo;
+    for c in 1..=span.columns {
+        let b = if c == span.columns {
+            hi
+        } else {
+            let edge = span.x0 + (span.x1 - span.x0) * f64::from(c) / f64::from(span.columns);
+            lower_bound(raw, index, a..hi, edge)
+        };
+        if b > a {
+            columns.push(a..b);
+        }
+        a = b;
+    }
+    PixelColumns::Cut(columns)
 }
 
 /// The first row of `rows` whose x is at least `x`.
