@@ -16,7 +16,6 @@
 //! 5. streaming: 10,000-row appends into a pyramid over data in memory while it grows;
 //!    then the queries of 3 and the comparison of 4 over that data in memory.
 
-use std::cell::Cell;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -26,6 +25,11 @@ use plotwire_lod::{downsample, pixel_columns, PixelColumns, Pyramid, Raw, Slices
 use crate::error::{err, Result};
 use crate::report::{ms, quantile};
 use crate::{percentiles, progress};
+use scan::{m4_scan, read_floor};
+use series::{y_of, Metered, Procedural, Rng};
+
+mod scan;
+mod series;
 
 /// The lod run's options.
 #[derive(Args, Debug, Clone)]
@@ -54,7 +58,6 @@ const IN_MEMORY_ROWS: u64 = 100_000_000;
 /// Bytes of raw data per point: float64 x and y.
 const RAW_BYTES_PER_POINT: f64 = 16.0;
 
-/// A count such as `1000`, `2_000_000` or `1e9`.
 /// A pyramid and the x index it is queried with, kept current together as a server
 /// keeps them.
 struct Built {
@@ -80,6 +83,7 @@ impl Built {
     }
 }
 
+/// A count such as `1000`, `2_000_000` or `1e9`.
 fn parse_count(s: &str) -> std::result::Result<u64, String> {
     let plain = s.replace('_', "");
     if let Ok(n) = plain.parse::<u64>() {
@@ -91,212 +95,6 @@ fn parse_count(s: &str) -> std::result::Result<u64, String> {
         }
         _ => Err(format!("`{s}` is not a whole number of at most 2^53")),
     }
-}
-
-/// splitmix64's output function: a cheap, well-mixed hash of `z`.
-fn splitmix64(z: u64) -> u64 {
-    let mut z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The seeded generator of the views.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        splitmix64(self.0)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in [0, n).
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
-    }
-}
-
-/// The y of row `i`: uniform noise in [-1, 1] (a splitmix64 hash of `i`) on a triangle
-/// wave between -4 and 4 with a period of 2^27 rows, so that the minima and maxima of
-/// columns and buckets move (and ties are rare). Integer arithmetic and one conversion:
-/// a few nanoseconds, no transcendental function.
-#[inline]
-fn y_of(i: u64) -> f64 {
-    const HALF_PERIOD: u64 = 1 << 26;
-    let noise = (splitmix64(i) >> 11) as f64 * (2.0 / (1u64 << 53) as f64) - 1.0;
-    let phase = i & (2 * HALF_PERIOD - 1);
-    let ramp = if phase < HALF_PERIOD {
-        phase
-    } else {
-        2 * HALF_PERIOD - phase
-    };
-    noise + 8.0 * ramp as f64 / HALF_PERIOD as f64 - 4.0
-}
-
-/// A series computed from the row number instead of read from memory: `x(i) = i` (so x is
-/// increasing), `y(i)` = [`y_of`]. At the default 1e9 points the raw data would be 16 GB
-/// of float64 x and y, which does not fit comfortably in this machine's 23 GB next to
-/// everything else; computing a row costs about what reading it from memory does (a few
-/// ns, see the build line's "generating y alone"), so the pyramid's build and its queries
-/// (which read only short runs of rows at the ends of buckets, and x by binary search)
-/// are timed as they would be over data in memory, without the 16 GB allocation. The
-/// full-scan M4, whose cost is almost all reads, is timed over real memory as well.
-struct Procedural {
-    rows: u64,
-}
-
-impl Raw for Procedural {
-    fn x(&self, i: u64) -> f64 {
-        i as f64
-    }
-
-    fn scan(&self, _series: usize, rows: Range<u64>, f: &mut dyn FnMut(u64, f64)) {
-        for i in rows.start..rows.end.min(self.rows) {
-            f(i, y_of(i));
-        }
-    }
-}
-
-/// A [`Raw`] that counts what a query reads through it and times its scans: the
-/// breakdown pass (`Instant::now` twice per scan call adds about 0.05 µs each).
-struct Metered<'a> {
-    inner: &'a dyn Raw,
-    x_reads: Cell<u64>,
-    scans: Cell<u64>,
-    scanned: Cell<u64>,
-    scan_time: Cell<Duration>,
-}
-
-impl<'a> Metered<'a> {
-    fn new(inner: &'a dyn Raw) -> Metered<'a> {
-        Metered {
-            inner,
-            x_reads: Cell::new(0),
-            scans: Cell::new(0),
-            scanned: Cell::new(0),
-            scan_time: Cell::new(Duration::ZERO),
-        }
-    }
-}
-
-impl Raw for Metered<'_> {
-    fn x(&self, i: u64) -> f64 {
-        self.x_reads.set(self.x_reads.get() + 1);
-        self.inner.x(i)
-    }
-
-    fn scan(&self, series: usize, rows: Range<u64>, f: &mut dyn FnMut(u64, f64)) {
-        let started = Instant::now();
-        self.scans.set(self.scans.get() + 1);
-        self.scanned
-            .set(self.scanned.get() + rows.end.saturating_sub(rows.start));
-        self.inner.scan(series, rows, f);
-        self.scan_time.set(self.scan_time.get() + started.elapsed());
-    }
-}
-
-/// One pixel column of a full-scan M4.
-struct Column {
-    first: u64,
-    last: u64,
-    min: (f64, u64),
-    max: (f64, u64),
-}
-
-impl Column {
-    fn new(i: u64, y: f64) -> Column {
-        Column {
-            first: i,
-            last: i,
-            min: (y, i),
-            max: (y, i),
-        }
-    }
-
-    /// Adds a later row. Ties keep the earliest row, as the pyramid's aggregates do.
-    #[inline]
-    fn push(&mut self, i: u64, y: f64) {
-        self.last = i;
-        if y < self.min.0 {
-            self.min = (y, i);
-        }
-        if y > self.max.0 {
-            self.max = (y, i);
-        }
-    }
-
-    /// Its rows, increasing, each once.
-    fn flush(&self, out: &mut Vec<u64>) {
-        let mut rows = [self.first, self.min.1, self.max.1, self.last];
-        rows.sort_unstable();
-        let mut prev = None;
-        for r in rows {
-            if prev != Some(r) {
-                out.push(r);
-                prev = Some(r);
-            }
-        }
-    }
-}
-
-/// M4 by one pass over `points` (row, x, y; x increasing, all within the span, no NaN y):
-/// the first, last, minimum and maximum rows of every pixel column, appended to `out` in
-/// increasing order. What plotly-resampler (tsdownsample) does on every zoom, without any
-/// precomputed aggregate. Columns are cut where [`downsample`] cuts them (the first row
-/// with `x >= x0 + (x1 − x0)·c/columns`), so the two give the same rows.
-fn m4_scan(points: impl Iterator<Item = (u64, f64, f64)>, span: Span, out: &mut Vec<u64>) {
-    let columns = span.columns;
-    let edge = |c: u32| {
-        if c >= columns {
-            f64::INFINITY
-        } else {
-            span.x0 + (span.x1 - span.x0) * f64::from(c) / f64::from(columns)
-        }
-    };
-    let mut c = 0u32;
-    let mut next = edge(1);
-    let mut column: Option<Column> = None;
-    for (i, x, y) in points {
-        if x >= next {
-            if let Some(done) = column.take() {
-                done.flush(out);
-            }
-            while x >= next {
-                c += 1;
-                next = edge(c + 1);
-            }
-        }
-        match &mut column {
-            Some(col) => col.push(i, y),
-            None => column = Some(Column::new(i, y)),
-        }
-    }
-    if let Some(done) = column {
-        done.flush(out);
-    }
-}
-
-/// The sum of every x and y, in 8 lanes so that it vectorizes: reading the data once, the
-/// least any full scan does (memory bandwidth, not arithmetic, bounds it).
-fn read_floor(x: &[f64], y: &[f64]) -> f64 {
-    let mut lanes = [0.0f64; 8];
-    for column in [x, y] {
-        let chunks = column.chunks_exact(8);
-        for (lane, v) in lanes.iter_mut().zip(chunks.remainder()) {
-            *lane += v;
-        }
-        for chunk in chunks {
-            for (lane, v) in lanes.iter_mut().zip(chunk) {
-                *lane += v;
-            }
-        }
-    }
-    lanes.iter().sum()
 }
 
 /// The rows of `raw` over `rows` for one view of the whole range through the pyramid.
