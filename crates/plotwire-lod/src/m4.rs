@@ -69,18 +69,12 @@ pub fn downsample(
         }
     }
     // Spans may overlap or touch: keep each row once.
-    let tail = &mut out[from..];
-    if !tail.is_sorted() {
-        tail.sort_unstable();
+    let mut rows = out.split_off(from);
+    if !rows.is_sorted() {
+        rows.sort_unstable();
     }
-    let mut kept = from;
-    for i in from..out.len() {
-        if kept == from || out[i] != out[kept - 1] {
-            out[kept] = out[i];
-            kept += 1;
-        }
-    }
-    out.truncate(kept);
+    rows.dedup();
+    out.append(&mut rows);
 }
 
 /// How the rows of a span split into pixel columns.
