@@ -366,12 +366,7 @@ impl Column {
                 form,
                 dtype,
                 chunks,
-            } => Value::Array(Box::new(ArrayValue {
-                form: *form,
-                dtype: *dtype,
-                shape: vec![chunks.len()],
-                data: ArrayData::Binary(chunks.contiguous()),
-            })),
+            } => binary_array(*form, *dtype, chunks.len(), chunks.contiguous()),
             Storage::Float(c) => Value::List(c.iter().map(|x| Value::Float(*x)).collect()),
             Storage::Int(c) => Value::List(c.iter().map(|x| Value::Int(*x)).collect()),
             Storage::Bool(c) => Value::List(c.iter().map(|x| Value::Bool(*x)).collect()),
@@ -428,6 +423,16 @@ impl Column {
             },
         }
     }
+}
+
+/// A 1-D binary array value of `len` elements.
+fn binary_array(form: ArrayForm, dtype: DType, len: usize, bytes: Bytes) -> Value {
+    Value::Array(Box::new(ArrayValue {
+        form,
+        dtype,
+        shape: vec![len],
+        data: ArrayData::Binary(bytes),
+    }))
 }
 
 /// The pieces of a typed chunk sequence overlapping `lo..hi`, each wrapped by `wrap`.

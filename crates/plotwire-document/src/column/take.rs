@@ -1,10 +1,10 @@
 //! Reading chosen rows of a column: what a view's downsampled copy of a source holds.
 
 use bytes::BytesMut;
-use plotwire_protocol::value::{ArrayData, ArrayForm, ArrayValue, DType, Value};
+use plotwire_protocol::value::{ArrayForm, DType, Value};
 
 use super::storage::Storage;
-use super::Column;
+use super::{binary_array, Column};
 
 impl Column {
     /// The items of `rows` (in that order; rows past the end are skipped) as a wire
@@ -24,7 +24,7 @@ impl Column {
                     bytes.extend_from_slice(e);
                     n += 1;
                 }
-                array(*form, *dtype, n, bytes)
+                binary_array(*form, *dtype, n, bytes.freeze())
             }
             Storage::Float(c) => {
                 let mut bytes = BytesMut::with_capacity(rows.len() * 8);
@@ -33,7 +33,7 @@ impl Column {
                     bytes.extend_from_slice(&x.to_le_bytes());
                     n += 1;
                 }
-                array(ArrayForm::Nd, DType::F64, n, bytes)
+                binary_array(ArrayForm::Nd, DType::F64, n, bytes.freeze())
             }
             Storage::Int(c) => list(rows, |r| c.get(r).map(|x| Value::Int(*x))),
             Storage::Bool(c) => list(rows, |r| c.get(r).map(|x| Value::Bool(*x))),
@@ -41,15 +41,6 @@ impl Column {
             Storage::Any(c) => list(rows, |r| c.get(r).cloned()),
         }
     }
-}
-
-fn array(form: ArrayForm, dtype: DType, n: usize, bytes: BytesMut) -> Value {
-    Value::Array(Box::new(ArrayValue {
-        form,
-        dtype,
-        shape: vec![n],
-        data: ArrayData::Binary(bytes.freeze()),
-    }))
 }
 
 fn list(rows: &[usize], get: impl Fn(usize) -> Option<Value>) -> Value {
@@ -73,7 +64,7 @@ mod tests {
             for x in v {
                 b.extend_from_slice(&x.to_le_bytes());
             }
-            array(ArrayForm::Nd, DType::F64, v.len(), b)
+            binary_array(ArrayForm::Nd, DType::F64, v.len(), b.freeze())
         };
         col.stream(&chunk(&[0.0, 1.0, 2.0]), None).unwrap();
         col.stream(&chunk(&[3.0, 4.0]), None).unwrap();
