@@ -1703,20 +1703,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // `lod` is CPU work on this thread alone: no runtime, and Ctrl-C ends it as usual.
     if let Some(Command::Lod(args)) = &cli.command {
-        return match lod::run(args) {
-            Ok((report, passed)) => {
-                print!("{report}");
-                if passed {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                }
-            }
-            Err(e) => {
-                eprintln!("plotwire-bench: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit_code(lod::run(args));
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -1743,6 +1730,11 @@ fn main() -> ExitCode {
             _ = tokio::signal::ctrl_c() => Err(err("interrupted")),
         }
     });
+    exit_code(outcome)
+}
+
+/// Prints a run's report, or its error, and says how it went.
+fn exit_code(outcome: Result<(String, bool)>) -> ExitCode {
     match outcome {
         Ok((report, passed)) => {
             print!("{report}");
