@@ -34,63 +34,61 @@ impl plotwire_lod::Raw for ColumnsRaw<'_> {
 /// Calls `f(i, value)` for every absolute row `i` of `rows` held by `col`, whose first
 /// row is absolute row `first`; values that are not numbers read as NaN.
 pub fn scan_column(col: &Column, first: u64, rows: Range<u64>, f: &mut dyn FnMut(u64, f64)) {
-    {
-        let phys = |i: u64| usize::try_from(i.saturating_sub(first)).unwrap_or(usize::MAX);
-        let mut row = rows.start.max(first);
-        for slice in col.slices(phys(row)..phys(rows.end)) {
-            match slice {
-                ColumnSlice::Binary {
-                    dtype: DType::F64,
-                    bytes,
-                } => {
-                    for e in bytes.chunks_exact(8) {
-                        let mut b = [0u8; 8];
-                        b.copy_from_slice(e);
-                        f(row, f64::from_le_bytes(b));
-                        row += 1;
-                    }
+    let phys = |i: u64| usize::try_from(i.saturating_sub(first)).unwrap_or(usize::MAX);
+    let mut row = rows.start.max(first);
+    for slice in col.slices(phys(row)..phys(rows.end)) {
+        match slice {
+            ColumnSlice::Binary {
+                dtype: DType::F64,
+                bytes,
+            } => {
+                for e in bytes.chunks_exact(8) {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(e);
+                    f(row, f64::from_le_bytes(b));
+                    row += 1;
                 }
-                ColumnSlice::Binary { dtype, bytes } => {
-                    let size = dtype.size().max(1);
-                    for e in bytes.chunks_exact(size) {
-                        f(row, dtype.read_f64(e, 0).unwrap_or(f64::NAN));
-                        row += 1;
-                    }
+            }
+            ColumnSlice::Binary { dtype, bytes } => {
+                let size = dtype.size().max(1);
+                for e in bytes.chunks_exact(size) {
+                    f(row, dtype.read_f64(e, 0).unwrap_or(f64::NAN));
+                    row += 1;
                 }
-                ColumnSlice::Float(v) => {
-                    for y in v {
-                        f(row, *y);
-                        row += 1;
-                    }
+            }
+            ColumnSlice::Float(v) => {
+                for y in v {
+                    f(row, *y);
+                    row += 1;
                 }
-                ColumnSlice::Int(v) => {
-                    for y in v {
-                        f(row, *y as f64);
-                        row += 1;
-                    }
+            }
+            ColumnSlice::Int(v) => {
+                for y in v {
+                    f(row, *y as f64);
+                    row += 1;
                 }
-                ColumnSlice::Bool(v) => {
-                    for y in v {
-                        f(row, f64::from(u8::from(*y)));
-                        row += 1;
-                    }
+            }
+            ColumnSlice::Bool(v) => {
+                for y in v {
+                    f(row, f64::from(u8::from(*y)));
+                    row += 1;
                 }
-                ColumnSlice::Str(v) => {
-                    for _ in v {
-                        f(row, f64::NAN);
-                        row += 1;
-                    }
+            }
+            ColumnSlice::Str(v) => {
+                for _ in v {
+                    f(row, f64::NAN);
+                    row += 1;
                 }
-                ColumnSlice::Any(v) => {
-                    for y in v {
-                        let y = match y {
-                            plotwire_protocol::Value::Int(i) => *i as f64,
-                            plotwire_protocol::Value::Float(x) => *x,
-                            _ => f64::NAN,
-                        };
-                        f(row, y);
-                        row += 1;
-                    }
+            }
+            ColumnSlice::Any(v) => {
+                for y in v {
+                    let y = match y {
+                        plotwire_protocol::Value::Int(i) => *i as f64,
+                        plotwire_protocol::Value::Float(x) => *x,
+                        _ => f64::NAN,
+                    };
+                    f(row, y);
+                    row += 1;
                 }
             }
         }

@@ -3,6 +3,7 @@
 //! brings each view up to date when its viewer pans, zooms or resizes, when new rows
 //! reach what it shows, and when it pulls the document.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use plotwire_document::Applied;
@@ -10,6 +11,7 @@ use plotwire_protocol::event::DocumentEvent;
 use plotwire_protocol::{Id, Value};
 
 use super::delivery::encode_events;
+use super::producer::columns_len;
 use super::{Owner, Policy};
 use crate::lod::view::MAX_WIDTH;
 use crate::lod::{CopyCache, Lod};
@@ -44,6 +46,7 @@ impl Owner {
             v.lod.forget_copies();
             if self.lod.is_some() {
                 v.lod.schedule_by(now, Duration::ZERO);
+                self.lod_due = Some(now);
             }
         }
     }
@@ -58,7 +61,7 @@ impl Owner {
             .filter_map(|e| {
                 let (model, touch) = match e {
                     DocumentEvent::ColumnsStreamed { model, data, .. } => {
-                        (model, Touch::Stream(batch_rows(data)))
+                        (model, Touch::Stream(columns_len(data) as u64))
                     }
                     DocumentEvent::ColumnDataChanged { model, .. }
                     | DocumentEvent::ColumnsPatched { model, .. } => (model, Touch::Rebuild),
@@ -104,6 +107,7 @@ impl Owner {
             for v in self.views.values_mut() {
                 if v.lod.wants(lod, &id, lo, hi) {
                     v.lod.schedule_by(now, LIVE);
+                    self.lod_due = earliest(self.lod_due, v.lod.due);
                 }
             }
         }
@@ -171,6 +175,7 @@ impl Owner {
                 _ => {}
             }
         }
+        self.lod_due = earliest(self.lod_due, v.lod.due);
         // The next views start at the width browsers report (the same Figure usually
         // has the same frame), so that their first copy is already the right one.
         if let Some(lod) = &mut self.lod {
@@ -218,10 +223,10 @@ impl Owner {
         lod.update(&self.doc, &mut v.lod, true, &mut CopyCache::new())
     }
 
-    /// When the next view is due to be brought up to date.
+    /// When the next view may be due to be brought up to date (no later than the
+    /// earliest due view; a view whose update was postponed since is looked at again).
     pub(super) fn lod_next_due(&self) -> Option<Instant> {
-        self.lod.as_ref()?;
-        self.views.values().filter_map(|v| v.lod.due).min()
+        self.lod.as_ref().and(self.lod_due)
     }
 
     /// Brings every due view up to date.
@@ -233,9 +238,11 @@ impl Owner {
         let started = now;
         let mut cache = CopyCache::new();
         // Views that get the same events share one encoded message.
-        let mut out: Vec<(Vec<DocumentEvent>, Vec<String>)> = Vec::new();
+        let mut out: Vec<(Vec<DocumentEvent>, HashSet<String>)> = Vec::new();
+        let mut next = None;
         for (id, v) in self.views.iter_mut() {
             if v.lod.due.is_none_or(|d| d > now) {
+                next = earliest(next, v.lod.due);
                 continue;
             }
             v.lod.updated();
@@ -249,10 +256,13 @@ impl Owner {
                 continue;
             }
             match out.iter_mut().find(|(e, _)| *e == events) {
-                Some((_, views)) => views.push(id.clone()),
-                None => out.push((events, vec![id.clone()])),
+                Some((_, views)) => {
+                    views.insert(id.clone());
+                }
+                None => out.push((events, HashSet::from([id.clone()]))),
             }
         }
+        self.lod_due = next;
         for (events, views) in out {
             let msg = encode_events(&Applied::default(), &events);
             let conns: Vec<_> = self
@@ -268,13 +278,12 @@ impl Owner {
     }
 }
 
-/// Rows in a streamed batch (its first column's length).
-fn batch_rows(data: &[(String, Value)]) -> u64 {
-    data.first().map_or(0, |(_, v)| match v {
-        Value::List(items) => items.len() as u64,
-        Value::Array(a) => a.len() as u64,
-        _ => 0,
-    })
+/// The earlier of two instants, either of which may be missing.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The name and model of a `bokeh_event`.

@@ -96,6 +96,8 @@ struct Owner {
     log: Durable,
     /// Level of detail, for a published document built from a spec with line plots.
     lod: Option<crate::lod::Lod>,
+    /// No later than the earliest view due for a level-of-detail update.
+    lod_due: Option<std::time::Instant>,
 }
 
 /// What an owner starts with.
@@ -158,6 +160,7 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
         done_tx,
         log: Durable::new(store, stored, snapshot_tx),
         lod: None,
+        lod_due: None,
     };
     owner.lod_replan();
     owner.cursors.reset_all(version);

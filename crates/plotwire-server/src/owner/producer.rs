@@ -469,7 +469,7 @@ impl Owner {
 }
 
 /// Rows in a batch of columns (its first column's length).
-fn columns_len(columns: &Columns) -> usize {
+pub(super) fn columns_len(columns: &Columns) -> usize {
     columns.first().map_or(0, |(_, v)| match v {
         Value::List(items) => items.len(),
         Value::Array(a) => a.len(),
