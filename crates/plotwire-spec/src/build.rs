@@ -53,6 +53,21 @@ impl BuiltDoc {
     }
 }
 
+/// The model id of source `name`'s `ColumnDataSource`.
+pub fn source_id(name: &str) -> String {
+    format!("source:{name}")
+}
+
+/// The model id of plot `name`'s `Figure`.
+pub fn plot_id(name: &str) -> String {
+    format!("plot:{name}")
+}
+
+/// The model id of plot `name`'s x range.
+pub fn x_range_id(name: &str) -> String {
+    format!("plot:{name}:x_range")
+}
+
 /// Checks `spec` and builds its document. Model ids are derived from the spec's names
 /// (`plot:loss`, `source:train`, `plot:loss:r0`, ...), so building a changed spec again
 /// keeps the ids of everything that did not change.
@@ -193,7 +208,7 @@ pub fn build(spec: &Spec) -> Result<BuiltDoc, SpecError> {
 
 /// Adds source `name` with empty typed columns.
 fn source(g: &mut Models, name: &str, cols: &ResolvedColumns) -> Result<ModelRef, SpecError> {
-    let id = format!("source:{name}");
+    let id = source_id(name);
     let selection = g.add(
         format!("{id}:selected"),
         "Selection",

@@ -18,7 +18,9 @@ pub mod streamvis;
 mod validate;
 mod widget;
 
-pub use build::{build, BuiltDoc, BuiltSource, BOKEH_VERSION, DEFAULT_CELL};
+pub use build::{
+    build, plot_id, source_id, x_range_id, BuiltDoc, BuiltSource, BOKEH_VERSION, DEFAULT_CELL,
+};
 pub use error::SpecError;
 pub use named::NamedMap;
 pub use plot::{lod_capable, PLOT_EVENTS};

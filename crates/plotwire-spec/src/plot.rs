@@ -48,10 +48,11 @@ pub fn build_plot(
     lod: bool,
 ) -> Result<ModelRef, SpecError> {
     let id = |part: &str| format!("plot:{name}:{part}");
+    let x_range_id = crate::build::x_range_id(name);
     let x_range = if lod {
-        server_range(g, id("x_range"), p.x_range.as_ref())?
+        server_range(g, x_range_id, p.x_range.as_ref())?
     } else {
-        range(g, id("x_range"), p.x_range.as_ref())?
+        range(g, x_range_id, p.x_range.as_ref())?
     };
     let y_range = range(g, id("y_range"), p.y_range.as_ref())?;
     let x_scale = g.add(id("x_scale"), scale_name(p.x_axis), vec![])?;
@@ -126,7 +127,7 @@ pub fn build_plot(
         attrs.push(("window_axis", json!("x").into()));
     }
     attrs.push(("subscribed_events", set_of(&PLOT_EVENTS)));
-    g.add(format!("plot:{name}"), "Figure", attrs)
+    g.add(crate::build::plot_id(name), "Figure", attrs)
 }
 
 fn scale_name(axis: AxisType) -> &'static str {

@@ -66,8 +66,8 @@ impl Lod {
             if !plotwire_spec::lod_capable(p, src) {
                 continue;
             }
-            let plot = format!("plot:{name}");
-            let source = format!("source:{}", p.source);
+            let plot = plotwire_spec::plot_id(name);
+            let source = plotwire_spec::source_id(&p.source);
             let ys: Vec<String> =
                 p.y.as_ref()
                     .map(|c| c.names().into_iter().map(str::to_owned).collect())
@@ -101,7 +101,7 @@ impl Lod {
                     .push(LodSource::new(source.clone(), x, ys, src.lod)),
             }
             lod.plots.push(LodPlot {
-                x_range: format!("{plot}:x_range"),
+                x_range: plotwire_spec::x_range_id(name),
                 plot,
                 source,
                 placement,
