@@ -12,6 +12,7 @@ use plotwire_protocol::{Id, Value};
 
 use super::delivery::encode_events;
 use super::producer::columns_len;
+use super::views::ui_event_parts;
 use super::{Owner, Policy};
 use crate::lod::view::MAX_WIDTH;
 use crate::lod::{CopyCache, Lod};
@@ -288,24 +289,10 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 
 /// The name and model of a `bokeh_event`.
 fn ui_event(msg_data: &Value) -> Option<(String, Option<Id>)> {
-    let fields = match msg_data {
-        Value::Tagged { fields, .. } | Value::Dict(fields) => fields,
-        _ => return None,
-    };
-    let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v);
-    let Some(Value::Str(name)) = get("name") else {
-        return None;
-    };
-    let model = match get("values") {
-        Some(Value::Map(entries)) => entries.iter().find_map(|(k, v)| match (k, v) {
-            (Value::Str(k), Value::Ref(id)) if k == "model" => Some(id.clone()),
-            _ => None,
-        }),
-        Some(Value::Dict(entries)) => entries.iter().find_map(|(k, v)| match v {
-            Value::Ref(id) if k == "model" => Some(id.clone()),
-            _ => None,
-        }),
+    let (name, entries) = ui_event_parts(msg_data);
+    let model = entries.into_iter().find_map(|(k, v)| match v {
+        Value::Ref(id) if k == "model" => Some(id.clone()),
         _ => None,
-    };
-    Some((name.clone(), model))
+    });
+    (!name.is_empty()).then_some((name, model))
 }

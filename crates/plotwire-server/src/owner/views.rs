@@ -275,27 +275,7 @@ impl Owner {
 
     /// A `bokeh_event` (`{"type":"event","name":N,"values":{...}}`) as an event.
     fn ui_event_fields(&self, msg_data: &Value) -> String {
-        let fields = match msg_data {
-            Value::Tagged { fields, .. } => fields.as_slice(),
-            Value::Dict(fields) => fields.as_slice(),
-            _ => &[],
-        };
-        let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v);
-        let name = match get("name") {
-            Some(Value::Str(n)) => n.clone(),
-            _ => String::new(),
-        };
-        let entries: Vec<(String, &Value)> = match get("values") {
-            Some(Value::Map(entries)) => entries
-                .iter()
-                .filter_map(|(k, v)| match k {
-                    Value::Str(k) => Some((k.clone(), v)),
-                    _ => None,
-                })
-                .collect(),
-            Some(Value::Dict(entries)) => entries.iter().map(|(k, v)| (k.clone(), v)).collect(),
-            _ => Vec::new(),
-        };
+        let (name, entries) = ui_event_parts(msg_data);
         let mut model = "null".to_owned();
         let mut values = String::from("{");
         for (k, v) in entries {
@@ -318,6 +298,32 @@ impl Owner {
             json_string(&name)
         )
     }
+}
+
+/// The name of a `bokeh_event` (empty if it has none) and its `values` with string keys.
+pub(super) fn ui_event_parts(msg_data: &Value) -> (String, Vec<(String, &Value)>) {
+    let fields = match msg_data {
+        Value::Tagged { fields, .. } => fields.as_slice(),
+        Value::Dict(fields) => fields.as_slice(),
+        _ => &[],
+    };
+    let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v);
+    let name = match get("name") {
+        Some(Value::Str(n)) => n.clone(),
+        _ => String::new(),
+    };
+    let entries = match get("values") {
+        Some(Value::Map(entries)) => entries
+            .iter()
+            .filter_map(|(k, v)| match k {
+                Value::Str(k) => Some((k.clone(), v)),
+                _ => None,
+            })
+            .collect(),
+        Some(Value::Dict(entries)) => entries.iter().map(|(k, v)| (k.clone(), v)).collect(),
+        _ => Vec::new(),
+    };
+    (name, entries)
 }
 
 /// A JSON string literal.
