@@ -4,12 +4,14 @@
 //! - [`names`]: what a document name may be;
 //! - [`answers`]: the JSON answers and the error body;
 //! - [`events`]: the viewer events producers receive;
-//! - [`paths`]: where each endpoint is.
+//! - [`paths`]: where each endpoint is;
+//! - [`live`]: the options of a standalone copy that stays live (exports, `json_item`).
 //!
-//! It depends on serde alone, so a client that uses it pulls in nothing of the server.
+//! It depends on serde (and percent-encoding) alone, so a client that uses it pulls in nothing of the server.
 
 pub mod answers;
 pub mod events;
+pub mod live;
 pub mod names;
 pub mod paths;
 pub mod raw;

@@ -9,8 +9,10 @@ pub const MAX_NAME_BYTES: usize = 200;
 pub const MAX_NAME_SEGMENTS: usize = 8;
 
 /// Segments that name the parts of a document in its URLs, so no name may hold them.
-pub const RESERVED_SEGMENTS: [&str; 9] = [
+pub const RESERVED_SEGMENTS: [&str; 11] = [
     "sources",
+    "export.html",
+    "json_item",
     "events",
     "models",
     "doc",

@@ -19,6 +19,17 @@ pub fn events(name: &str) -> String {
     format!("{DOCUMENTS}/{name}/events")
 }
 
+/// A document as one standalone HTML file that stays live (`GET`, with
+/// [`crate::live::LiveOptions::to_query`]).
+pub fn export_html(name: &str) -> String {
+    format!("{DOCUMENTS}/{name}/export.html")
+}
+
+/// A document as a Bokeh `json_item` that stays live (`GET`).
+pub fn json_item(name: &str) -> String {
+    format!("{DOCUMENTS}/{name}/json_item")
+}
+
 /// A source (`GET` or an empty `POST` to read, `PUT` to replace).
 pub fn source(name: &str, source: &str) -> String {
     format!("{DOCUMENTS}/{name}/sources/{source}")
