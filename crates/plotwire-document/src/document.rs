@@ -826,7 +826,8 @@ impl Document {
         enc.raw("}");
     }
 
-    fn encodable(&self, id: &str) -> Option<EncodableModel<'_>> {
+    /// The model `id` as the encoder writes it in full (its columns as `data`).
+    pub fn encodable(&self, id: &str) -> Option<EncodableModel<'_>> {
         self.models.get(id).map(|m| encodable(m))
     }
 

@@ -78,6 +78,9 @@ pub enum Request {
     Summary,
     /// The whole document as DocJson.
     DocJson,
+    /// The document as it is now and its sequence number, for a standalone copy
+    /// (`crate::export`).
+    Snapshot,
     /// A streamvis call.
     Streamvis(Streamvis),
     /// Viewer events after a sequence number, then the live ones.
@@ -147,6 +150,20 @@ pub enum Answer {
     Rows(RowsRead),
     /// A subscription to viewer events.
     Subscribed(Subscription),
+    /// The document and its sequence number.
+    Snapshot(Box<Snapshot>),
+}
+
+/// A published document as it was at one sequence number: what a standalone copy embeds,
+/// and the cursor its sources read on from.
+pub struct Snapshot {
+    /// The document (a cheap copy: models and columns are shared).
+    pub doc: plotwire_document::Document,
+    /// Its sequence number: a read with `since=seq` returns what came after it.
+    pub seq: u64,
+    /// The x ranges that level of detail places for each view, and where: a copy without
+    /// the server must range over its data itself.
+    pub placed_ranges: Vec<(plotwire_protocol::Id, crate::lod::Placement)>,
 }
 
 /// What a read of a source's rows after a cursor found.

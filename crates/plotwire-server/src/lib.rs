@@ -22,6 +22,7 @@ pub mod connection;
 pub mod cursor;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod framing;
 pub mod listener;
 pub mod lod;

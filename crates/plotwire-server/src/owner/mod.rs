@@ -39,7 +39,8 @@ use pull::PullDone;
 use views::View;
 
 pub use delivery::PATCH_ENCODES;
-pub use views::value_json;
+pub use pull::gzip_base64;
+pub use views::{json_string, value_json};
 
 /// How a document is shared among its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

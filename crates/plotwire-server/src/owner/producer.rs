@@ -211,6 +211,16 @@ impl Owner {
             Request::Streamvis(call) => self.streamvis(call),
             Request::Summary => Ok(Answer::Json(self.summary_json())),
             Request::DocJson => Ok(Answer::Json(self.doc_json())),
+            Request::Snapshot => Ok(Answer::Snapshot(Box::new(crate::api::Snapshot {
+                doc: self.doc.clone(),
+                seq: self.version,
+                placed_ranges: self.lod.as_ref().map_or_else(Vec::new, |lod| {
+                    lod.plots
+                        .iter()
+                        .map(|p| (p.x_range.clone(), p.placement))
+                        .collect()
+                }),
+            }))),
             Request::Subscribe { since } => Ok(Answer::Subscribed(self.events.subscribe(since))),
         }
     }
