@@ -27,6 +27,7 @@ pub use bodies::body_error;
 mod answers;
 mod bodies;
 mod events;
+mod exports;
 mod reads;
 
 type Shared = State<Arc<AppState>>;
@@ -84,6 +85,7 @@ async fn list(State(state): Shared, headers: HeaderMap) -> Response {
 enum Target<'a> {
     Document,
     Doc,
+    Export(exports::Kind),
     Events,
     Source(&'a str, Option<&'a str>),
     Model(&'a str, &'a str),
@@ -96,6 +98,8 @@ impl Target<'_> {
         match self {
             Target::Document => "a document (GET, PUT, DELETE)".to_owned(),
             Target::Doc => "a document's DocJson (GET)".to_owned(),
+            Target::Export(exports::Kind::Page) => "a document's standalone page (GET)".to_owned(),
+            Target::Export(exports::Kind::Item) => "a document's json_item (GET)".to_owned(),
             Target::Events => "a document's events (GET)".to_owned(),
             Target::Source(s, None) => {
                 format!("source {s:?} (GET or an empty POST to read, PUT to replace)")
@@ -121,6 +125,8 @@ fn split(path: &str) -> Result<(&str, Target<'_>), HttpError> {
     let target = match rest {
         [] => Target::Document,
         ["doc"] => Target::Doc,
+        ["export.html"] => Target::Export(exports::Kind::Page),
+        ["json_item"] => Target::Export(exports::Kind::Item),
         ["events"] => Target::Events,
         ["sources", source] => Target::Source(source, None),
         ["sources", source, action] => Target::Source(source, Some(action)),
@@ -184,6 +190,10 @@ async fn document(
         (&Method::GET, Target::Doc) => {
             let doc = find(&state, name)?;
             json_answer(&state, &headers, doc.rest(Request::DocJson, None).await?)
+        }
+        (&Method::GET, Target::Export(kind)) => {
+            let doc = find(&state, name)?;
+            exports::export(&state, doc, name, kind, &headers, &query).await
         }
         (&Method::GET, Target::Events) => {
             let doc = find(&state, name)?;

@@ -25,7 +25,8 @@ use crate::error::HttpError;
 use crate::routes::AppState;
 use crate::session::SessionHandle;
 
-/// How long a browser waits before it reopens a data stream that ended (SSE `retry:`).
+/// How long a browser waits before it reopens a data stream that ended (SSE `retry:`),
+/// unless the request says (`retry=<ms>`).
 const RETRY: Duration = Duration::from_secs(1);
 
 /// How often an idle data stream sends a comment, so that proxies keep it open.
@@ -70,36 +71,66 @@ pub(super) async fn read(
             }
         };
         // The first read answers 404 for an unknown source before the stream starts.
+        let retry = match query.get("retry") {
+            None => RETRY,
+            Some(ms) => {
+                let ms = ms.trim().parse::<u64>().ok().filter(|ms| {
+                    (plotwire_api::live::MIN_RETRY_MS..=plotwire_api::live::MAX_DELAY_MS)
+                        .contains(ms)
+                });
+                Duration::from_millis(ms.ok_or_else(|| {
+                    HttpError::bad_request(format!(
+                        "retry must be {} to {} ms",
+                        plotwire_api::live::MIN_RETRY_MS,
+                        plotwire_api::live::MAX_DELAY_MS
+                    ))
+                    .with_field("retry")
+                })?)
+            }
+        };
+        let envelopes = parse_format(query)? == Format::Envelope;
         let first = read_rows(
             &doc,
             source,
             if mode == Mode::Append { since } else { None },
         )
         .await?;
-        let mut resp = Sse::new(data_stream(doc, source.to_owned(), mode, first))
+        let stream = data_stream(doc, source.to_owned(), mode, first, retry, envelopes);
+        let mut resp = Sse::new(stream)
             .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
             .into_response();
         allow_origin(state, headers, &mut resp);
         return Ok(no_store(resp));
     }
     let since = parse_since(query.get("since").map(String::as_str))?;
-    let columns_only = match query.get("format").map(String::as_str) {
-        None | Some("json") => false,
-        Some("columns") => true,
-        Some(other) => {
-            return Err(HttpError::bad_request(format!(
-                "format must be json or columns, not {other:?}"
-            ))
-            .with_field("format"))
-        }
-    };
     let rows = read_rows(&doc, source, since).await?;
-    let body = if columns_only {
-        rows.data
-    } else {
-        envelope(&rows)
+    let body = match parse_format(query)? {
+        Format::Columns => rows.data,
+        Format::Envelope => envelope(&rows),
     };
     Ok(get_answer(state, headers, body))
+}
+
+/// What a read answers (`format=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// The bare column object (`format=columns`; a data stream's default).
+    Columns,
+    /// `{"since","next","reset","rows","data"}` (`format=envelope`, or `json`; a single
+    /// read's default).
+    Envelope,
+}
+
+fn parse_format(query: &HashMap<String, String>) -> Result<Format, HttpError> {
+    match query.get("format").map(String::as_str) {
+        None => Ok(Format::Envelope),
+        Some("json" | "envelope") => Ok(Format::Envelope),
+        Some("columns") => Ok(Format::Columns),
+        Some(other) => Err(HttpError::bad_request(format!(
+            "format must be json (or envelope) or columns, not {other:?}"
+        ))
+        .with_field("format")),
+    }
 }
 
 fn parse_since(text: Option<&str>) -> Result<Option<u64>, HttpError> {
@@ -142,10 +173,13 @@ fn envelope(r: &RowsRead) -> String {
     )
 }
 
-fn message(rows: &RowsRead) -> SseEvent {
-    SseEvent::default()
-        .id(rows.next.to_string())
-        .data(&rows.data)
+fn message(rows: &RowsRead, envelopes: bool) -> SseEvent {
+    let event = SseEvent::default().id(rows.next.to_string());
+    if envelopes {
+        event.data(envelope(rows))
+    } else {
+        event.data(&rows.data)
+    }
 }
 
 /// The data stream: `first` (with the `retry:` delay), then one message per change of the
@@ -155,6 +189,8 @@ fn data_stream(
     source: String,
     mode: Mode,
     first: RowsRead,
+    retry: Duration,
+    envelopes: bool,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     struct St {
         doc: Arc<SessionHandle>,
@@ -174,9 +210,9 @@ fn data_stream(
         source,
         mode,
     };
-    stream::unfold(st, |mut st| async move {
+    stream::unfold(st, move |mut st| async move {
         if let Some(first) = st.first.take() {
-            return Some((Ok(message(&first).retry(RETRY)), st));
+            return Some((Ok(message(&first, envelopes).retry(retry)), st));
         }
         // Bounded by the document's changes: each turn waits for one.
         loop {
@@ -195,7 +231,7 @@ fn data_stream(
                 Mode::Replace => read_rows(&st.doc, &st.source, None).await.ok()?,
             };
             st.cursor = rows.next;
-            return Some((Ok(message(&rows)), st));
+            return Some((Ok(message(&rows, envelopes)), st));
         }
     })
 }

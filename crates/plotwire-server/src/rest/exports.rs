@@ -1,0 +1,130 @@
+//! `GET .../export.html` and `GET .../json_item`: a published document as a standalone
+//! copy that stays live (`docs/exports.md`, [`crate::export`]). The owner hands over a
+//! snapshot; the copy is written off it, on a blocking thread.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use plotwire_api::live::{check_public_url, LiveOptions};
+
+use super::answers::{allow_origin, no_store};
+use crate::api::{Answer, Request, Snapshot};
+use crate::error::HttpError;
+use crate::export;
+use crate::routes::AppState;
+use crate::session::SessionHandle;
+
+/// What is being exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// One HTML file.
+    Page,
+    /// A `json_item`.
+    Item,
+}
+
+/// Answers an export of the document `name`.
+pub(super) async fn export(
+    state: &AppState,
+    doc: Arc<SessionHandle>,
+    name: &str,
+    kind: Kind,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<Response, HttpError> {
+    let options = LiveOptions::from_query(query.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|e| HttpError::bad_request(e.to_string()).with_field(e.field))?;
+    let base = match &options.public_url {
+        Some(url) => url.clone(),
+        None => request_url(state, headers)?,
+    };
+    let api_url = format!("{base}{}", plotwire_api::paths::document(name));
+    let snapshot = match doc.rest(Request::Snapshot, None).await? {
+        Answer::Snapshot(s) => *s,
+        _ => {
+            return Err(HttpError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unexpected answer from the document",
+            ))
+        }
+    };
+    let started = Instant::now();
+    let root = query.get("root").cloned();
+    let title = snapshot.doc.title().to_owned();
+    let file = name.rsplit('/').next().unwrap_or(name).to_owned();
+    let written = tokio::task::spawn_blocking(move || {
+        write(kind, snapshot, &title, root.as_deref(), &api_url, &options)
+    })
+    .await
+    .map_err(|e| {
+        HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the export failed: {e}"),
+        )
+    })??;
+    tracing::info!(
+        document = name,
+        kind = ?kind,
+        bytes = written.len(),
+        ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "exported"
+    );
+    let (content_type, disposition) = match kind {
+        Kind::Page => (
+            "text/html; charset=utf-8",
+            format!("inline; filename=\"{file}.html\""),
+        ),
+        Kind::Item => (
+            "application/json",
+            format!("inline; filename=\"{file}.json\""),
+        ),
+    };
+    let mut resp = ([(header::CONTENT_TYPE, content_type)], written).into_response();
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    allow_origin(state, headers, &mut resp);
+    Ok(no_store(resp))
+}
+
+fn write(
+    kind: Kind,
+    snapshot: Snapshot,
+    title: &str,
+    root: Option<&str>,
+    api_url: &str,
+    options: &LiveOptions,
+) -> Result<String, HttpError> {
+    match kind {
+        Kind::Item => export::item::json_item(snapshot, root, api_url, options),
+        Kind::Page => {
+            let bundles = crate::bundles::needed_by(&snapshot.doc);
+            let roots = snapshot.doc.roots().to_vec();
+            let doc_json = export::live_doc_json(&snapshot, api_url, options);
+            export::page::standalone_html(title, &doc_json, &roots, bundles)
+                .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        }
+    }
+}
+
+/// The server's URL as this request reached it: `http://<Host><prefix>`.
+fn request_url(state: &AppState, headers: &HeaderMap) -> Result<String, HttpError> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .ok_or_else(|| {
+            HttpError::bad_request(
+                "the request has no Host header: give the server's URL as public_url",
+            )
+            .with_field("public_url")
+        })?;
+    check_public_url(&format!("http://{host}{}", state.config.prefix)).map_err(|e| {
+        HttpError::bad_request(format!(
+            "cannot make the page's URL from the Host header ({e}): give public_url"
+        ))
+        .with_field("public_url")
+    })
+}
