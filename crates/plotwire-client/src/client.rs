@@ -10,6 +10,7 @@ use plotwire_api::answers::{
     DocumentList, ErrorBody, EventPage, Published, ReadBack, Summary, Written,
 };
 use plotwire_api::events::ViewerEvent;
+use plotwire_api::live::LiveOptions;
 use plotwire_api::{names, paths, raw};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
@@ -208,6 +209,31 @@ impl Client {
             Bytes::from(body.to_string()),
         ))
         .await
+    }
+
+    /// Document `name` as one standalone HTML file that keeps reading from this server
+    /// as `options` say (`docs/exports.md`).
+    pub async fn export_html(&self, name: &str, options: &LiveOptions) -> Result<Bytes, Error> {
+        names::check_name(name)?;
+        let path = format!("{}?{}", paths::export_html(name), options.to_query());
+        Ok(self.send(self.read(path)).await?.body)
+    }
+
+    /// Document `name` as a Bokeh `json_item` of its root `root` (its id or name; the
+    /// first root if `None`), live as `options` say.
+    pub async fn json_item(
+        &self,
+        name: &str,
+        root: Option<&str>,
+        options: &LiveOptions,
+    ) -> Result<Bytes, Error> {
+        names::check_name(name)?;
+        let mut path = format!("{}?{}", paths::json_item(name), options.to_query());
+        if let Some(root) = root {
+            path.push_str("&root=");
+            path.push_str(&plotwire_api::live::query_value(root));
+        }
+        Ok(self.send(self.read(path)).await?.body)
     }
 
     /// The published documents.

@@ -9,6 +9,7 @@ use plotwire_server::{Config, SessionIdMode};
 
 mod commands;
 mod export;
+mod export_data;
 mod push;
 mod remote;
 
@@ -44,8 +45,10 @@ enum Command {
     Ls(commands::LsArgs),
     /// Copy a data dir's store, consistently, while the server runs.
     Backup(BackupArgs),
+    /// Write a published document as one standalone HTML file (or a json_item) that keeps updating.
+    Export(export::ExportArgs),
     /// Write one source of a stored document as CSV or Arrow, from the data dir (the server may be running).
-    ExportData(export::ExportArgs),
+    ExportData(export_data::ExportArgs),
     /// Compact a data dir's store by hand (the server must be stopped; a running one compacts after its snapshots).
     Gc(GcArgs),
 }
@@ -379,7 +382,8 @@ async fn main() -> ExitCode {
         Command::Events(args) => finish("events", commands::events(args).await),
         Command::Get(args) => finish("get", commands::get(args).await),
         Command::Ls(args) => finish("ls", commands::ls(args).await),
-        Command::ExportData(args) => finish("export-data", export::export(args)),
+        Command::Export(args) => finish("export", export::export(args).await),
+        Command::ExportData(args) => finish("export-data", export_data::export(args)),
         Command::Gc(args) => {
             let compacted = plotwire_store::SqliteStore::compact(&args.data_dir)
                 .map(|(before, after)| {
