@@ -283,7 +283,7 @@ class _EmbedHandler(http.server.BaseHTTPRequestHandler):
     html = b""
 
     def do_GET(self) -> None:  # noqa: N802
-        if self.path not in ("/", "/index.html"):
+        if self.path.split("?", 1)[0] not in ("/", "/index.html"):
             self.send_error(404)
             return
         self.send_response(200)
