@@ -2,7 +2,7 @@
 
 `plotwire export` (the real binary) writes one HTML file with BokehJS 3.9.2 inlined; real
 headless Chromium opens it from a plain static file server on another port, or from
-``file://``. The page must show the embedded sample at once, grow while a producer
+``file://``, and so does a page saved by ``bokeh.io.save`` (examples/bokeh_save_ajax.py). The page must show the embedded sample at once, grow while a producer
 streams, keep its data while plotwire is down with at most one console error a minute,
 and catch up with every row exactly once when plotwire is back. ``json_item``s are
 embedded by the example page ``examples/embed/index.html`` served from another origin.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -215,3 +216,31 @@ def test_bad_export_options_get_a_json_error_naming_the_option(server):
         assert 400 <= err.value.code < 500, query
         body = json.loads(err.value.read())
         assert body.get("field") == field, (query, body)
+
+
+def test_a_page_saved_by_bokeh_with_ajax_sources_reads_plotwire(server, browser_page, tmp_path):
+    name = publish(server, 12)
+    out = tmp_path / "mine.html"
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "examples" / "bokeh_save_ajax.py"),
+                           "--url", server.base_url, "--doc", name, "--interval", "200", "-o", str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    page = browser_page.page
+    page.goto(out.as_uri())
+    js = """(which) => {
+        const doc = window.Bokeh && Bokeh.documents && Bokeh.documents[0];
+        const s = doc && doc.get_model_by_name(which);
+        return s == null ? null : Array.from(s.data.step || []);
+    }"""
+
+    def both(n: int) -> list:
+        return wait_value(lambda: [page.evaluate(js, "new_rows"), page.evaluate(js, "whole")],
+                          lambda v: all(s is not None and len(s) == n for s in v),
+                          timeout=15, desc=f"{n} rows in both sources")
+
+    assert both(12) == [list(range(12))] * 2
+    stream(server, name, 12, 8)
+    assert both(20) == [list(range(20))] * 2
+    time.sleep(0.6)
+    assert [page.evaluate(js, "new_rows"), page.evaluate(js, "whole")] == [list(range(20))] * 2
+    browser_page.assert_no_errors()
