@@ -347,6 +347,8 @@ async fn the_openapi_document_describes_the_api() {
         "/api/v1/documents/{name}/sources/{source}",
         "/api/v1/documents/{name}/sources/{source}/stream",
         "/api/v1/documents/{name}/models/{model}/{prop}",
+        "/api/v1/documents/{name}/export.html",
+        "/api/v1/documents/{name}/json_item",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is described");
     }
