@@ -74,6 +74,31 @@ impl Client {
             .block_on(self.inner.replace(name, source, columns))
     }
 
+    /// See [`crate::Client::stream_batch`].
+    #[cfg(feature = "arrow")]
+    pub fn stream_batch(
+        &self,
+        name: &str,
+        source: &str,
+        batch: &arrow_array::RecordBatch,
+        rollover: Option<usize>,
+    ) -> Result<Written, Error> {
+        self.runtime
+            .block_on(self.inner.stream_batch(name, source, batch, rollover))
+    }
+
+    /// See [`crate::Client::replace_batch`].
+    #[cfg(feature = "arrow")]
+    pub fn replace_batch(
+        &self,
+        name: &str,
+        source: &str,
+        batch: &arrow_array::RecordBatch,
+    ) -> Result<Written, Error> {
+        self.runtime
+            .block_on(self.inner.replace_batch(name, source, batch))
+    }
+
     /// See [`crate::Client::patch`].
     pub fn patch(&self, name: &str, source: &str, patches: &Json) -> Result<Written, Error> {
         self.runtime

@@ -11,7 +11,7 @@ use plotwire_api::answers::{
 };
 use plotwire_api::events::ViewerEvent;
 use plotwire_api::live::LiveOptions;
-use plotwire_api::{names, paths, raw};
+use plotwire_api::{names, paths};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
@@ -125,9 +125,48 @@ impl Client {
         if let Some(n) = rollover {
             path.push_str(&format!("?rollover={n}"));
         }
-        let body = Bytes::from(columns.encode()?);
-        self.json(self.write(Method::POST, path, raw::CONTENT_TYPE, body))
+        let (content_type, body) = columns.encode()?;
+        self.json(self.write(Method::POST, path, content_type, Bytes::from(body)))
             .await
+    }
+
+    /// Appends an Arrow record batch to `source`, as an Arrow IPC stream, keeping at most
+    /// `rollover` rows.
+    #[cfg(feature = "arrow")]
+    pub async fn stream_batch(
+        &self,
+        name: &str,
+        source: &str,
+        batch: &arrow_array::RecordBatch,
+        rollover: Option<usize>,
+    ) -> Result<Written, Error> {
+        names::check_name(name)?;
+        let mut path = paths::source_action(name, source, "stream");
+        if let Some(n) = rollover {
+            path.push_str(&format!("?rollover={n}"));
+        }
+        let body = Bytes::from(crate::arrow::encode(batch)?);
+        self.json(self.write(Method::POST, path, crate::arrow::CONTENT_TYPE, body))
+            .await
+    }
+
+    /// Replaces the whole content of `source` with an Arrow record batch.
+    #[cfg(feature = "arrow")]
+    pub async fn replace_batch(
+        &self,
+        name: &str,
+        source: &str,
+        batch: &arrow_array::RecordBatch,
+    ) -> Result<Written, Error> {
+        names::check_name(name)?;
+        let body = Bytes::from(crate::arrow::encode(batch)?);
+        self.json(self.write(
+            Method::PUT,
+            paths::source(name, source),
+            crate::arrow::CONTENT_TYPE,
+            body,
+        ))
+        .await
     }
 
     /// Replaces the whole content of `source` with `columns`.
@@ -138,12 +177,12 @@ impl Client {
         columns: &Columns,
     ) -> Result<Written, Error> {
         names::check_name(name)?;
-        let body = Bytes::from(columns.encode()?);
+        let (content_type, body) = columns.encode()?;
         self.json(self.write(
             Method::PUT,
             paths::source(name, source),
-            raw::CONTENT_TYPE,
-            body,
+            content_type,
+            Bytes::from(body),
         ))
         .await
     }

@@ -20,6 +20,9 @@ pub enum Values {
     U8(Vec<u8>),
     /// bool.
     Bool(Vec<bool>),
+    /// Text (with the `arrow` feature: a batch that holds text goes as Arrow IPC).
+    #[cfg(feature = "arrow")]
+    Text(Vec<String>),
 }
 
 impl Values {
@@ -31,18 +34,30 @@ impl Values {
             Values::I32(v) => v.len(),
             Values::U8(v) => v.len(),
             Values::Bool(v) => v.len(),
+            #[cfg(feature = "arrow")]
+            Values::Text(v) => v.len(),
         }
     }
 
-    fn data(&self) -> ColumnData<'_> {
-        match self {
+    /// The raw body's view of the values; `None` for text, which it cannot hold.
+    fn data(&self) -> Option<ColumnData<'_>> {
+        Some(match self {
             Values::F64(v) => ColumnData::Float64(v),
             Values::F32(v) => ColumnData::Float32(v),
             Values::I64(v) => ColumnData::Int64(v),
             Values::I32(v) => ColumnData::Int32(v),
             Values::U8(v) => ColumnData::UInt8(v),
             Values::Bool(v) => ColumnData::Bool(v),
-        }
+            #[cfg(feature = "arrow")]
+            Values::Text(_) => return None,
+        })
+    }
+}
+
+#[cfg(feature = "arrow")]
+impl From<Vec<String>> for Values {
+    fn from(v: Vec<String>) -> Values {
+        Values::Text(v)
     }
 }
 
@@ -127,8 +142,9 @@ impl Columns {
             .then_some(first)
     }
 
-    /// The raw body (`application/x-plotwire-columns`), after checking the lengths.
-    pub(crate) fn encode(&self) -> Result<Vec<u8>, Error> {
+    /// The body and its content type, after checking the lengths: the raw format
+    /// (`application/x-plotwire-columns`), or an Arrow IPC stream when a column holds text.
+    pub(crate) fn encode(&self) -> Result<(&'static str, Vec<u8>), Error> {
         if self.columns.is_empty() {
             return Err(Error::BadColumns(
                 "a batch needs at least one column".into(),
@@ -145,11 +161,52 @@ impl Columns {
                 lengths.join(", ")
             )));
         }
-        let data: Vec<(&str, ColumnData<'_>)> = self
+        let data: Option<Vec<(&str, ColumnData<'_>)>> = self
             .columns
             .iter()
-            .map(|(n, v)| (n.as_str(), v.data()))
+            .map(|(n, v)| Some((n.as_str(), v.data()?)))
             .collect();
-        Ok(raw::encode(&data))
+        match data {
+            Some(data) => Ok((raw::CONTENT_TYPE, raw::encode(&data))),
+            #[cfg(feature = "arrow")]
+            None => Ok((
+                crate::arrow::CONTENT_TYPE,
+                crate::arrow::encode(&self.to_record_batch()?)?,
+            )),
+            #[cfg(not(feature = "arrow"))]
+            None => Err(Error::BadColumns(
+                "text columns need the arrow feature".into(),
+            )),
+        }
+    }
+
+    /// The columns as an Arrow record batch (int64 stays int64, bool stays boolean, text
+    /// is utf8).
+    #[cfg(feature = "arrow")]
+    pub fn to_record_batch(&self) -> Result<arrow_array::RecordBatch, Error> {
+        use std::sync::Arc;
+
+        use arrow_array::{
+            ArrayRef, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array,
+            StringArray, UInt8Array,
+        };
+        let arrays: Vec<(String, ArrayRef)> = self
+            .columns
+            .iter()
+            .map(|(n, v)| {
+                let a: ArrayRef = match v {
+                    Values::F64(v) => Arc::new(Float64Array::from(v.clone())),
+                    Values::F32(v) => Arc::new(Float32Array::from(v.clone())),
+                    Values::I64(v) => Arc::new(Int64Array::from(v.clone())),
+                    Values::I32(v) => Arc::new(Int32Array::from(v.clone())),
+                    Values::U8(v) => Arc::new(UInt8Array::from(v.clone())),
+                    Values::Bool(v) => Arc::new(BooleanArray::from(v.clone())),
+                    Values::Text(v) => Arc::new(StringArray::from_iter_values(v)),
+                };
+                (n.clone(), a)
+            })
+            .collect();
+        arrow_array::RecordBatch::try_from_iter(arrays)
+            .map_err(|e| Error::BadColumns(format!("cannot make an Arrow batch: {e}")))
     }
 }

@@ -5,7 +5,8 @@
 //! - [`Client`] is async, on tokio; [`blocking::Client`] wraps it for code without a
 //!   runtime.
 //! - Columns go out as raw little-endian typed arrays ([`Columns`]), never as JSON
-//!   number lists.
+//!   number lists. With the `arrow` feature, a batch that holds text goes as an Arrow IPC
+//!   stream, and `Client::stream_batch`/`replace_batch` send Arrow record batches.
 //! - Every write carries an idempotency key, and a failed attempt (a network blip, a
 //!   server restart, a 503) is tried again with the same key, so nothing is lost or
 //!   applied twice ([`Retry`]).
@@ -33,6 +34,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "arrow")]
+pub mod arrow;
 pub mod blocking;
 mod client;
 mod columns;

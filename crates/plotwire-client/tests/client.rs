@@ -391,3 +391,63 @@ fn the_blocking_client_works_without_a_runtime() {
     assert_eq!(floats(&read.data["y"]), [2.5]);
     drop(server_thread);
 }
+
+/// With the `arrow` feature: text columns go as Arrow IPC, and so do record batches.
+#[cfg(feature = "arrow")]
+#[tokio::test]
+async fn text_columns_and_arrow_batches_reach_the_source() {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+
+    let port = server().await;
+    let client = Client::new(&format!("127.0.0.1:{port}")).unwrap();
+    let model = |name: &str, id: &str, attrs: Json| json!({"type": "object", "name": name, "id": id, "attributes": attrs});
+    let doc = json!({
+        "version": "3.9.2",
+        "title": "text",
+        "roots": [model("ColumnDataSource", "log1", json!({"name": "log", "data": {"type": "map", "entries": [["t", []], ["level", []]]}}))]
+    });
+    within("publish", client.publish("c/text", &doc))
+        .await
+        .unwrap();
+    let batch = Columns::new()
+        .with("t", vec![1.0, 2.0])
+        .with("level", vec!["info".to_owned(), "warn \"x\"".to_owned()]);
+    let written = within("stream", client.stream("c/text", "log", &batch, None))
+        .await
+        .unwrap();
+    assert_eq!(written.rows, Some(2));
+    let arrow = RecordBatch::try_from_iter([
+        ("t", Arc::new(Float64Array::from(vec![3.0])) as ArrayRef),
+        (
+            "level",
+            Arc::new(StringArray::from(vec!["error"])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    within(
+        "stream_batch",
+        client.stream_batch("c/text", "log", &arrow, Some(2)),
+    )
+    .await
+    .unwrap();
+    let back = within("data", client.data("c/text", "log", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        back.data["level"],
+        vec![json!("warn \"x\""), json!("error")]
+    );
+    assert_eq!(floats(&back.data["t"]), vec![2.0, 3.0]);
+    within(
+        "replace_batch",
+        client.replace_batch("c/text", "log", &arrow),
+    )
+    .await
+    .unwrap();
+    let back = within("data", client.data("c/text", "log", None))
+        .await
+        .unwrap();
+    assert_eq!(back.data["level"], vec![json!("error")]);
+}
