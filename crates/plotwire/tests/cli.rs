@@ -353,3 +353,44 @@ fn follow_sends_appended_lines_in_order_across_a_rotation() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn text_columns_are_pushed_whole() {
+    let url = server();
+    let spec = file(
+        "cli_text.json",
+        r#"{"title": "log", "sources": {"log": {"columns": {"t": "float64", "level": "string"}}},
+ "plots": {"t": {"kind": "scatter", "source": "log", "x": "t", "y": "t"}}, "layout": {"grid": {"t": [0, 0, 1, 1]}}}"#,
+    );
+    let run = plotwire(&url, &["publish", "cli/text", spec.to_str().unwrap()], b"");
+    assert!(run.ok, "{}", run.stderr);
+    let path = file("text.csv", "t,level\n1,info\n2,\"warn, twice\"\n3,error\n");
+    let run = plotwire(
+        &url,
+        &["push", "cli/text", "log", path.to_str().unwrap()],
+        b"",
+    );
+    assert!(run.ok, "{}", run.stderr);
+    let ndjson = "{\"t\": 4, \"level\": \"debug\"}\n";
+    let run = plotwire(&url, &["push", "cli/text", "log", "-"], ndjson.as_bytes());
+    assert!(run.ok, "{}", run.stderr);
+    let got = plotwire(&url, &["get", "cli/text", "log", "--format", "ndjson"], b"");
+    assert!(got.ok, "{}", got.stderr);
+    let levels: Vec<String> = got
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["level"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(levels, ["info", "warn, twice", "error", "debug"]);
+    let bad = plotwire(
+        &url,
+        &["push", "cli/text", "log", "-", "--schema", "level:blob"],
+        ndjson.as_bytes(),
+    );
+    assert!(!bad.ok && bad.stderr.contains("text"), "{}", bad.stderr);
+}

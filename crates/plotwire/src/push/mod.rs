@@ -3,7 +3,8 @@
 //!
 //! - Column types come from `--schema` or from the first [`INFER_ROWS`] rows: `int64` when
 //!   every value is an integer, else `float64` when every value is a number (`nan`, `inf`
-//!   included), else `bool` for `true`/`false`; text is refused.
+//!   included), else `bool` for `true`/`false`, else text (a batch with text goes as an
+//!   Arrow IPC stream, since the raw format holds numbers only).
 //! - A row is converted whole before it joins a batch, so a bad row adds nothing. It stops
 //!   the push with its line number, unless `--skip-bad-rows` counts it and goes on.
 //! - A file is read and checked to its end before anything is sent, so a bad row sends
@@ -71,7 +72,7 @@ pub struct PushArgs {
     #[arg(long, default_value_t = 250)]
     batch_ms: u64,
     /// Column types, overriding the inferred ones: `name:type,...` with the types
-    /// float64, int64 and bool.
+    /// float64, int64, bool and text.
     #[arg(long)]
     schema: Option<String>,
     /// Skip rows that do not convert (counted and reported), instead of stopping.
@@ -98,6 +99,7 @@ enum ColType {
     F64,
     I64,
     Bool,
+    Text,
 }
 
 impl ColType {
@@ -106,6 +108,7 @@ impl ColType {
             "float64" | "float" | "f64" => Some(ColType::F64),
             "int64" | "int" | "i64" => Some(ColType::I64),
             "bool" => Some(ColType::Bool),
+            "text" | "str" | "string" => Some(ColType::Text),
             _ => None,
         }
     }
@@ -115,6 +118,7 @@ impl ColType {
             ColType::F64 => "float64",
             ColType::I64 => "int64",
             ColType::Bool => "bool",
+            ColType::Text => "text",
         }
     }
 }
@@ -494,7 +498,12 @@ impl Push {
         let row_bytes: u64 = self
             .columns
             .iter()
-            .map(|(_, t)| if *t == ColType::Bool { 1 } else { 8 })
+            .map(|(_, t)| match t {
+                ColType::Bool => 1,
+                // An estimate: text goes as Arrow offsets and bytes.
+                ColType::Text => 16,
+                _ => 8,
+            })
             .sum();
         self.sent_bytes += rows * row_bytes;
         let line = Progress::line(self);
@@ -516,6 +525,7 @@ fn empty(t: ColType) -> Values {
         ColType::F64 => Values::F64(Vec::new()),
         ColType::I64 => Values::I64(Vec::new()),
         ColType::Bool => Values::Bool(Vec::new()),
+        ColType::Text => Values::Text(Vec::new()),
     }
 }
 
@@ -524,6 +534,7 @@ enum Scalar {
     F(f64),
     I(i64),
     B(bool),
+    T(String),
 }
 
 fn push_value(values: &mut Values, v: Scalar) {
@@ -531,6 +542,7 @@ fn push_value(values: &mut Values, v: Scalar) {
         (Values::F64(col), Scalar::F(x)) => col.push(x),
         (Values::I64(col), Scalar::I(x)) => col.push(x),
         (Values::Bool(col), Scalar::B(x)) => col.push(x),
+        (Values::Text(col), Scalar::T(x)) => col.push(x),
         _ => {}
     }
 }
@@ -544,6 +556,11 @@ fn convert(t: ColType, f: Field<'_>) -> Option<Scalar> {
         (ColType::F64, Field::Json(Json::Null)) => Some(Scalar::F(f64::NAN)),
         (ColType::I64, Field::Json(Json::Number(n))) => n.as_i64().map(Scalar::I),
         (ColType::Bool, Field::Json(Json::Bool(b))) => Some(Scalar::B(*b)),
+        (ColType::Text, Field::Text(s)) => Some(Scalar::T(s.to_owned())),
+        (ColType::Text, Field::Json(Json::String(s))) => Some(Scalar::T(s.clone())),
+        (ColType::Text, Field::Json(j @ (Json::Number(_) | Json::Bool(_)))) => {
+            Some(Scalar::T(j.to_string()))
+        }
         _ => None,
     }
 }
@@ -572,7 +589,7 @@ fn show(f: Field<'_>) -> String {
 
 /// The type of a column from its first values: the first of int64, float64 and bool that
 /// all of them fit; else the one (float64 before bool) that at least half of them fit,
-/// the others then being bad rows, reported with their line.
+/// the others then being bad rows, reported with their line; else text.
 fn infer<'a>(
     name: &str,
     values: impl Iterator<Item = Field<'a>> + Clone,
@@ -591,14 +608,17 @@ fn infer<'a>(
     }) {
         return Ok(t);
     }
+    if values.clone().all(|f| convert(ColType::Text, f).is_some()) {
+        return Ok(ColType::Text);
+    }
     let example = values
         .clone()
-        .find(|f| convert(ColType::F64, *f).is_none() && convert(ColType::Bool, *f).is_none())
+        .find(|f| convert(ColType::Text, *f).is_none())
         .map(show)
         .unwrap_or_default();
     Err(format!(
-        "column {name:?} holds {example}, which is neither a number nor a boolean: only those \
-         can be pushed (give its type with --schema {name}:float64 to stop at the first bad value)"
+        "column {name:?} holds {example}, which is not a number, a boolean or a text \
+         (give its type with --schema {name}:float64 to stop at the first bad value)"
     ))
 }
 
@@ -673,7 +693,9 @@ fn parse_schema(schema: Option<&str>) -> Result<Vec<(String, ColType)>, String> 
                 .filter(|(n, _)| !n.is_empty())
                 .map(|(n, t)| (n.to_owned(), t))
                 .ok_or_else(|| {
-                    format!("--schema: {part:?} is not name:type (types: float64, int64, bool)")
+                    format!(
+                        "--schema: {part:?} is not name:type (types: float64, int64, bool, text)"
+                    )
                 })
         })
         .collect()
