@@ -61,3 +61,52 @@ def test_a_pushed_csv_shows_in_the_page_whole(server, browser_page, tmp_path):
     back = cli(server, "get", name, "train", "--format", "csv")
     assert back.returncode == 0, back.stderr
     assert len(back.stdout.splitlines()) == ROWS + 1
+
+
+def test_the_events_command_resumes_across_a_server_restart(server_factory, browser_page, tmp_path):
+    """`plotwire events` (the Rust client's event stream) keeps running through a
+    restart of a server with a data dir, and prints what viewers do after it."""
+    import threading
+    import time
+
+    from support import wait_value
+
+    srv = server_factory()
+    name = f"cli/{unique_id('events')}"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    assert cli(srv, "publish", name, str(spec)).returncode == 0
+    proc = subprocess.Popen([str(PLOTWIRE_BIN), "events", "--url", srv.base_url, name],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[dict] = []
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(json.loads(line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def opened() -> list[dict]:
+        return [e for e in lines if e.get("kind") == "view" and e.get("event") == "open"]
+
+    try:
+        page = browser_page.page
+        page.goto(f"{srv.base_url}/d/{name}/", wait_until="load")
+        first = wait_value(opened, lambda v: len(v) == 1, timeout=20, desc="the first view's open event")
+        srv.stop()
+        time.sleep(1)
+        srv.start()
+        other = page.context.new_page()
+        other.goto(f"{srv.base_url}/d/{name}/", wait_until="load")
+        after = wait_value(opened, lambda v: any(e["seq"] > first[0]["seq"] and e["view"] != first[0]["view"]
+                                                 for e in v[1:]),
+                           timeout=30, desc="an open event from after the restart")
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        seqs = [e["seq"] for e in lines]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
+        assert after[-1]["doc"] == name
+        other.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
