@@ -840,3 +840,110 @@ async fn a_full_store_frees_up_and_keys_outlive_a_republish() {
     let rows = values(server.port, "late", 0).await.len();
     assert_eq!(rows, 20_000, "not applied again: {rows} rows");
 }
+
+/// A tmpfs of `kib` KiB mounted on `dir` for a test, unmounted when dropped.
+struct Tmpfs {
+    dir: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts it (as root, or through `sudo -n`). `None`, with the reason, when this
+    /// machine does not let the test mount; the caller fails then unless
+    /// `PLOTWIRE_SKIP_TMPFS=1` says that is expected.
+    fn mount(dir: &Path, kib: u32) -> Result<Tmpfs, String> {
+        let args = [
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={kib}k"),
+            "tmpfs",
+            dir.to_str().unwrap(),
+        ];
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout == b"0\n");
+        let out = if root.unwrap_or(false) {
+            Command::new(args[0]).args(&args[1..]).output()
+        } else {
+            Command::new("sudo").arg("-n").args(args).output()
+        }
+        .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(Tmpfs {
+            dir: dir.to_owned(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let dir = self.dir.to_str().unwrap_or_default().to_owned();
+        let _ = Command::new("umount").arg(&dir).output();
+        let _ = Command::new("sudo").args(["-n", "umount", &dir]).output();
+    }
+}
+
+/// A real full filesystem (a 2 MiB tmpfs): writes are refused with 507 and a message,
+/// what was acknowledged stays readable, and after a `kill -9` the server starts on the
+/// full disk and serves it all.
+#[tokio::test]
+async fn a_full_disk_refuses_writes_and_keeps_what_it_had() {
+    let dir = tempfile::tempdir().unwrap();
+    let _fs = match Tmpfs::mount(dir.path(), 2048) {
+        Ok(fs) => fs,
+        Err(why) if std::env::var("PLOTWIRE_SKIP_TMPFS").as_deref() == Ok("1") => {
+            eprintln!("skipped (PLOTWIRE_SKIP_TMPFS=1): cannot mount a tmpfs: {why}");
+            return;
+        }
+        Err(why) => panic!(
+            "cannot mount a tmpfs for the full-disk test ({why}): run as root or with \
+             passwordless sudo, or set PLOTWIRE_SKIP_TMPFS=1 to skip it"
+        ),
+    };
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]).await;
+    let port = server.port;
+    ok(port, "PUT", "/api/v1/documents/disk", Some(&spec())).await;
+    let mut acked = 0i64;
+    let mut refused = None;
+    for _ in 0..5000 {
+        let (status, answer) = request(
+            port,
+            "POST",
+            "/api/v1/documents/disk/sources/p0/stream",
+            Some(&batch(acked, 2000)),
+            None,
+        )
+        .await
+        .unwrap();
+        if status == 200 {
+            acked += 2000;
+        } else {
+            refused = Some((status, answer));
+            break;
+        }
+    }
+    let (status, answer) = refused.expect("the disk filled up");
+    assert_eq!(status, 507, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("not stored"),
+        "{answer}"
+    );
+    assert!(acked > 0, "something was stored before the disk was full");
+    assert_eq!(
+        column(port, "disk", "p0").await,
+        (0..acked).collect::<Vec<i64>>()
+    );
+    let (status, _) = request(port, "GET", "/healthz", None, None).await.unwrap();
+    assert_eq!(status, 200, "the server goes on");
+    server.kill9();
+    let server = Server::start(&data, &[]).await;
+    assert_eq!(
+        column(server.port, "disk", "p0").await,
+        (0..acked).collect::<Vec<i64>>()
+    );
+}

@@ -276,15 +276,22 @@ fn existing_db(dir: &Path) -> Result<PathBuf, StoreError> {
 }
 
 fn open_connection(db: &Path, durability: Durability) -> Result<Connection, StoreError> {
+    let fresh = std::fs::metadata(db).map_or(true, |m| m.len() == 0);
     let conn = Connection::open(db).map_err(|e| rows::error(db, e))?;
     let synchronous = match durability {
         Durability::Full => "FULL",
         Durability::Relaxed { .. } => "NORMAL",
     };
-    // auto_vacuum must be set before the first table is made; on an existing file it
-    // stays what it was. The WAL is cut back to 64 MiB after each checkpoint.
+    // The page size and auto_vacuum must be set before the first table is made. They
+    // are set only then: on an existing file, setting auto_vacuum writes a transaction,
+    // which on a full disk fails, and the store must open there to serve what it holds.
+    if fresh {
+        conn.execute_batch("PRAGMA page_size = 65536; PRAGMA auto_vacuum = INCREMENTAL;")
+            .map_err(|e| rows::error(db, e))?;
+    }
+    // The WAL is cut back to 16 MiB after each checkpoint.
     conn.execute_batch(&format!(
-        "PRAGMA page_size = 65536; PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; PRAGMA journal_size_limit = 16777216;"
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; PRAGMA journal_size_limit = 16777216;"
     ))
     .map_err(|e| rows::error(db, e))?;
     Ok(conn)
