@@ -42,5 +42,8 @@ python3 -m pytest tests/e2e -q -p no:cacheprovider
 step "bench smoke run: level of detail (plotwire-lod in-process) at 2e6 points"
 target/debug/plotwire-bench lod --points 2000000 --queries 50
 
+step "bench smoke run: exported pages (50 pages polling for 3 s, the export of 1e5 rows), correctness only"
+target/debug/plotwire-bench exports --plotwire-bin target/debug/plotwire --pages 50 --seconds 3 --warmup 2 --points 100000 --export-runs 1
+
 step "bench smoke run: every workload on plotwire and bokeh serve, correctness only"
 target/debug/plotwire-bench --quick --plotwire-bin target/debug/plotwire --python python3

@@ -24,7 +24,8 @@
 //! 10. view open: page, websocket and pull of a 1e5-point document, ~30 times.
 //!
 //! `plotwire-bench soak` is a separate long run against plotwire alone, see [`soak`];
-//! `plotwire-bench lod` measures the level-of-detail crate in-process, see [`lod`].
+//! `plotwire-bench lod` measures the level-of-detail crate in-process, see [`lod`];
+//! `plotwire-bench exports` measures exported pages polling and exports, see [`exports`].
 //!
 //! `--quick` is a smoke run that asserts correctness only (exit status 1 on any loss,
 //! reordering, corruption or failure), never speed.
@@ -34,6 +35,7 @@ mod browser;
 mod client;
 mod data;
 mod error;
+mod exports;
 mod fanout;
 mod http;
 mod ingest;
@@ -98,7 +100,7 @@ struct Cli {
     /// (`results-quick.json` with `--quick`).
     #[arg(long)]
     json: Option<PathBuf>,
-    /// `soak`, `store`, `lod`: other runs instead of the workloads.
+    /// `soak`, `store`, `lod`, `exports`: other runs instead of the workloads.
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -118,6 +120,10 @@ enum Command {
     /// memory over `--points` points (default 1e9, generated), p50/p99 of `--queries`
     /// random views, a full-scan M4 against one pyramid query, streaming appends.
     Lod(lod::LodArgs),
+    /// Exported pages against `plotwire serve` alone: `--pages` pages (default 1000)
+    /// polling a source once a second while a producer streams (server CPU, idle answer
+    /// bytes, every row once), and the export of a 1e6-row document (time, file size).
+    Exports(exports::ExportsArgs),
 }
 
 /// Which server `--only` keeps.
@@ -1724,6 +1730,7 @@ fn main() -> ExitCode {
                     Some(Command::Soak(args)) => soak::run(args).await,
                     Some(Command::Store(args)) => store::run(args).await,
                     Some(Command::Lod(args)) => lod::run(args),
+                    Some(Command::Exports(args)) => exports::run(args).await,
                     None => run(&cli).await,
                 }
             } => result,
