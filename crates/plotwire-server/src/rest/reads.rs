@@ -88,7 +88,7 @@ pub(super) async fn read(
                 })?)
             }
         };
-        let envelopes = parse_format(query)? == Format::Envelope;
+        let envelopes = parse_format(query, Format::Columns)? == Format::Envelope;
         let first = read_rows(
             &doc,
             source,
@@ -104,7 +104,7 @@ pub(super) async fn read(
     }
     let since = parse_since(query.get("since").map(String::as_str))?;
     let rows = read_rows(&doc, source, since).await?;
-    let body = match parse_format(query)? {
+    let body = match parse_format(query, Format::Envelope)? {
         Format::Columns => rows.data,
         Format::Envelope => envelope(&rows),
     };
@@ -121,9 +121,9 @@ enum Format {
     Envelope,
 }
 
-fn parse_format(query: &HashMap<String, String>) -> Result<Format, HttpError> {
+fn parse_format(query: &HashMap<String, String>, default: Format) -> Result<Format, HttpError> {
     match query.get("format").map(String::as_str) {
-        None => Ok(Format::Envelope),
+        None => Ok(default),
         Some("json" | "envelope") => Ok(Format::Envelope),
         Some("columns") => Ok(Format::Columns),
         Some(other) => Err(HttpError::bad_request(format!(
