@@ -36,6 +36,9 @@ pub struct Subscription {
     /// Whether events after the cursor were already dropped from the log (the reader
     /// missed some).
     pub gap: bool,
+    /// The cursor the backlog follows: the one asked for, or 0 when that was ahead of
+    /// the log.
+    pub since: u64,
     /// The events that follow the backlog.
     pub live: broadcast::Receiver<ProducerEvent>,
 }
@@ -86,6 +89,10 @@ impl EventLog {
     /// receiver of the later ones, with nothing lost or repeated in between (the owner
     /// does both in one step).
     pub fn subscribe(&self, since: u64) -> Subscription {
+        // A number past the last event is from an earlier life of the document (before
+        // a delete and a republish): the subscriber starts over, told of the gap.
+        let ahead = since > self.last_seq();
+        let since = if ahead { 0 } else { since };
         let oldest = self.kept.front().map_or(self.next_seq, |e| e.seq);
         Subscription {
             backlog: self
@@ -94,7 +101,8 @@ impl EventLog {
                 .filter(|e| e.seq > since)
                 .cloned()
                 .collect(),
-            gap: since + 1 < oldest,
+            gap: ahead || since + 1 < oldest,
+            since,
             live: self.live.subscribe(),
         }
     }

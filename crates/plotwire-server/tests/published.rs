@@ -208,6 +208,71 @@ async fn cursors_read_every_row_once() {
     assert_eq!(read["data"]["x"], json!([7.0]));
 }
 
+/// A cursor from an earlier life of the document (before a delete and a republish, or an
+/// in-memory restart) is ahead of the new sequence numbers: the reader starts over, for
+/// rows and for events, instead of waiting for the count to pass it again.
+#[tokio::test]
+async fn a_cursor_from_before_a_republish_starts_over() {
+    let port = published("t/anew").await;
+    let path = "/api/v1/documents/t/anew/sources/src";
+    for _ in 0..5 {
+        http_json(
+            port,
+            "POST",
+            &format!("{path}/stream"),
+            &json!({"x": [1.0], "y": [1.0]}),
+        )
+        .await;
+    }
+    let (_, read) = http_json(port, "GET", path, &Json::Null).await;
+    let old = read["next"].as_u64().expect("next");
+    assert!(old >= 5, "{read}");
+    let (_, events) = http_json(
+        port,
+        "GET",
+        "/api/v1/documents/t/anew/events?timeout=0",
+        &Json::Null,
+    )
+    .await;
+    let old_events = events["next"].as_u64().expect("next");
+
+    let (status, _) = http_json(port, "DELETE", "/api/v1/documents/t/anew", &Json::Null).await;
+    assert_eq!(status, 204);
+    let (status, _) = http_json(port, "PUT", "/api/v1/documents/t/anew", &demo_doc()).await;
+    assert_eq!(status, 201);
+    http_json(
+        port,
+        "POST",
+        &format!("{path}/stream"),
+        &json!({"x": [9.0], "y": [9.0]}),
+    )
+    .await;
+    let (_, read) = http_json(port, "GET", &format!("{path}?since={old}"), &Json::Null).await;
+    assert_eq!(read["reset"], true, "{read}");
+    assert_eq!(read["data"]["x"], json!([0.5, 9.0]));
+    let next = read["next"].as_u64().expect("next");
+    assert!(next < old, "the new cursor is the new document's: {read}");
+    let (_, idle) = http_json(port, "GET", &format!("{path}?since={next}"), &Json::Null).await;
+    assert_eq!(
+        (idle["reset"].clone(), idle["rows"].clone()),
+        (json!(false), json!(0))
+    );
+
+    let (_, events) = http_json(
+        port,
+        "GET",
+        &format!(
+            "/api/v1/documents/t/anew/events?since={}&timeout=0",
+            old_events + 1000
+        ),
+        &Json::Null,
+    )
+    .await;
+    assert_eq!(events["gap"], true, "{events}");
+    let next = events["next"].as_u64().expect("next");
+    assert!(next <= old_events + 1000 && next < 1000, "{events}");
+}
+
 #[tokio::test]
 async fn a_retried_write_is_applied_once() {
     let port = published("t/idem").await;

@@ -397,6 +397,9 @@ impl Owner {
     /// `{"since","next","reset","rows","data"}`: the rows after the cursor.
     fn read(&self, source: &str, since: Option<u64>) -> Result<Answer, HttpError> {
         let id = self.source_id(source)?;
+        // A cursor past this document's sequence number is from an earlier life of it
+        // (before a delete and a republish): it starts over.
+        let since = since.filter(|s| *s <= self.version);
         let len = self.source_rows(&id);
         let rows = self.cursors.rows_since(&id, since, len);
         let (reset, first) = match rows {

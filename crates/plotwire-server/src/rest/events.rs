@@ -42,6 +42,7 @@ pub(super) async fn events(
         })?,
     };
     let sub = subscribe(&doc, since).await?;
+    let since = sub.since;
     let sse = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
