@@ -127,7 +127,7 @@ fn parse_format(query: &HashMap<String, String>, default: Format) -> Result<Form
         Some("json" | "envelope") => Ok(Format::Envelope),
         Some("columns") => Ok(Format::Columns),
         Some(other) => Err(HttpError::bad_request(format!(
-            "format must be json (or envelope) or columns, not {other:?}"
+            "format must be json or columns (or envelope, the same as json), not {other:?}"
         ))
         .with_field("format")),
     }
