@@ -30,7 +30,7 @@ cargo test --workspace --locked
 # `cargo test` built the binaries and examples the next steps run (a separate `cargo
 # build` would resolve features differently and build every dependency a second time).
 step "checking the binaries cargo test built for the end-to-end tests and the bench"
-for built in target/debug/plotwire target/debug/plotwire-bench target/debug/examples/system_metrics; do
+for built in target/debug/plotwire target/debug/plotwire-bench target/debug/examples/system_metrics target/debug/examples/embed_in_axum; do
     test -x "$built" || { echo "missing $built: cargo test did not build it" >&2; exit 1; }
 done
 export PLOTWIRE_BIN="$PWD/target/debug/plotwire"

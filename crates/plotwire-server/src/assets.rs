@@ -1,52 +1,90 @@
-//! The embedded BokehJS 3.9.2 bundles and the `/static/{*path}` handler that serves them.
+//! The BokehJS 3.9.2 bundles and the `/static/{*path}` handler that serves them.
 //!
-//! `build.rs` fetches the pinned `@bokeh/bokehjs@3.9.2` npm tarball, verifies its integrity and
-//! embeds the five minified bundles a Bokeh server page loads, gzipped. They are served the way
-//! Bokeh's Tornado `StaticHandler` serves them (spec §1.3): the `?v=` value and the `Etag` are the
-//! lowercase hex SHA-512 of the file, and a request with `?v=` may be cached for ten years.
+//! The bundles come from one of two places ([`BokehJs::for_config`]):
+//! - embedded at build time (the default-on cargo feature `embedded-bokehjs`): `build.rs`
+//!   fetches the pinned `@bokeh/bokehjs@3.9.2` npm tarball, verifies its integrity and embeds
+//!   the five minified bundles a Bokeh server page loads, gzipped;
+//! - read at start from a directory ([`crate::Config::bokehjs_dir`], `--bokehjs-dir`), such
+//!   as the `bokeh/server/static/js` directory of the `bokeh==3.9.2` Python package, after
+//!   checking that every bundle is BokehJS 3.9.2 ([`dir`]). It overrides the embedded ones.
+//!
+//! They are served the way Bokeh's Tornado `StaticHandler` serves them (spec §1.3): the `?v=`
+//! value and the `Etag` are the lowercase hex SHA-512 of the file, and a request with `?v=`
+//! may be cached for ten years.
 
 use std::fmt;
 use std::io::Read;
-use std::sync::OnceLock;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
-use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use crate::bundles::BundleSet;
 
-/// One embedded BokehJS bundle, e.g. `bokeh.min.js`.
+pub mod dir;
+
+pub use dir::BokehJsError;
+
+/// The BokehJS version plotwire speaks to; bundles of any other version are refused.
+pub const BOKEHJS_VERSION: &str = "3.9.2";
+
+/// The bundles a Bokeh 3.9.2 server page loads, in page order: name and file name.
+pub const BUNDLE_FILES: [(&str, &str); 5] = [
+    ("bokeh", "bokeh.min.js"),
+    ("bokeh-gl", "bokeh-gl.min.js"),
+    ("bokeh-widgets", "bokeh-widgets.min.js"),
+    ("bokeh-tables", "bokeh-tables.min.js"),
+    ("bokeh-mathjax", "bokeh-mathjax.min.js"),
+];
+
+/// One BokehJS bundle as served, e.g. `bokeh.min.js`.
 pub struct Bundle {
     /// Bundle name without extension, e.g. `"bokeh"` or `"bokeh-widgets"`.
     pub name: &'static str,
     /// File name as served under `static/js/`, e.g. `"bokeh.min.js"`.
     pub file_name: &'static str,
     /// Lowercase hex SHA-512 of the uncompressed file: the `?v=` value and the `Etag`.
-    pub sha512_hex: &'static str,
+    pub sha512_hex: String,
     /// Length in bytes of the uncompressed file.
     pub len: usize,
-    /// The file gzipped (level 9), as embedded at build time.
-    pub gzipped: &'static [u8],
-    /// The uncompressed file, decompressed on first use.
-    plain: OnceLock<Option<Box<[u8]>>>,
+    /// The file gzipped, as embedded at build time or compressed when read from a directory.
+    pub gzipped: Bytes,
+    /// The uncompressed file: read from a directory, or decompressed on first use.
+    plain: OnceLock<Option<Bytes>>,
 }
 
-include!(concat!(env!("OUT_DIR"), "/bokehjs_bundles.rs"));
-
 impl Bundle {
-    /// The uncompressed file. It is decompressed once, on first use, and kept.
+    /// A bundle read from a directory (or made in a test): hashed and gzipped here.
+    fn read(name: &'static str, file_name: &'static str, contents: Vec<u8>) -> Bundle {
+        Bundle {
+            name,
+            file_name,
+            sha512_hex: dir::sha512_hex(&contents),
+            len: contents.len(),
+            gzipped: Bytes::from(gzip(&contents)),
+            plain: OnceLock::from(Some(Bytes::from(contents))),
+        }
+    }
+
+    /// The uncompressed file. An embedded one is decompressed once, on first use, and kept.
     ///
     /// Returns `None` only if the embedded gzip data were corrupt (or did not decompress to
     /// [`Bundle::len`] bytes), which the build rules out in practice.
     pub fn decompressed(&self) -> Option<&[u8]> {
+        self.plain_bytes().map(|b| &b[..])
+    }
+
+    /// The uncompressed file as shared bytes (see [`Bundle::decompressed`]).
+    fn plain_bytes(&self) -> Option<&Bytes> {
         self.plain
             .get_or_init(|| {
                 let mut out = Vec::with_capacity(self.len);
-                let mut decoder = flate2::read::GzDecoder::new(self.gzipped);
+                let mut decoder = flate2::read::GzDecoder::new(&self.gzipped[..]);
                 match decoder.read_to_end(&mut out) {
-                    Ok(_) if out.len() == self.len => Some(out.into_boxed_slice()),
+                    Ok(_) if out.len() == self.len => Some(Bytes::from(out)),
                     Ok(_) => {
                         tracing::error!(bundle = self.name, "embedded bundle has the wrong length");
                         None
@@ -57,7 +95,7 @@ impl Bundle {
                     }
                 }
             })
-            .as_deref()
+            .as_ref()
     }
 
     /// The quoted entity tag for this file, as in `Etag: "<sha512 hex>"`.
@@ -78,50 +116,160 @@ impl fmt::Debug for Bundle {
     }
 }
 
-/// All embedded bundles in page order: bokeh, bokeh-gl, bokeh-widgets, bokeh-tables,
-/// bokeh-mathjax.
-pub fn bundles() -> &'static [Bundle] {
-    &BUNDLES
+/// Where a [`BokehJs`] set was taken from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BokehJsSource {
+    /// Embedded at build time (feature `embedded-bokehjs`).
+    Embedded,
+    /// Read at start from this directory.
+    Dir(PathBuf),
 }
 
-/// Looks a bundle up by its file name, e.g. `"bokeh-gl.min.js"`.
-pub fn bundle_by_file_name(file_name: &str) -> Option<&'static Bundle> {
-    BUNDLES.iter().find(|b| b.file_name == file_name)
+/// The five BokehJS bundles a server serves, in page order: bokeh, bokeh-gl,
+/// bokeh-widgets, bokeh-tables, bokeh-mathjax.
+#[derive(Debug)]
+pub struct BokehJs {
+    bundles: Vec<Bundle>,
+    source: BokehJsSource,
 }
 
-/// The script URLs of the bundles in `set`, in page order:
-/// `{static_root}static/js/{name}.min.js?v={sha512 hex}`.
-///
-/// `static_root` is the root the static route hangs off, ending in `/`: `"/"`, `"/prefix/"` or
-/// `"http://host:port/"` (see `pages::static_root`). A missing trailing slash is added.
-pub fn script_urls(static_root: &str, set: BundleSet) -> Vec<String> {
-    let sep = if static_root.ends_with('/') { "" } else { "/" };
-    BUNDLES
-        .iter()
-        .filter(|b| set.contains(b.name))
-        .map(|b| {
-            format!(
-                "{static_root}{sep}static/js/{}?v={}",
-                b.file_name, b.sha512_hex
-            )
+/// One embedded bundle, as `build.rs` writes it.
+#[cfg(feature = "embedded-bokehjs")]
+struct Embedded {
+    name: &'static str,
+    sha512_hex: &'static str,
+    len: usize,
+    gzipped: &'static [u8],
+}
+
+#[cfg(feature = "embedded-bokehjs")]
+include!(concat!(env!("OUT_DIR"), "/bokehjs_bundles.rs"));
+
+impl BokehJs {
+    /// The bundles embedded at build time, made once per process.
+    #[cfg(feature = "embedded-bokehjs")]
+    pub fn embedded() -> &'static Arc<BokehJs> {
+        static SET: OnceLock<Arc<BokehJs>> = OnceLock::new();
+        SET.get_or_init(|| {
+            let bundles = EMBEDDED
+                .iter()
+                .zip(BUNDLE_FILES)
+                .map(|(e, (_, file_name))| Bundle {
+                    name: e.name,
+                    file_name,
+                    sha512_hex: e.sha512_hex.to_owned(),
+                    len: e.len,
+                    gzipped: Bytes::from_static(e.gzipped),
+                    plain: OnceLock::new(),
+                })
+                .collect();
+            Arc::new(BokehJs {
+                bundles,
+                source: BokehJsSource::Embedded,
+            })
         })
-        .collect()
+    }
+
+    /// The bundles a server with this `--bokehjs-dir` serves: read from `dir` when given
+    /// (checked to be BokehJS 3.9.2), else the embedded ones. Without the `embedded-bokehjs`
+    /// feature, a missing `dir` is [`BokehJsError::NotEmbedded`].
+    pub fn for_config(dir: Option<&FsPath>) -> Result<Arc<BokehJs>, BokehJsError> {
+        match dir {
+            Some(dir) => BokehJs::from_dir(dir).map(Arc::new),
+            #[cfg(feature = "embedded-bokehjs")]
+            None => Ok(BokehJs::embedded().clone()),
+            #[cfg(not(feature = "embedded-bokehjs"))]
+            None => Err(BokehJsError::NotEmbedded),
+        }
+    }
+
+    /// Reads and checks the five bundles in `dir` (see [`dir::read_dir`]).
+    pub fn from_dir(dir: &FsPath) -> Result<BokehJs, BokehJsError> {
+        let bundles = dir::read_dir(dir)?
+            .into_iter()
+            .zip(BUNDLE_FILES)
+            .map(|(contents, (name, file_name))| Bundle::read(name, file_name, contents))
+            .collect();
+        Ok(BokehJs {
+            bundles,
+            source: BokehJsSource::Dir(dir.to_owned()),
+        })
+    }
+
+    /// Where the bundles came from.
+    pub fn source(&self) -> &BokehJsSource {
+        &self.source
+    }
+
+    /// All bundles in page order.
+    pub fn bundles(&self) -> &[Bundle] {
+        &self.bundles
+    }
+
+    /// Looks a bundle up by its file name, e.g. `"bokeh-gl.min.js"`.
+    pub fn bundle_by_file_name(&self, file_name: &str) -> Option<&Bundle> {
+        self.bundles.iter().find(|b| b.file_name == file_name)
+    }
+}
+
+/// Gzips a bundle read from a directory, at the default level (a server start pays for
+/// it, once).
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing into memory cannot fail.
+    let _ = encoder.write_all(data);
+    encoder.finish().unwrap_or_default()
+}
+
+/// Where a page's script tags point: the root the static route hangs off and the bundles
+/// served there.
+#[derive(Clone, Copy)]
+pub struct Scripts<'a> {
+    /// The root ending in `/`: `"/"`, `"/prefix/"` or `"http://host:port/"` (see
+    /// `pages::static_root`). A missing trailing slash is added.
+    pub root: &'a str,
+    /// The bundles, whose hashes are the `?v=` values.
+    pub bokehjs: &'a BokehJs,
+}
+
+impl<'a> Scripts<'a> {
+    /// The scripts of `bokehjs` under `root`.
+    pub fn new(root: &'a str, bokehjs: &'a BokehJs) -> Scripts<'a> {
+        Scripts { root, bokehjs }
+    }
+
+    /// The script URLs of the bundles in `set`, in page order:
+    /// `{root}static/js/{name}.min.js?v={sha512 hex}`.
+    pub fn urls(&self, set: BundleSet) -> Vec<String> {
+        let root = self.root;
+        let sep = if root.ends_with('/') { "" } else { "/" };
+        self.bokehjs
+            .bundles
+            .iter()
+            .filter(|b| set.contains(b.name))
+            .map(|b| format!("{root}{sep}static/js/{}?v={}", b.file_name, b.sha512_hex))
+            .collect()
+    }
 }
 
 /// `Cache-Control` for a versioned URL (`?v=`): ten years, as Tornado does.
 const CACHE_FOREVER: &str = "max-age=315360000, public";
 
-/// Handler for `/static/{*path}` (`path` like `js/bokeh.min.js`).
+/// The answer to `GET /static/{path}` (`path` like `js/bokeh.min.js`) from `bokehjs`:
 ///
 /// - unknown file: 404 with a JSON body `{"error": "..."}`;
 /// - `Content-Type: text/javascript`, `Etag: "<sha512 hex>"`, `Vary: Accept-Encoding`;
 /// - a matching `If-None-Match` gives 304;
 /// - with a `v` query parameter `Cache-Control: max-age=315360000, public`, otherwise
 ///   `Cache-Control: no-cache` (revalidate with the `Etag`);
-/// - the embedded gzip bytes with `Content-Encoding: gzip` when `Accept-Encoding` allows gzip,
-///   else the decompressed file.
-pub async fn serve_static(Path(path): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
-    let Some(bundle) = path.strip_prefix("js/").and_then(bundle_by_file_name) else {
+/// - the gzip bytes with `Content-Encoding: gzip` when `Accept-Encoding` allows gzip,
+///   else the uncompressed file.
+pub fn serve_static(bokehjs: &BokehJs, path: &str, uri: &Uri, headers: &HeaderMap) -> Response {
+    let Some(bundle) = path
+        .strip_prefix("js/")
+        .and_then(|f| bokehjs.bundle_by_file_name(f))
+    else {
         return error_response(StatusCode::NOT_FOUND, format!("no static file {path:?}"));
     };
 
@@ -138,7 +286,7 @@ pub async fn serve_static(Path(path): Path<String>, uri: Uri, headers: HeaderMap
             .header(header::VARY, "Accept-Encoding")
     };
 
-    if if_none_match_matches(&headers, bundle.sha512_hex) {
+    if if_none_match_matches(headers, &bundle.sha512_hex) {
         return build(
             common(Response::builder().status(StatusCode::NOT_MODIFIED)),
             Body::empty(),
@@ -147,12 +295,12 @@ pub async fn serve_static(Path(path): Path<String>, uri: Uri, headers: HeaderMap
 
     let builder = common(Response::builder().status(StatusCode::OK))
         .header(header::CONTENT_TYPE, "text/javascript");
-    if accepts_gzip(&headers) {
+    if accepts_gzip(headers) {
         let builder = builder.header(header::CONTENT_ENCODING, "gzip");
-        return build(builder, Body::from(Bytes::from_static(bundle.gzipped)));
+        return build(builder, Body::from(bundle.gzipped.clone()));
     }
-    match bundle.decompressed() {
-        Some(plain) => build(builder, Body::from(Bytes::from_static(plain))),
+    match bundle.plain_bytes() {
+        Some(plain) => build(builder, Body::from(plain.clone())),
         None => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             "embedded BokehJS bundle could not be decompressed".to_owned(),
@@ -244,9 +392,25 @@ mod tests {
         map
     }
 
+    /// A set of five small bundles, as if read from a directory.
+    fn fake() -> BokehJs {
+        let bundles = BUNDLE_FILES
+            .iter()
+            .map(|(name, file_name)| {
+                Bundle::read(name, file_name, format!("// {name}").into_bytes())
+            })
+            .collect();
+        BokehJs {
+            bundles,
+            source: BokehJsSource::Dir(PathBuf::from("/fake")),
+        }
+    }
+
+    #[cfg(feature = "embedded-bokehjs")]
     #[test]
     fn table_is_in_page_order_and_consistent() {
-        let names: Vec<_> = bundles().iter().map(|b| b.name).collect();
+        let bundles = BokehJs::embedded().bundles();
+        let names: Vec<_> = bundles.iter().map(|b| b.name).collect();
         assert_eq!(
             names,
             [
@@ -257,7 +421,7 @@ mod tests {
                 "bokeh-mathjax"
             ]
         );
-        for b in bundles() {
+        for b in bundles {
             assert_eq!(b.file_name, format!("{}.min.js", b.name));
             assert_eq!(b.sha512_hex.len(), 128);
             assert!(b
@@ -271,21 +435,22 @@ mod tests {
 
     #[test]
     fn script_urls_hang_off_the_root() {
-        let urls = script_urls("/", BundleSet::ALL);
+        let js = fake();
+        let urls = Scripts::new("/", &js).urls(BundleSet::ALL);
         assert_eq!(urls.len(), 5);
         assert_eq!(
             urls[0],
-            format!("/static/js/bokeh.min.js?v={}", bundles()[0].sha512_hex)
+            format!("/static/js/bokeh.min.js?v={}", js.bundles()[0].sha512_hex)
         );
-        assert!(script_urls("/pre/", BundleSet::ALL)[4]
+        assert!(Scripts::new("/pre/", &js).urls(BundleSet::ALL)[4]
             .starts_with("/pre/static/js/bokeh-mathjax.min.js?v="));
-        assert!(script_urls("http://h:1", BundleSet::ALL)[1]
+        assert!(Scripts::new("http://h:1", &js).urls(BundleSet::ALL)[1]
             .starts_with("http://h:1/static/js/bokeh-gl.min.js?v="));
         let some = BundleSet {
             tables: true,
             ..BundleSet::default()
         };
-        let urls = script_urls("/", some);
+        let urls = Scripts::new("/", &js).urls(some);
         assert_eq!(urls.len(), 2);
         assert!(urls[0].starts_with("/static/js/bokeh.min.js?v="));
         assert!(urls[1].starts_with("/static/js/bokeh-tables.min.js?v="));
@@ -322,7 +487,8 @@ mod tests {
 
     #[test]
     fn if_none_match_parsing() {
-        let hex = bundles()[0].sha512_hex;
+        let js = fake();
+        let hex = js.bundles()[0].sha512_hex.as_str();
         let tag: &'static str = Box::leak(format!("\"x\", W/\"{hex}\"").into_boxed_str());
         assert!(if_none_match_matches(
             &headers(&[("if-none-match", tag)]),

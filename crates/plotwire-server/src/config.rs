@@ -109,6 +109,11 @@ pub struct Config {
     /// Bytes of entries a document's log gathers after its last whole copy before a
     /// snapshot of the live document replaces them (and at least twice that copy).
     pub snapshot_bytes: usize,
+    /// A directory to read the BokehJS 3.9.2 bundles from at start (`--bokehjs-dir`), such
+    /// as the `bokeh/server/static/js` directory of the `bokeh==3.9.2` Python package.
+    /// `None` serves the bundles embedded at build time (feature `embedded-bokehjs`); a
+    /// build without that feature needs this.
+    pub bokehjs_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -149,6 +154,7 @@ impl Default for Config {
             durability: plotwire_store::Durability::Full,
             max_store_bytes: None,
             snapshot_bytes: 64 << 20,
+            bokehjs_dir: None,
         }
     }
 }
@@ -171,6 +177,9 @@ pub enum ConfigError {
     /// Stored documents are restored by owner tasks, which need a tokio runtime.
     #[error("a server with a data dir must be built inside a tokio runtime")]
     NoRuntime,
+    /// No usable BokehJS bundles.
+    #[error(transparent)]
+    BokehJs(#[from] crate::assets::BokehJsError),
 }
 
 impl Config {
@@ -238,6 +247,136 @@ impl Config {
     }
 }
 
+impl Config {
+    /// A builder of a config with the common settings, starting from [`Config::default`]
+    /// (the settings of `bokeh serve`).
+    ///
+    /// ```
+    /// let config = plotwire_server::Config::builder()
+    ///     .prefix("/plots")
+    ///     .port(8080)
+    ///     .max_documents(100)
+    ///     .build()?;
+    /// assert_eq!(config.prefix, "/plots");
+    /// # Ok::<(), plotwire_server::ConfigError>(())
+    /// ```
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder {
+            config: Config::default(),
+        }
+    }
+}
+
+/// Builds a [`Config`] setting by setting; [`ConfigBuilder::build`] checks it. Every other
+/// setting can still be changed on the [`Config`] it gives, field by field.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl ConfigBuilder {
+    /// The URL prefix the routes hang off, e.g. `"/plots"` for a host app that mounts
+    /// plotwire there (see `docs/library.md`); pages and scripts link under it.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.prefix = prefix.into();
+        self
+    }
+
+    /// The address [`crate::serve`] listens on (a host app binds its own listener).
+    pub fn address(mut self, address: IpAddr) -> Self {
+        self.config.address = address;
+        self
+    }
+
+    /// The port the server is reached on: [`crate::serve`] listens on it, and with no
+    /// [`ConfigBuilder::allow_websocket_origin`] the websocket allowlist is
+    /// `localhost:<port>` (same-origin pages are always allowed).
+    pub fn port(mut self, port: u16) -> Self {
+        self.config.port = port;
+        self
+    }
+
+    /// Websocket origins allowed besides same-origin pages (`host[:port]`, `*` wildcards).
+    pub fn allow_websocket_origin<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.allow_websocket_origin = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Signs session ids and tokens with `secret_key` (Bokeh's `--session-ids signed`).
+    pub fn signed_sessions(mut self, secret_key: impl Into<String>) -> Self {
+        self.config.session_ids = SessionIdMode::Signed;
+        self.config.secret_key = Some(secret_key.into());
+        self
+    }
+
+    /// Keeps published documents in `dir` (`plotwire.sqlite3` in it), restored at start;
+    /// without it they live in memory only. The app must then be built inside a tokio
+    /// runtime.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Serves the BokehJS 3.9.2 bundles of `dir` (e.g. the Python package's
+    /// `bokeh/server/static/js`) instead of the embedded ones; required without the
+    /// `embedded-bokehjs` feature.
+    pub fn bokehjs_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.bokehjs_dir = Some(dir.into());
+        self
+    }
+
+    /// Most published documents held at once.
+    pub fn max_documents(mut self, max: usize) -> Self {
+        self.config.max_documents = max;
+        self
+    }
+
+    /// Most open websockets.
+    pub fn max_websockets(mut self, max: usize) -> Self {
+        self.config.max_websockets = max;
+        self
+    }
+
+    /// Origins allowed to read the REST API from pages (CORS); `*` allows any, none
+    /// allows none.
+    pub fn cors_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.cors_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Interval between websocket pings; `None` sends none.
+    pub fn keep_alive(mut self, every: Option<Duration>) -> Self {
+        self.config.keep_alive = every;
+        self
+    }
+
+    /// How long a shutdown waits for websockets to close ([`crate::Shutdown::drained`]).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.config.shutdown_grace = grace;
+        self
+    }
+
+    /// Sources with more rows than this are downsampled for each view.
+    pub fn lod_threshold(mut self, rows: u64) -> Self {
+        self.config.lod_threshold = rows;
+        self
+    }
+
+    /// The config, checked ([`Config::validated`]).
+    pub fn build(self) -> Result<Config, ConfigError> {
+        self.config.validated()
+    }
+}
+
 /// `--prefix /foo/` → `/foo`; `""` or `/` → `""` (Bokeh's rule).
 pub fn normalize_prefix(prefix: &str) -> String {
     let trimmed = prefix.trim_matches('/');
@@ -268,5 +407,50 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validated().is_err());
+    }
+
+    #[test]
+    fn the_builder_sets_what_it_names_and_checks_the_result() {
+        let c = Config::builder()
+            .prefix("plots/")
+            .port(8123)
+            .allow_websocket_origin(["example.com:443"])
+            .signed_sessions("s3cret")
+            .bokehjs_dir("/opt/bokeh/js")
+            .max_documents(7)
+            .cors_origins(Vec::<String>::new())
+            .keep_alive(None)
+            .shutdown_grace(Duration::from_millis(250))
+            .lod_threshold(99)
+            .build();
+        let c = match c {
+            Ok(c) => c,
+            Err(e) => panic!("a good config was refused: {e}"),
+        };
+        assert_eq!(c.prefix, "/plots", "normalised by build");
+        assert_eq!(c.port, 8123);
+        assert_eq!(c.allow_websocket_origin, ["example.com:443"]);
+        assert_eq!(c.session_ids, SessionIdMode::Signed);
+        assert_eq!(c.signing_key(), Some(&b"s3cret"[..]));
+        assert_eq!(c.bokehjs_dir, Some(PathBuf::from("/opt/bokeh/js")));
+        assert_eq!(c.max_documents, 7);
+        assert!(c.cors_origins.is_empty());
+        assert_eq!(c.keep_alive, None);
+        assert_eq!(c.shutdown_grace, Duration::from_millis(250));
+        assert_eq!(c.lod_threshold, 99);
+        // What it does not name stays as bokeh serve has it.
+        assert_eq!(
+            c.unused_session_lifetime,
+            Config::default().unused_session_lifetime
+        );
+
+        assert!(matches!(
+            Config::builder().max_documents(0).build(),
+            Err(ConfigError::Zero("--max-documents"))
+        ));
+        assert!(matches!(
+            Config::builder().signed_sessions("").build(),
+            Err(ConfigError::MissingSecret("signed"))
+        ));
     }
 }

@@ -6,6 +6,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::api::{Answer, Request};
+use crate::error::HttpError;
+use crate::session::SessionHandle;
 
 /// One producer event: its sequence number and its JSON text, encoded once for every
 /// reader.
@@ -104,6 +109,82 @@ impl EventLog {
             gap: ahead || since + 1 < oldest,
             since,
             live: self.live.subscribe(),
+        }
+    }
+}
+
+/// Subscribes to `doc`'s events after sequence number `since`, through its owner.
+pub async fn subscribe(doc: &SessionHandle, since: u64) -> Result<Subscription, HttpError> {
+    match doc.rest(Request::Subscribe { since }, None).await? {
+        Answer::Subscribed(sub) => Ok(sub),
+        _ => Err(HttpError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected answer from the document",
+        )),
+    }
+}
+
+/// What a [`Follow`] reads next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Followed {
+    /// Events after the cursor were dropped from the log before they were read.
+    Gap,
+    /// The next event.
+    Event(ProducerEvent),
+}
+
+/// Follows a document's events from a cursor: the backlog, then live events. A reader
+/// that falls behind the live channel re-reads from the log, so nothing is lost or
+/// repeated (what is dropped from the log meanwhile is a [`Followed::Gap`]).
+pub struct Follow {
+    doc: Arc<SessionHandle>,
+    last: u64,
+    pending: VecDeque<Followed>,
+    live: broadcast::Receiver<ProducerEvent>,
+}
+
+impl Follow {
+    /// Follows `doc` from `sub`, a subscription after `since`.
+    pub fn new(doc: Arc<SessionHandle>, since: u64, sub: Subscription) -> Follow {
+        let mut follow = Follow {
+            doc,
+            last: since,
+            pending: VecDeque::new(),
+            live: sub.live,
+        };
+        follow.queue(sub.gap, sub.backlog);
+        follow
+    }
+
+    fn queue(&mut self, gap: bool, backlog: Vec<ProducerEvent>) {
+        if gap {
+            self.pending.push_back(Followed::Gap);
+        }
+        for e in backlog {
+            self.last = e.seq;
+            self.pending.push_back(Followed::Event(e));
+        }
+    }
+
+    /// The next event (or gap), waiting for it; `None` once the document is gone.
+    pub async fn next(&mut self) -> Option<Followed> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
+            }
+            match self.live.recv().await {
+                Ok(e) if e.seq > self.last => {
+                    self.last = e.seq;
+                    return Some(Followed::Event(e));
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => {
+                    let sub = subscribe(&self.doc, self.last).await.ok()?;
+                    self.live = sub.live;
+                    self.queue(sub.gap, sub.backlog);
+                }
+                Err(RecvError::Closed) => return None,
+            }
         }
     }
 }

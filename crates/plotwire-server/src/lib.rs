@@ -10,8 +10,33 @@
 //! # Ok(()) }
 //! ```
 //!
-//! [`app`] also returns a [`Shutdown`] handle, which closes every websocket with 1001;
-//! [`serve`] runs the whole server with signals, limits and a grace period.
+//! [`app`] also returns a [`Shutdown`] handle, which closes every websocket with 1001,
+//! and a [`Plotwire`] handle, which publishes documents and streams into them
+//! in-process; [`serve`] runs the whole server with signals, limits and a grace period.
+//!
+//! Mounted in a host app under a prefix, with the host's own middleware in front
+//! (`docs/library.md`; `examples/embed_in_axum.rs` is a whole app):
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use axum::{routing::get, Router};
+//!
+//! let config = plotwire_server::Config::builder().prefix("/plots").build()?;
+//! let plotwire_server::App { router, shutdown, plotwire } = plotwire_server::app(config)?;
+//! // The router already hangs off /plots: merge it, do not nest it.
+//! let host = Router::new().route("/", get(|| async { "home" })).merge(router);
+//! plotwire
+//!     .publish_spec_json("demo", br#"{"sources": {"s": {"columns": {"x": "float64"}}}}"#)
+//!     .await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, host)
+//!     .with_graceful_shutdown(async move {
+//!         plotwire_server::stop_signal().await;
+//!         shutdown.begin();
+//!     })
+//!     .await?;
+//! # Ok(()) }
+//! ```
 
 pub mod api;
 pub mod assets;
@@ -24,6 +49,7 @@ pub mod error;
 pub mod events;
 pub mod export;
 pub mod framing;
+pub mod inprocess;
 pub mod listener;
 pub mod lod;
 pub mod log;
@@ -48,14 +74,26 @@ use std::time::Duration;
 use axum::Router;
 use tokio::sync::{watch, Semaphore};
 
-pub use config::{Config, ConfigError, SessionIdMode};
+pub use assets::{BokehJs, BokehJsError};
+pub use config::{Config, ConfigBuilder, ConfigError, SessionIdMode};
+pub use events::{Follow, Followed, ProducerEvent};
+pub use inprocess::{Plotwire, PlotwireError, Written};
+pub use plotwire_protocol::event::DocJson;
+pub use plotwire_protocol::Value;
+pub use plotwire_spec::Spec;
+pub use published::PublishOutcome;
 
-/// A router and the handle that shuts its websockets down.
+/// A router, the handle that shuts its websockets down, and the in-process handle to its
+/// published documents.
 pub struct App {
-    /// The routes, mounted under the configured prefix.
+    /// The routes, mounted under the configured prefix: a host app merges them into its
+    /// own router (`Router::merge`), at its root.
     pub router: Router,
     /// Closes every websocket with 1001 and waits for them to finish.
     pub shutdown: Shutdown,
+    /// Publishes documents and writes to them in-process, through the same owners as the
+    /// REST API.
+    pub plotwire: Plotwire,
 }
 
 /// Shuts an [`App`]'s websockets down: each gets close 1001 ("going away"), after which
@@ -93,9 +131,16 @@ pub fn router(config: Config) -> Result<Router, ConfigError> {
     app(config).map(|a| a.router)
 }
 
-/// Builds the plotwire router and its [`Shutdown`] handle.
+/// Builds the plotwire router, its [`Shutdown`] handle and its [`Plotwire`] handle.
+///
+/// Fails on settings that do not fit together, a data dir that cannot be opened, or
+/// BokehJS bundles that cannot be had ([`BokehJs::for_config`]).
 pub fn app(config: Config) -> Result<App, ConfigError> {
     let config = config.validated()?;
+    let bokehjs = BokehJs::for_config(config.bokehjs_dir.as_deref())?;
+    if let assets::BokehJsSource::Dir(dir) = bokehjs.source() {
+        tracing::info!(dir = %dir.display(), "serving the BokehJS bundles of this directory");
+    }
     log::set_warnings_per_second(config.warnings_per_second);
     let store = open_store(&config)?;
     let registry = registry::Registry::new(
@@ -131,14 +176,20 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
         allowlist,
         websockets,
         shutdown: shutdown_rx,
+        bokehjs,
     });
+    let plotwire = Plotwire::new(state.clone());
     let routes = routes::routes(state);
     let router = if prefix.is_empty() {
         routes
     } else {
         Router::new().nest(&prefix, routes)
     };
-    Ok(App { router, shutdown })
+    Ok(App {
+        router,
+        shutdown,
+        plotwire,
+    })
 }
 
 /// Opens the store the config names, if it names one.
@@ -216,8 +267,9 @@ pub enum ServeError {
     },
 }
 
-/// Resolves on Ctrl-C or, on Unix, SIGTERM.
-async fn stop_signal() {
+/// Resolves on Ctrl-C or, on Unix, SIGTERM: what [`serve`] stops on, for a host app's
+/// `with_graceful_shutdown` too.
+pub async fn stop_signal() {
     #[cfg(unix)]
     {
         let mut term = match tokio::signal::unix::signal(
@@ -252,7 +304,9 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<
     let addr = SocketAddr::new(config.address, config.port);
     let grace = config.shutdown_grace;
     let max_connections = config.max_connections;
-    let App { router, shutdown } = app(config)?;
+    let App {
+        router, shutdown, ..
+    } = app(config)?;
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Io { addr, source })?;

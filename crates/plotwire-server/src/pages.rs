@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use rand::RngCore as _;
 use serde_json::{Map, Value};
 
-use crate::assets;
+use crate::assets::Scripts;
 use crate::bundles::{BundleSet, PageBundles};
 use crate::config::normalize_prefix;
 
@@ -157,7 +157,8 @@ fn wait_for_bokeh_js(indent: &str) -> String {
 /// - `title`: the document title (HTML-escaped here);
 /// - `root_ids`: the document's root model ids in order; one `<div data-root-id>` each;
 /// - `token`: the session token for the render item (the token that created the session);
-/// - `static_root`: where `static/js/...` lives, e.g. `"/"` or `"/prefix/"` (see [`static_root`]);
+/// - `scripts`: the bundles served and where `static/js/...` lives, e.g. `"/"` or `"/prefix/"`
+///   (see [`static_root`]);
 /// - `bundles`: the BokehJS bundles to load (see [`crate::bundles::for_page`]).
 ///
 /// The page loads the BokehJS bundles in `bundles.now`, preloads those in `bundles.later`
@@ -171,7 +172,7 @@ pub fn app_page(
     title: &str,
     root_ids: &[String],
     token: &str,
-    static_root: &str,
+    scripts: &Scripts<'_>,
     bundles: PageBundles,
 ) -> String {
     let mut page = String::with_capacity(4096);
@@ -181,12 +182,13 @@ pub fn app_page(
         "    <style>\n      html, body {\n        box-sizing: border-box;\n        display: flow-root;\n        \
          height: 100%;\n        margin: 0;\n        padding: 0;\n      }\n    </style>\n",
     );
-    let now = assets::script_urls(static_root, bundles.now);
+    let now = scripts.urls(bundles.now);
     for url in &now {
         let _ = writeln!(page, "<script src=\"{}\"></script>", escape_html(url));
     }
     // (`bokeh` itself is in every set.)
-    let later: Vec<String> = assets::script_urls(static_root, bundles.later)
+    let later: Vec<String> = scripts
+        .urls(bundles.later)
         .into_iter()
         .filter(|url| !now.contains(url))
         .collect();
@@ -285,8 +287,9 @@ const LOAD_LATER: &str = "              function load_later(rendered, urls) {
 /// - `app_path`: the `bokeh-app-path` argument (Bokeh defaults it to `"/"`), passed as given;
 /// - `absolute_url`: the `bokeh-absolute-url` argument, passed on when present;
 /// - `include_js`: `false` for `resources=none` (the page loads BokehJS itself);
-/// - `static_root`: root of the bundle URLs: absolute (`static_root(prefix, Some(url))`) when
-///   `bokeh-absolute-url` was given, otherwise root-relative;
+/// - `scripts`: the bundles served and the root of their URLs: absolute
+///   (`static_root(prefix, Some(url))`) when `bokeh-absolute-url` was given, otherwise
+///   root-relative;
 /// - `bundles`: the BokehJS bundles to load (see [`crate::bundles::for_page`]).
 ///
 /// The script loads the bundles in `bundles` in order (`async = false`) unless BokehJS is already
@@ -301,11 +304,12 @@ pub fn autoload_js(
     app_path: &str,
     absolute_url: Option<&str>,
     include_js: bool,
-    static_root: &str,
+    scripts: &Scripts<'_>,
     bundles: BundleSet,
 ) -> String {
     let js_urls: Vec<Value> = if include_js {
-        assets::script_urls(static_root, bundles)
+        scripts
+            .urls(bundles)
             .into_iter()
             .map(Value::String)
             .collect()

@@ -1,6 +1,10 @@
 //! The pages of published documents, under `/d/<name>/`, as a Bokeh app's are (spec §1):
 //! the page, `autoload.js`, `metadata` and the websocket. Every page load or embed is a
 //! new view, with a fresh session id and token.
+//!
+//! Also what every adapter (the REST API, the in-process [`crate::Plotwire`]) does to
+//! publish, find and delete a document: it builds the content off the owner, then hands
+//! it to the registry or to the document's owner.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,9 +14,12 @@ use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::api::{Answer, Request as OwnerRequest};
 use crate::error::HttpError;
 use crate::pages;
+use crate::registry::Published;
 use crate::routes::{self, AppState, Target};
+use crate::session::SessionHandle;
 use crate::upgrade::WebSocketUpgrade;
 
 pub use plotwire_api::names::{MAX_NAME_BYTES, MAX_NAME_SEGMENTS, RESERVED_SEGMENTS};
@@ -49,6 +56,116 @@ pub fn published_document(
         .map_err(|e| HttpError::bad_request(format!("the document is not valid: {e}")))?;
     crate::subscriptions::subscribe_ui_events(&mut built);
     Ok(built)
+}
+
+/// A document without a title is titled by its name.
+pub fn default_title(doc: &mut plotwire_protocol::event::DocJson, name: &str) {
+    if doc.title.as_deref().is_none_or(str::is_empty) {
+        doc.title = Some(name.to_owned());
+    }
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishOutcome {
+    /// Whether the document was created; otherwise its content was replaced.
+    pub created: bool,
+    /// The document's sequence number after the publish (0 for a new one).
+    pub seq: u64,
+    /// Its page under the prefix: `{prefix}/d/{name}/`.
+    pub url: String,
+}
+
+/// The page of the published document `name`: `{prefix}/d/{name}/`.
+pub fn page_url(state: &AppState, name: &str) -> String {
+    format!("{}/d/{name}/", state.config.prefix)
+}
+
+/// Publishes `doc` under `name`: creates the document (answering once its first entry is
+/// stored), or has its owner replace the content. The document is built and checked
+/// here, once, off the owner.
+pub async fn publish(
+    state: &AppState,
+    name: &str,
+    doc: plotwire_protocol::event::DocJson,
+    spec: Option<plotwire_spec::Spec>,
+    key: Option<String>,
+) -> Result<PublishOutcome, HttpError> {
+    check_name(name)?;
+    let url = page_url(state, name);
+    let built = published_document(doc, state.config.max_models)?;
+    let published = state
+        .registry
+        .publish(name, built, spec, state.config.max_documents)
+        .map_err(|e| HttpError::new(axum::http::StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
+    let (handle, doc, spec) = match published {
+        Published::Created(handle) => {
+            if let Err(e) = handle.rest(OwnerRequest::Stored, None).await {
+                state.registry.unpublish(name);
+                return Err(e);
+            }
+            return Ok(PublishOutcome {
+                created: true,
+                seq: 0,
+                url,
+            });
+        }
+        Published::Exists(handle, doc, spec) => (handle, doc, spec),
+    };
+    let request = OwnerRequest::Publish {
+        doc,
+        spec: spec.map(Box::new),
+    };
+    let seq = match handle.rest(request, key).await? {
+        Answer::Written { seq, .. } => seq,
+        _ => 0,
+    };
+    Ok(PublishOutcome {
+        created: false,
+        seq,
+        url,
+    })
+}
+
+/// 404 for a name that is not published.
+pub fn missing(name: &str) -> HttpError {
+    HttpError::not_found(format!("no published document named {name:?}")).with_field("name")
+}
+
+/// The published document `name`, or 404.
+pub fn find(state: &AppState, name: &str) -> Result<Arc<SessionHandle>, HttpError> {
+    state.registry.published(name).ok_or_else(|| missing(name))
+}
+
+/// Deletes the published document `name`: its owner forgets it in the store first, in
+/// order after what it logged; then the registry lets the name go.
+pub async fn delete(state: &AppState, name: &str) -> Result<(), HttpError> {
+    let doc = find(state, name)?;
+    doc.rest(OwnerRequest::Delete, None).await?;
+    if state.registry.unpublish(name) {
+        Ok(())
+    } else {
+        Err(missing(name))
+    }
+}
+
+/// A source's rows after a cursor (`None`: all of them), read by `doc`'s owner.
+pub async fn read_rows(
+    doc: &SessionHandle,
+    source: &str,
+    since: Option<u64>,
+) -> Result<crate::api::RowsRead, HttpError> {
+    let request = OwnerRequest::Read {
+        source: source.to_owned(),
+        since,
+    };
+    match doc.rest(request, None).await? {
+        Answer::Rows(rows) => Ok(rows),
+        _ => Err(HttpError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected answer from the document",
+        )),
+    }
 }
 
 /// What a `/d/...` path asks for.
@@ -132,7 +249,8 @@ async fn page(state: &AppState, name: &str) -> Result<Response, HttpError> {
     let info = describe(state, name).await?;
     let token = view_token(state)?;
     let root = pages::static_root(&state.config.prefix, None);
-    let html = pages::app_page(&info.title, &info.roots, &token, &root, info.bundles);
+    let scripts = crate::assets::Scripts::new(&root, &state.bokehjs);
+    let html = pages::app_page(&info.title, &info.roots, &token, &scripts, info.bundles);
     Ok(([(header::CONTENT_TYPE, "text/html")], html).into_response())
 }
 

@@ -15,6 +15,7 @@ use rand::Rng;
 use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::assets::{BokehJs, Scripts};
 use crate::config::{Config, SessionIdMode};
 use crate::connection::{self, ConnectionSettings};
 use crate::error::HttpError;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub websockets: Arc<Semaphore>,
     /// Turns true when the server shuts down; every websocket then closes with 1001.
     pub shutdown: watch::Receiver<bool>,
+    /// The BokehJS bundles served under `/static/js/`.
+    pub bokehjs: Arc<BokehJs>,
 }
 
 type Shared = State<Arc<AppState>>;
@@ -59,7 +62,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/favicon.ico", get(favicon))
-        .route("/static/{*path}", get(crate::assets::serve_static))
+        .route("/static/{*path}", get(static_file))
         .route(
             "/d/{*path}",
             get(crate::published::get).options(crate::published::get),
@@ -76,6 +79,15 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .fallback(no_route)
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+async fn static_file(
+    State(state): Shared,
+    Path(path): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    crate::assets::serve_static(&state.bokehjs, &path, &uri, &headers)
 }
 
 async fn no_route() -> HttpError {
@@ -229,7 +241,8 @@ async fn app_page(
         HttpError::unavailable("the session closed while the page was being made")
     })?;
     let root = pages::static_root(&state.config.prefix, None);
-    let html = pages::app_page(&info.title, &info.roots, &token, &root, info.bundles);
+    let scripts = Scripts::new(&root, &state.bokehjs);
+    let html = pages::app_page(&info.title, &info.roots, &token, &scripts, info.bundles);
     Ok(([(header::CONTENT_TYPE, "text/html")], html).into_response())
 }
 
@@ -271,7 +284,7 @@ pub(crate) fn autoload_response(
         app_path,
         absolute_url,
         include_js,
-        &root,
+        &Scripts::new(&root, &state.bokehjs),
         bundles,
     );
     let mut resp = ([(header::CONTENT_TYPE, "application/javascript")], js).into_response();

@@ -1,6 +1,7 @@
 //! Tests for the embedded BokehJS bundles, the static handler, the app page, autoload.js and the
 //! index page, checked against the Bokeh 3.9.2 captures in `tests/fixtures/bokeh-3.9.2/`.
-
+//! They need the bundles embedded at build time (feature `embedded-bokehjs`).
+#![cfg(feature = "embedded-bokehjs")]
 // Test code: a failed unwrap is a failed test.
 #![allow(
     clippy::unwrap_used,
@@ -13,10 +14,9 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use axum::body::to_bytes;
-use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
-use plotwire_server::assets::{self, bundles, script_urls, serve_static};
+use plotwire_server::assets::{serve_static, BokehJs, Bundle, Scripts};
 use plotwire_server::bundles::{BundleSet, PageBundles};
 use plotwire_server::pages::{
     app_page, autoload_js, index_page, new_element_id, static_root, IndexEntry,
@@ -185,7 +185,12 @@ async fn get_static(path: &str, uri: &str, headers: &[(&'static str, &str)]) -> 
     for (k, v) in headers {
         map.append(*k, HeaderValue::from_str(v).unwrap());
     }
-    serve_static(Path(path.to_owned()), uri.parse::<Uri>().unwrap(), map).await
+    serve_static(
+        BokehJs::embedded(),
+        path,
+        &uri.parse::<Uri>().unwrap(),
+        &map,
+    )
 }
 
 async fn body(response: Response) -> Vec<u8> {
@@ -193,6 +198,21 @@ async fn body(response: Response) -> Vec<u8> {
         .await
         .unwrap()
         .to_vec()
+}
+
+/// The embedded bundles.
+fn bundles() -> &'static [Bundle] {
+    BokehJs::embedded().bundles()
+}
+
+/// The scripts of the embedded bundles under `root`.
+fn scripts(root: &str) -> Scripts<'_> {
+    Scripts::new(root, BokehJs::embedded())
+}
+
+/// The script URLs of the embedded bundles in `set` under `root`.
+fn script_urls(root: &str, set: BundleSet) -> Vec<String> {
+    scripts(root).urls(set)
 }
 
 fn header_str(response: &Response, name: header::HeaderName) -> Option<&str> {
@@ -208,7 +228,7 @@ fn embedded_bundles_match_their_table_and_bokeh_3_9_2() {
     for (bundle, (name, fixture_hash)) in bundles().iter().zip(FIXTURE_HASHES) {
         assert_eq!(bundle.name, name);
         assert_eq!(bundle.sha512_hex, fixture_hash, "{name}: table vs fixture");
-        let plain = gunzip(bundle.gzipped);
+        let plain = gunzip(&bundle.gzipped);
         assert_eq!(plain.len(), bundle.len, "{name}: length");
         assert_eq!(
             sha512_hex(&plain),
@@ -357,7 +377,7 @@ fn app_page_matches_the_fixture_structure() {
         "pushed doc",
         &["p1062".to_owned()],
         PUSHED_TOKEN,
-        "/",
+        &scripts("/"),
         PageBundles::ALL,
     );
     let reference = fixture("ws/1-pushed-plain/d_page.html");
@@ -409,7 +429,7 @@ fn app_page_matches_the_fixture_structure() {
 #[test]
 fn app_page_several_roots_in_order() {
     let roots = vec!["p1".to_owned(), "p22".to_owned(), "p3".to_owned()];
-    let page = app_page("t", &roots, "tok", "/prefix/", PageBundles::ALL);
+    let page = app_page("t", &roots, "tok", &scripts("/prefix/"), PageBundles::ALL);
     let items = render_items(&page);
     assert_eq!(items[0]["root_ids"], json!(["p1", "p22", "p3"]));
     let positions: Vec<usize> = roots
@@ -428,7 +448,7 @@ fn app_page_several_roots_in_order() {
 
 #[test]
 fn app_page_without_roots_omits_roots() {
-    let page = app_page("empty", &[], "tok", "/", PageBundles::ALL);
+    let page = app_page("empty", &[], "tok", &scripts("/"), PageBundles::ALL);
     assert_eq!(
         render_items(&page),
         json!([{"token": "tok", "use_for_title": true}])
@@ -448,7 +468,7 @@ fn app_page_runs_the_later_bundles_after_the_render() {
             ..BundleSet::NONE
         },
     };
-    let page = app_page("t", &["p1".to_owned()], "tok", "/", bundles);
+    let page = app_page("t", &["p1".to_owned()], "tok", &scripts("/"), bundles);
     let scripts: Vec<&str> = page
         .split("<script src=\"")
         .skip(1)
@@ -474,7 +494,13 @@ fn app_page_escapes_hostile_input() {
     let title = "</title><script>alert(1)</script>";
     let token = "tok</script><script>alert(2)</script>";
     let root = "p1\"><img src=x onerror=alert(3)>";
-    let page = app_page(title, &[root.to_owned()], token, "/", PageBundles::ALL);
+    let page = app_page(
+        title,
+        &[root.to_owned()],
+        token,
+        &scripts("/"),
+        PageBundles::ALL,
+    );
     assert!(page.contains("<title>&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt;</title>"));
     assert!(!page.contains("alert(1)</script>"));
     assert!(!page.contains("alert(2)</script>"));
@@ -502,7 +528,7 @@ fn autoload_with_absolute_url_uses_absolute_bundle_urls() {
         "/target",
         Some("http://127.0.0.1:5107/target"),
         true,
-        &root,
+        &scripts(&root),
         ALL,
     );
     assert_eq!(js_urls(&js), js_urls(&reference));
@@ -524,7 +550,15 @@ fn autoload_with_absolute_url_uses_absolute_bundle_urls() {
 fn autoload_without_absolute_url_uses_root_relative_urls() {
     let reference = fixture("http/demo-autoload-relative.js");
     let root = static_root("", None);
-    let js = autoload_js("p-fixture-elem2", "tok", "/demo", None, true, &root, ALL);
+    let js = autoload_js(
+        "p-fixture-elem2",
+        "tok",
+        "/demo",
+        None,
+        true,
+        &scripts(&root),
+        ALL,
+    );
     assert_eq!(js_urls(&js), js_urls(&reference));
     assert!(js_urls(&js).iter().all(|u| u.starts_with("/static/js/")));
     assert_eq!(embed_items_call(&js), "'{}', render_items, \"/demo\"");
@@ -543,7 +577,7 @@ fn autoload_matches_the_absolute_fixture_urls() {
         "/demo",
         Some("http://127.0.0.1:5106/demo"),
         true,
-        &static_root("", Some("http://127.0.0.1:5106/demo")),
+        &scripts(&static_root("", Some("http://127.0.0.1:5106/demo"))),
         ALL,
     );
     assert_eq!(js_urls(&js), js_urls(&reference));
@@ -557,7 +591,7 @@ fn autoload_resources_none_and_escaping() {
         "/a\"pp",
         Some("http://h/</script>"),
         false,
-        "/",
+        &scripts("/"),
         ALL,
     );
     assert!(js_urls(&js).is_empty());
@@ -575,7 +609,7 @@ fn autoload_resources_none_and_escaping() {
 
 #[test]
 fn autoload_is_syntactically_plausible_js() {
-    let js = autoload_js("e", "t", "/", None, true, "/", ALL);
+    let js = autoload_js("e", "t", "/", None, true, &scripts("/"), ALL);
     // Balanced brackets outside string literals (a cheap guard against template typos).
     let (mut depth_paren, mut depth_brace, mut depth_bracket) = (0i32, 0i32, 0i32);
     let mut quote: Option<char> = None;
@@ -661,6 +695,6 @@ fn static_root_forms() {
         static_root("/foo", Some("https://example.org:8443/foo/app")),
         "https://example.org:8443/foo/"
     );
-    // assets::script_urls accepts any of them.
-    assert!(assets::script_urls(&static_root("/foo", None), ALL)[0].starts_with("/foo/static/js/"));
+    // Scripts accepts any of them.
+    assert!(script_urls(&static_root("/foo", None), ALL)[0].starts_with("/foo/static/js/"));
 }

@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server. Unmodified BokehJS 3.9.2 and bokeh.client 3.9.2 talk to it like to `bokeh serve`.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Publish a dashboard spec, a Bokeh json_item or a DocJson under a name.
     Publish(commands::PublishArgs),
     /// Stream CSV or NDJSON rows from a file or stdin into a source.
@@ -225,6 +225,9 @@ struct ServeArgs {
     /// Bytes of writes a document's log gathers after its last whole copy before a snapshot of the live document replaces them (and at least twice that copy): bounds the store of a stream with rollover, and the replay at a restart.
     #[arg(long, env = "PLOTWIRE_SNAPSHOT_BYTES", default_value_t = 64 << 20)]
     snapshot_bytes: usize,
+    /// Serve the BokehJS 3.9.2 bundles of this directory instead of the embedded ones, e.g. the `bokeh/server/static/js` directory of the bokeh==3.9.2 Python package. Bundles of another version are refused.
+    #[arg(long, env = "PLOTWIRE_BOKEHJS_DIR")]
+    bokehjs_dir: Option<std::path::PathBuf>,
     /// Log level: error, warn, info, debug or trace (or a tracing filter such as plotwire_server=debug).
     #[arg(long, env = "PLOTWIRE_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -301,6 +304,7 @@ fn config_from(args: &ServeArgs) -> Config {
         },
         max_store_bytes: (args.max_store_bytes > 0).then_some(args.max_store_bytes),
         snapshot_bytes: args.snapshot_bytes,
+        bokehjs_dir: args.bokehjs_dir.clone(),
     }
 }
 

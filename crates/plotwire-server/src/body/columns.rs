@@ -317,7 +317,7 @@ fn to_value(name: &str, data: Data) -> Result<Value, BodyError> {
 }
 
 /// 64-bit integers as `int32` when all fit, else as `float64` when all are exact there.
-fn narrow<T: Copy + Into<i128>>(name: &str, v: &[T]) -> Result<Value, BodyError> {
+pub(super) fn narrow<T: Copy + Into<i128>>(name: &str, v: &[T]) -> Result<Value, BodyError> {
     let wide = |x: T| -> i128 { x.into() };
     if v.iter().all(|x| i32::try_from(wide(*x)).is_ok()) {
         return Ok(ndarray(

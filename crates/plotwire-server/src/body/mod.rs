@@ -20,7 +20,7 @@ mod ndjson;
 mod raw;
 
 use bytes::Bytes;
-use plotwire_protocol::value::Value;
+use plotwire_protocol::value::{DType, Value};
 
 pub use conform::conform;
 pub use encode::encode_columns_json;
@@ -90,4 +90,26 @@ pub fn decode(content_type: &str, body: &Bytes, limits: &BodyLimits) -> Result<C
         _ => return Err(BodyError::UnsupportedType { found: mime }),
     };
     columns::finish(decoded)
+}
+
+/// A column of numbers, as a body's numbers decode: a float64 ndarray. What an in-process
+/// write ([`crate::Plotwire::stream`]) passes for a numeric column.
+pub fn float64_column(values: &[f64]) -> Value {
+    columns::ndarray(DType::F64, columns::f64_bytes(values))
+}
+
+/// A column of integers, narrowed as a body's are: `int32` when every value fits, else
+/// `float64` when every value is exact there; refused past ±2^53.
+pub fn int_column(name: &str, values: &[i64]) -> Result<Value, BodyError> {
+    columns::narrow(name, values)
+}
+
+/// A column of booleans: a `bool` ndarray.
+pub fn bool_column(values: &[bool]) -> Value {
+    columns::ndarray(DType::Bool, values.iter().map(|&b| u8::from(b)).collect())
+}
+
+/// A column of strings: a list of strings.
+pub fn string_column<S: Into<String>>(values: impl IntoIterator<Item = S>) -> Value {
+    Value::List(values.into_iter().map(|s| Value::Str(s.into())).collect())
 }

@@ -49,9 +49,7 @@ pub(super) fn decode_published(
         spec = Some(parsed);
         doc
     };
-    if doc.title.as_deref().is_none_or(str::is_empty) {
-        doc.title = Some(name.to_owned());
-    }
+    crate::published::default_title(&mut doc, name);
     Ok((doc, spec))
 }
 

@@ -6,17 +6,15 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
-use tokio::sync::broadcast::error::RecvError;
 
 use super::answers::{allow_origin, get_answer, no_store};
 use super::{MAX_POLL_EVENTS, MAX_POLL_SECONDS};
-use crate::api::{Answer, Request};
 use crate::error::HttpError;
-use crate::events::{ProducerEvent, Subscription};
+use crate::events::{subscribe, Follow, Followed, ProducerEvent, Subscription};
 use crate::routes::AppState;
 use crate::session::SessionHandle;
 
@@ -75,16 +73,6 @@ pub(super) async fn events(
     Ok(get_answer(state, headers, body))
 }
 
-pub(super) async fn subscribe(doc: &SessionHandle, since: u64) -> Result<Subscription, HttpError> {
-    match doc.rest(Request::Subscribe { since }, None).await? {
-        Answer::Subscribed(sub) => Ok(sub),
-        _ => Err(HttpError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "unexpected answer from the document",
-        )),
-    }
-}
-
 /// Waits up to `wait` for events after the subscription's cursor.
 pub(super) async fn long_poll(mut sub: Subscription, wait: Duration) -> (Vec<ProducerEvent>, bool) {
     let gap = sub.gap;
@@ -107,61 +95,18 @@ pub(super) async fn long_poll(mut sub: Subscription, wait: Duration) -> (Vec<Pro
     (events, gap)
 }
 
-/// The SSE stream: the backlog, then live events; a subscriber that falls behind the
-/// live channel re-reads from the log, so nothing is lost or repeated.
+/// The SSE stream: the backlog, then live events ([`Follow`]), a gap as a `gap` event.
 pub(super) fn sse_stream(
     doc: Arc<SessionHandle>,
     since: u64,
     sub: Subscription,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    struct St {
-        doc: Arc<SessionHandle>,
-        last: u64,
-        pending: std::collections::VecDeque<SseEvent>,
-        live: Option<tokio::sync::broadcast::Receiver<ProducerEvent>>,
-    }
-    let mut pending = std::collections::VecDeque::new();
-    if sub.gap {
-        pending.push_back(SseEvent::default().event("gap").data("{}"));
-    }
-    let mut last = since;
-    for e in sub.backlog {
-        last = e.seq;
-        pending.push_back(to_sse(&e));
-    }
-    let st = St {
-        doc,
-        last,
-        pending,
-        live: Some(sub.live),
-    };
-    stream::unfold(st, |mut st| async move {
-        loop {
-            if let Some(e) = st.pending.pop_front() {
-                return Some((Ok(e), st));
-            }
-            let live = st.live.as_mut()?;
-            match live.recv().await {
-                Ok(e) if e.seq > st.last => {
-                    st.last = e.seq;
-                    return Some((Ok(to_sse(&e)), st));
-                }
-                Ok(_) => {}
-                Err(RecvError::Lagged(_)) => {
-                    let sub = subscribe(&st.doc, st.last).await.ok()?;
-                    if sub.gap {
-                        st.pending
-                            .push_back(SseEvent::default().event("gap").data("{}"));
-                    }
-                    for e in sub.backlog {
-                        st.last = e.seq;
-                        st.pending.push_back(to_sse(&e));
-                    }
-                    st.live = Some(sub.live);
-                }
-                Err(RecvError::Closed) => return None,
-            }
-        }
+    stream::unfold(Follow::new(doc, since, sub), |mut follow| async move {
+        let event = match follow.next().await? {
+            Followed::Gap => SseEvent::default().event("gap").data("{}"),
+            Followed::Event(e) => to_sse(&e),
+        };
+        Some((Ok(event), follow))
     })
 }
 

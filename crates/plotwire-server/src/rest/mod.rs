@@ -15,13 +15,11 @@ use serde_json::Value as Json;
 
 use crate::api::{Answer, Request, Streamvis};
 use crate::error::HttpError;
-use crate::published::check_name;
-use crate::registry::Published;
+use crate::published::{check_name, find};
 use answers::{get_answer, no_store, preflight};
 use bodies::{decode_columns, decode_patches, decode_published, decode_set};
 
 use crate::routes::AppState;
-use crate::session::SessionHandle;
 pub use bodies::body_error;
 
 mod answers;
@@ -174,13 +172,7 @@ async fn document(
             publish(&state, name, &body, key).await
         }
         (&Method::DELETE, Target::Document) => {
-            // The owner deletes the stored log first, in order after what it logged;
-            // then the registry lets the name go.
-            let doc = find(&state, name)?;
-            doc.rest(Request::Delete, None).await?;
-            if !state.registry.unpublish(name) {
-                return Err(missing(name));
-            }
+            crate::published::delete(&state, name).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         (&Method::GET, Target::Document) => {
@@ -269,14 +261,6 @@ async fn document(
     }
 }
 
-fn missing(name: &str) -> HttpError {
-    HttpError::not_found(format!("no published document named {name:?}")).with_field("name")
-}
-
-fn find(state: &AppState, name: &str) -> Result<Arc<SessionHandle>, HttpError> {
-    state.registry.published(name).ok_or_else(|| missing(name))
-}
-
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, HttpError> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
@@ -314,8 +298,8 @@ async fn publish(
     publish_doc(state, name, doc, spec, key).await
 }
 
-/// Publishes `doc` under `name`: creates the document, or replaces its content. The
-/// document is built and checked here, once, off the owner.
+/// Publishes `doc` under `name` ([`crate::published::publish`]): 201 when created, 200
+/// when its content was replaced.
 async fn publish_doc(
     state: &Arc<AppState>,
     name: &str,
@@ -323,38 +307,14 @@ async fn publish_doc(
     spec: Option<plotwire_spec::Spec>,
     key: Option<String>,
 ) -> Result<Response, HttpError> {
-    let url = format!("{}/d/{name}/", state.config.prefix);
-    let built = crate::published::published_document(doc, state.config.max_models)?;
-    let published = state
-        .registry
-        .publish(name, built, spec, state.config.max_documents)
-        .map_err(|e| HttpError::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
-    let (handle, doc, spec) = match published {
-        Published::Created(handle) => {
-            if let Err(e) = handle.rest(Request::Stored, None).await {
-                state.registry.unpublish(name);
-                return Err(e);
-            }
-            let body = serde_json::json!({ "name": name, "url": url, "seq": 0 });
-            return Ok((StatusCode::CREATED, axum::Json(body)).into_response());
-        }
-        Published::Exists(handle, doc, spec) => (handle, doc, spec),
+    let done = crate::published::publish(state, name, doc, spec, key).await?;
+    let status = if done.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
-    let answer = handle
-        .rest(
-            Request::Publish {
-                doc,
-                spec: spec.map(Box::new),
-            },
-            key,
-        )
-        .await?;
-    let seq = match answer {
-        Answer::Written { seq, .. } => seq,
-        _ => 0,
-    };
-    let body = serde_json::json!({ "name": name, "url": url, "seq": seq });
-    Ok((StatusCode::OK, axum::Json(body)).into_response())
+    let body = serde_json::json!({ "name": name, "url": done.url, "seq": done.seq });
+    Ok((status, axum::Json(body)).into_response())
 }
 
 /// The streamvis calls. `layout` creates the document when there is none.

@@ -14,14 +14,15 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 
 use super::answers::{allow_origin, get_answer, no_store};
-use crate::api::{Answer, Request, RowsRead};
+use crate::api::RowsRead;
 use crate::error::HttpError;
+use crate::published::read_rows;
 use crate::routes::AppState;
 use crate::session::SessionHandle;
 
@@ -141,24 +142,6 @@ fn parse_since(text: Option<&str>) -> Result<Option<u64>, HttpError> {
         })
     })
     .transpose()
-}
-
-async fn read_rows(
-    doc: &SessionHandle,
-    source: &str,
-    since: Option<u64>,
-) -> Result<RowsRead, HttpError> {
-    let request = Request::Read {
-        source: source.to_owned(),
-        since,
-    };
-    match doc.rest(request, None).await? {
-        Answer::Rows(rows) => Ok(rows),
-        _ => Err(HttpError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "unexpected answer from the document",
-        )),
-    }
 }
 
 /// `{"since","next","reset","rows","data"}`.
