@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use crate::assets;
+use crate::assets::BokehJs;
 use crate::bundles::BundleSet;
 use crate::pages::{escape_html, new_element_id, script_json};
 
@@ -62,14 +62,16 @@ const LOOK_AFTER: &str = "  rendered.then(function() {
 ";
 
 /// The page: `title`, the DocJson text `doc_json` whose roots are `root_ids`, and the
-/// bundles in `bundles` inlined.
+/// bundles in `bundles` of the server's BokehJS inlined.
 pub fn standalone_html(
     title: &str,
     doc_json: &str,
     root_ids: &[String],
     bundles: BundleSet,
+    bokehjs: &BokehJs,
 ) -> Result<String, PageError> {
-    let scripts: Vec<(&'static str, &[u8])> = assets::bundles()
+    let scripts: Vec<(&'static str, &[u8])> = bokehjs
+        .bundles()
         .iter()
         .filter(|b| bundles.contains(b.name))
         .map(|b| {
@@ -134,13 +136,13 @@ pub fn standalone_html(
     Ok(page)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "embedded-bokehjs"))]
 mod tests {
     use super::*;
 
     #[test]
     fn every_embedded_bundle_can_be_inlined() {
-        for b in assets::bundles() {
+        for b in BokehJs::embedded().bundles() {
             let js = b.decompressed().expect("bundle");
             assert!(inline_safe(js), "{}", b.name);
         }
@@ -152,8 +154,14 @@ mod tests {
     #[test]
     fn the_page_inlines_bokehjs_and_cannot_be_broken_out_of() {
         let doc = r#"{"title":"</script><script>alert(1)</script>","roots":[]}"#;
-        let page =
-            standalone_html("a <b> & c", doc, &["p1".to_owned()], BundleSet::NONE).expect("page");
+        let page = standalone_html(
+            "a <b> & c",
+            doc,
+            &["p1".to_owned()],
+            BundleSet::NONE,
+            BokehJs::embedded(),
+        )
+        .expect("page");
         assert!(page.contains("<title>a &lt;b&gt; &amp; c</title>"));
         assert!(page.contains("<script data-bundle=\"bokeh\">"));
         assert!(!page.contains("<script data-bundle=\"bokeh-widgets\">"));

@@ -12,6 +12,7 @@ use plotwire_api::live::{check_public_url, LiveOptions};
 
 use super::answers::{allow_origin, no_store};
 use crate::api::{Answer, Request, Snapshot};
+use crate::assets::BokehJs;
 use crate::error::HttpError;
 use crate::export;
 use crate::routes::AppState;
@@ -55,8 +56,17 @@ pub(super) async fn export(
     let root = query.get("root").cloned();
     let title = snapshot.doc.title().to_owned();
     let file = name.rsplit('/').next().unwrap_or(name).to_owned();
+    let bokehjs = state.bokehjs.clone();
     let written = tokio::task::spawn_blocking(move || {
-        write(kind, snapshot, &title, root.as_deref(), &api_url, &options)
+        write(
+            kind,
+            snapshot,
+            &title,
+            root.as_deref(),
+            &api_url,
+            &options,
+            &bokehjs,
+        )
     })
     .await
     .map_err(|e| {
@@ -97,6 +107,7 @@ fn write(
     root: Option<&str>,
     api_url: &str,
     options: &LiveOptions,
+    bokehjs: &BokehJs,
 ) -> Result<String, HttpError> {
     match kind {
         Kind::Item => export::item::json_item(snapshot, root, api_url, options),
@@ -104,7 +115,7 @@ fn write(
             let bundles = crate::bundles::needed_by(&snapshot.doc);
             let roots = snapshot.doc.roots().to_vec();
             let doc_json = export::live_doc_json(&snapshot, api_url, options);
-            export::page::standalone_html(title, &doc_json, &roots, bundles)
+            export::page::standalone_html(title, &doc_json, &roots, bundles, bokehjs)
                 .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
         }
     }
