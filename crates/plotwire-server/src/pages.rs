@@ -152,6 +152,22 @@ fn wait_for_bokeh_js(indent: &str) -> String {
     })
 }
 
+/// Writes one `<div data-root-id>` per root into `page`, each with a fresh element id;
+/// returns the map from root id to element id that a render item's `roots` holds.
+pub fn root_divs(page: &mut String, root_ids: &[String]) -> Map<String, Value> {
+    let mut roots = Map::new();
+    for root_id in root_ids {
+        let element_id = new_element_id();
+        let _ = writeln!(
+            page,
+            "    <div id=\"{element_id}\" data-root-id=\"{}\" style=\"display: contents;\"></div>",
+            escape_html(root_id)
+        );
+        roots.insert(root_id.clone(), Value::String(element_id));
+    }
+    roots
+}
+
 /// The app page (`GET P/<app>/`, spec §1.2).
 ///
 /// - `title`: the document title (HTML-escaped here);
@@ -201,16 +217,7 @@ pub fn app_page(
     }
     page.push_str("<script>\nBokeh.set_log_level(\"info\");\n</script>\n  </head>\n  <body>\n");
 
-    let mut roots = Map::new();
-    for root_id in root_ids {
-        let element_id = new_element_id();
-        let _ = writeln!(
-            page,
-            "    <div id=\"{element_id}\" data-root-id=\"{}\" style=\"display: contents;\"></div>",
-            escape_html(root_id)
-        );
-        roots.insert(root_id.clone(), Value::String(element_id));
-    }
+    let roots = root_divs(&mut page, root_ids);
 
     let mut item = Map::new();
     item.insert("token".to_owned(), Value::String(token.to_owned()));

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::assets::BokehJs;
 use crate::bundles::BundleSet;
-use crate::pages::{escape_html, new_element_id, script_json};
+use crate::pages::{escape_html, new_element_id, root_divs, script_json};
 
 /// Why a page could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -101,16 +101,7 @@ pub fn standalone_html(
         page.push_str("\n    </script>\n");
     }
     page.push_str("  </head>\n  <body>\n");
-    let mut roots = Map::new();
-    for root_id in root_ids {
-        let element_id = new_element_id();
-        let _ = writeln!(
-            page,
-            "    <div id=\"{element_id}\" data-root-id=\"{}\" style=\"display: contents;\"></div>",
-            escape_html(root_id)
-        );
-        roots.insert(root_id.clone(), Value::String(element_id));
-    }
+    let roots = root_divs(&mut page, root_ids);
     let doc_id = new_element_id();
     let mut item = Map::new();
     item.insert("docid".to_owned(), Value::String(doc_id.clone()));
