@@ -120,11 +120,7 @@ impl Client {
         columns: &Columns,
         rollover: Option<usize>,
     ) -> Result<Written, Error> {
-        names::check_name(name)?;
-        let mut path = paths::source_action(name, source, "stream");
-        if let Some(n) = rollover {
-            path.push_str(&format!("?rollover={n}"));
-        }
+        let path = stream_path(name, source, rollover)?;
         let (content_type, body) = columns.encode()?;
         self.json(self.write(Method::POST, path, content_type, Bytes::from(body)))
             .await
@@ -140,11 +136,7 @@ impl Client {
         batch: &arrow_array::RecordBatch,
         rollover: Option<usize>,
     ) -> Result<Written, Error> {
-        names::check_name(name)?;
-        let mut path = paths::source_action(name, source, "stream");
-        if let Some(n) = rollover {
-            path.push_str(&format!("?rollover={n}"));
-        }
+        let path = stream_path(name, source, rollover)?;
         let body = Bytes::from(crate::arrow::encode(batch)?);
         self.json(self.write(Method::POST, path, crate::arrow::CONTENT_TYPE, body))
             .await
@@ -446,6 +438,16 @@ impl Client {
             reason,
         })
     }
+}
+
+/// The path of a stream into `source` of document `name`, keeping `rollover` rows.
+fn stream_path(name: &str, source: &str, rollover: Option<usize>) -> Result<String, Error> {
+    names::check_name(name)?;
+    let mut path = paths::source_action(name, source, "stream");
+    if let Some(n) = rollover {
+        path.push_str(&format!("?rollover={n}"));
+    }
+    Ok(path)
 }
 
 fn retry_at_least_once(client: &mut Client, retry: Retry) {
