@@ -303,31 +303,7 @@ async fn a_full_store_refuses_writes_with_507_and_keeps_what_it_had() {
     let server = Server::start(dir.path(), &["--max-store-bytes", "400000"]).await;
     let port = server.port;
     ok(port, "PUT", "/api/v1/documents/full", Some(&spec())).await;
-    let mut acked = 0i64;
-    let mut refused = None;
-    for _ in 0..5000 {
-        let (status, answer) = request(
-            port,
-            "POST",
-            "/api/v1/documents/full/sources/p0/stream",
-            Some(&batch(acked, 2000)),
-            None,
-        )
-        .await
-        .unwrap();
-        if status == 200 {
-            acked += 2000;
-        } else {
-            refused = Some((status, answer));
-            break;
-        }
-    }
-    let (status, answer) = refused.expect("the store filled up");
-    assert_eq!(status, 507, "{answer}");
-    assert!(
-        answer["error"].as_str().unwrap().contains("not stored"),
-        "{answer}"
-    );
+    let acked = fill_until_refused(port, "full").await;
     // What was acknowledged is served, and nothing of the refused write.
     assert_eq!(
         values(port, "full", 0).await,
@@ -355,6 +331,34 @@ async fn a_full_store_refuses_writes_with_507_and_keeps_what_it_had() {
         values(server.port, "full", 0).await,
         (0..acked).collect::<Vec<i64>>()
     );
+}
+
+/// Streams 2000-row batches into source `p0` of `doc` until a write is refused, which
+/// must be a 507 saying that it was not stored; returns the rows acknowledged.
+async fn fill_until_refused(port: u16, doc: &str) -> i64 {
+    let mut acked = 0i64;
+    for _ in 0..5000 {
+        let (status, answer) = request(
+            port,
+            "POST",
+            &format!("/api/v1/documents/{doc}/sources/p0/stream"),
+            Some(&batch(acked, 2000)),
+            None,
+        )
+        .await
+        .unwrap();
+        if status == 200 {
+            acked += 2000;
+            continue;
+        }
+        assert_eq!(status, 507, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("not stored"),
+            "{answer}"
+        );
+        return acked;
+    }
+    panic!("{doc}: 5000 batches were all stored: the store never filled up");
 }
 
 /// A small, seeded generator: the crash test prints its seed to replay a failure.
@@ -908,31 +912,7 @@ async fn a_full_disk_refuses_writes_and_keeps_what_it_had() {
     let server = Server::start(&data, &[]).await;
     let port = server.port;
     ok(port, "PUT", "/api/v1/documents/disk", Some(&spec())).await;
-    let mut acked = 0i64;
-    let mut refused = None;
-    for _ in 0..5000 {
-        let (status, answer) = request(
-            port,
-            "POST",
-            "/api/v1/documents/disk/sources/p0/stream",
-            Some(&batch(acked, 2000)),
-            None,
-        )
-        .await
-        .unwrap();
-        if status == 200 {
-            acked += 2000;
-        } else {
-            refused = Some((status, answer));
-            break;
-        }
-    }
-    let (status, answer) = refused.expect("the disk filled up");
-    assert_eq!(status, 507, "{answer}");
-    assert!(
-        answer["error"].as_str().unwrap().contains("not stored"),
-        "{answer}"
-    );
+    let acked = fill_until_refused(port, "disk").await;
     assert!(acked > 0, "something was stored before the disk was full");
     assert_eq!(
         column(port, "disk", "p0").await,
