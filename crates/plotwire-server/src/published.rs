@@ -155,12 +155,18 @@ pub async fn read_rows(
     source: &str,
     since: Option<u64>,
 ) -> Result<crate::api::RowsRead, HttpError> {
+    if let Some(idle) = since.and_then(|s| doc.idle_read(source, s)) {
+        return Ok(idle);
+    }
     let request = OwnerRequest::Read {
         source: source.to_owned(),
         since,
     };
     match doc.rest(request, None).await? {
-        Answer::Rows(rows) => Ok(rows),
+        Answer::Rows(rows) => {
+            doc.remember_idle_read(source, &rows);
+            Ok(rows)
+        }
         _ => Err(HttpError::new(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
             "unexpected answer from the document",

@@ -2,6 +2,7 @@
 //! takes, the handle that sends them, and the budgets that bound what may wait for it.
 //! The owner itself is in [`crate::owner`].
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -171,7 +172,13 @@ pub struct SessionHandle {
     /// Whether this is a published document (kept until deleted, one view per session id).
     pub published: bool,
     status: watch::Receiver<DocStatus>,
+    /// Reads that found nothing new, by source address: the document's sequence number
+    /// then, and the empty columns answered ([`SessionHandle::idle_read`]).
+    idle_reads: Mutex<HashMap<String, (u64, String)>>,
 }
+
+/// Most source addresses whose last idle read a session remembers.
+const IDLE_READS_KEPT: usize = 256;
 
 impl SessionHandle {
     /// Sends a command to the owner, waiting while its queue is full (backpressure).
@@ -233,6 +240,38 @@ impl SessionHandle {
     /// The document's status, to wait for its next change.
     pub fn watch_status(&self) -> watch::Receiver<DocStatus> {
         self.status.clone()
+    }
+
+    /// The answer to a read of `source` after `since`, when the last read of it found
+    /// nothing new at `since` and the document is still there: nothing has changed, so
+    /// it is answered without the owner (most polls of an exported page). `None`: ask
+    /// the owner.
+    pub fn idle_read(&self, source: &str, since: u64) -> Option<crate::api::RowsRead> {
+        if self.status.borrow().version != since {
+            return None;
+        }
+        let idle = self.idle_reads.lock().ok()?;
+        let (seq, data) = idle.get(source)?;
+        (*seq == since).then(|| crate::api::RowsRead {
+            since: Some(since),
+            next: since,
+            reset: false,
+            rows: 0,
+            data: data.clone(),
+        })
+    }
+
+    /// Remembers the owner's answer to a read of `source` if it found nothing new.
+    pub fn remember_idle_read(&self, source: &str, rows: &crate::api::RowsRead) {
+        if rows.rows != 0 || rows.reset {
+            return;
+        }
+        if let Ok(mut idle) = self.idle_reads.lock() {
+            if idle.len() >= IDLE_READS_KEPT && !idle.contains_key(source) {
+                idle.clear();
+            }
+            idle.insert(source.to_owned(), (rows.next, rows.data.clone()));
+        }
     }
 
     /// Sends a REST request to the owner and waits for its answer.
@@ -397,6 +436,7 @@ pub fn spawn(
         ended_notice,
         published,
         status,
+        idle_reads: Mutex::new(HashMap::new()),
     };
     (handle, task)
 }

@@ -167,3 +167,36 @@ async fn a_data_stream_of_envelopes_tells_the_browser_when_to_retry() {
     let bad = SseReader::open(port, &format!("{path}?retry=5"), "").await;
     assert_eq!(bad.status, 400);
 }
+
+/// Idle polls are answered without the owner once one found nothing new; the first
+/// change after them is read in full, as every later one.
+#[tokio::test]
+async fn idle_polls_still_see_the_next_change() {
+    let (port, seq) = published("e/idle").await;
+    let path = "/api/v1/documents/e/idle/sources/src";
+    let mut since = seq;
+    for round in 0..3u32 {
+        for _ in 0..3 {
+            let (_, idle) =
+                http_json(port, "GET", &format!("{path}?since={since}"), &Json::Null).await;
+            assert_eq!(idle["rows"], 0, "{idle}");
+            assert_eq!(idle["next"], since, "{idle}");
+            assert_eq!(idle["data"], json!({"x": [], "y": []}));
+        }
+        let x = f64::from(round);
+        http_json(
+            port,
+            "POST",
+            &format!("{path}/stream"),
+            &json!({"x": [x], "y": [x]}),
+        )
+        .await;
+        let (_, read) = http_json(port, "GET", &format!("{path}?since={since}"), &Json::Null).await;
+        assert_eq!(read["data"]["x"], json!([x]), "{read}");
+        since = read["next"].as_u64().expect("next");
+    }
+    // A replace after idle polls is a reset, not an idle answer.
+    http_json(port, "PUT", path, &json!({"x": [9.0], "y": [9.0]})).await;
+    let (_, read) = http_json(port, "GET", &format!("{path}?since={since}"), &Json::Null).await;
+    assert_eq!(read["reset"], true, "{read}");
+}
