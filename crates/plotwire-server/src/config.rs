@@ -88,6 +88,9 @@ pub struct Config {
     pub max_documents: usize,
     /// Most bytes of one REST request body.
     pub max_body_bytes: usize,
+    /// Most bytes of data one export (`export.html`, `json_item`) may embed, estimated
+    /// before it is written; a bigger one is refused with 413 (`max_size` cuts it).
+    pub max_export_bytes: usize,
     /// Viewer events kept per published document, for producers that resume.
     pub events_kept: usize,
     /// How long a view without connections keeps its state for a reconnect.
@@ -146,6 +149,7 @@ impl Default for Config {
             warnings_per_second: 10,
             max_documents: 10_000,
             max_body_bytes: 256 * 1024 * 1024,
+            max_export_bytes: 512 * 1024 * 1024,
             events_kept: 10_000,
             view_linger: Duration::from_secs(60),
             lod_threshold: crate::lod::DEFAULT_THRESHOLD,
@@ -209,6 +213,7 @@ impl Config {
             ("--session-queue-bytes", self.session_queue_bytes),
             ("--max-documents", self.max_documents),
             ("--max-body-bytes", self.max_body_bytes),
+            ("--max-export-bytes", self.max_export_bytes),
             ("--events-kept", self.events_kept),
             ("--snapshot-bytes", self.snapshot_bytes),
         ] {

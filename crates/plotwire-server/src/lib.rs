@@ -83,6 +83,9 @@ pub use plotwire_protocol::Value;
 pub use plotwire_spec::Spec;
 pub use published::PublishOutcome;
 
+/// Exports written at once; more wait for a turn (at most [`rest::EXPORT_WAIT`]).
+pub const MAX_CONCURRENT_EXPORTS: usize = 2;
+
 /// A router, the handle that shuts its websockets down, and the in-process handle to its
 /// published documents.
 pub struct App {
@@ -177,6 +180,7 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
         websockets,
         shutdown: shutdown_rx,
         bokehjs,
+        exports: Arc::new(Semaphore::new(MAX_CONCURRENT_EXPORTS)),
     });
     let plotwire = Plotwire::new(state.clone());
     let routes = routes::routes(state);

@@ -52,6 +52,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The BokehJS bundles served under `/static/js/`.
     pub bokehjs: Arc<BokehJs>,
+    /// One permit per export (`export.html`, `json_item`) that may be written at once.
+    pub exports: Arc<Semaphore>,
 }
 
 type Shared = State<Arc<AppState>>;

@@ -200,3 +200,46 @@ async fn idle_polls_still_see_the_next_change() {
     let (_, read) = http_json(port, "GET", &format!("{path}?since={since}"), &Json::Null).await;
     assert_eq!(read["reset"], true, "{read}");
 }
+
+/// An export bigger than `--max-export-bytes` is refused before it is written, with a
+/// 413 that says how to cut it; `max_size` does.
+#[tokio::test]
+async fn an_export_past_its_limit_is_refused_and_max_size_cuts_it() {
+    let port = start(plotwire_server::Config {
+        max_export_bytes: 40,
+        ..config()
+    })
+    .await;
+    let doc = json!({"title": "big", "sources": {"s": {"columns": {"x": "float64"}}},
+                     "plots": {"p": {"kind": "line", "source": "s", "x": "x", "y": "x"}}});
+    let (status, body) = http_json(port, "PUT", "/api/v1/documents/e/big", &doc).await;
+    assert_eq!(status, 201, "{body}");
+    let xs: Vec<f64> = (0..100).map(f64::from).collect();
+    http_json(
+        port,
+        "POST",
+        "/api/v1/documents/e/big/sources/s/stream",
+        &json!({"x": xs}),
+    )
+    .await;
+    for path in ["export.html", "json_item"] {
+        let (status, body) = http_json(
+            port,
+            "GET",
+            &format!("/api/v1/documents/e/big/{path}"),
+            &Json::Null,
+        )
+        .await;
+        assert_eq!(status, 413, "{body}");
+        assert_eq!(body["field"], "max_size");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("--max-export-bytes"),
+            "{body}"
+        );
+    }
+    let (status, _, _) = http_get(port, "/api/v1/documents/e/big/export.html?max_size=2").await;
+    assert_eq!(status, 200);
+}

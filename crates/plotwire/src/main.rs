@@ -193,6 +193,9 @@ struct ServeArgs {
     /// Most bytes of one REST request body; a larger body gets 413.
     #[arg(long, env = "PLOTWIRE_MAX_BODY_BYTES", default_value_t = 256 * 1024 * 1024)]
     max_body_bytes: usize,
+    /// Most bytes of data one export (export.html, json_item) may embed; a bigger one gets 413.
+    #[arg(long, env = "PLOTWIRE_MAX_EXPORT_BYTES", default_value_t = 512 * 1024 * 1024)]
+    max_export_bytes: usize,
     /// Viewer events kept per published document, for producers that resume with a cursor.
     #[arg(long, env = "PLOTWIRE_EVENTS_KEPT", default_value_t = 10_000)]
     events_kept: usize,
@@ -291,6 +294,7 @@ fn config_from(args: &ServeArgs) -> Config {
         warnings_per_second: args.warnings_per_second,
         max_documents: args.max_documents,
         max_body_bytes: args.max_body_bytes,
+        max_export_bytes: args.max_export_bytes,
         events_kept: args.events_kept,
         view_linger: Duration::from_millis(args.view_linger),
         lod_threshold: args.lod_threshold,

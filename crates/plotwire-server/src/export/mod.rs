@@ -22,6 +22,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use plotwire_api::live::{Live, LiveOptions};
+use plotwire_document::column::ColumnKind;
 use plotwire_document::Document;
 use plotwire_protocol::codec::{EncodableModel, Encoder, ModelLookup};
 use plotwire_protocol::{Id, Value};
@@ -56,6 +57,33 @@ pub fn live_doc_json(snapshot: &Snapshot, api_url: &str, options: &LiveOptions) 
     doc.encode_doc_json(&mut enc);
     let (content, _) = enc.finish();
     String::from_utf8_lossy(&content).into_owned()
+}
+
+/// Bytes a text, list or object item is estimated to take in a copy.
+const ITEM_ESTIMATE: usize = 32;
+
+/// An estimate of the bytes of data a copy of `doc` embeds, each source cut to `max_size`
+/// rows: binary columns at their dtype's width, numbers at 8 bytes, other items at
+/// [`ITEM_ESTIMATE`], all as base64 (4/3). It is checked against `--max-export-bytes`
+/// before anything is written.
+pub fn embedded_bytes(doc: &Document, max_size: Option<u64>) -> usize {
+    let cut = max_size.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let mut bytes = 0usize;
+    for (_, model) in doc.models() {
+        let Some(cols) = &model.columns else { continue };
+        for name in cols.names() {
+            let Some(col) = cols.get(name) else { continue };
+            let width = match col.kind() {
+                ColumnKind::Binary { dtype, .. } => dtype.size(),
+                ColumnKind::Float | ColumnKind::Int => 8,
+                ColumnKind::Bool => 1,
+                ColumnKind::Empty => 0,
+                ColumnKind::Str | ColumnKind::Any => ITEM_ESTIMATE,
+            };
+            bytes = bytes.saturating_add(col.len().min(cut).saturating_mul(width));
+        }
+    }
+    bytes.saturating_add(bytes / 3)
 }
 
 /// Attributes a model gets in the copy.
@@ -319,6 +347,14 @@ mod tests {
             fixed["roots"][0]["attributes"]["x_range"]["name"],
             "Range1d"
         );
+    }
+
+    #[test]
+    fn the_estimate_counts_the_rows_a_copy_keeps() {
+        let doc = doc_with_source(300);
+        // 300 integers at 8 bytes, as base64.
+        assert_eq!(embedded_bytes(&doc, None), 3200);
+        assert_eq!(embedded_bytes(&doc, Some(30)), 320);
     }
 
     #[test]

@@ -18,6 +18,10 @@ use crate::export;
 use crate::routes::AppState;
 use crate::session::SessionHandle;
 
+/// How long an export waits for a turn when [`crate::MAX_CONCURRENT_EXPORTS`] are
+/// being written.
+pub const EXPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What is being exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -51,6 +55,26 @@ pub(super) async fn export(
                 "unexpected answer from the document",
             ))
         }
+    };
+    let estimate = export::embedded_bytes(&snapshot.doc, options.max_size);
+    if estimate > state.config.max_export_bytes {
+        return Err(HttpError::too_large(format!(
+            "the export would embed about {} MB of data, more than --max-export-bytes ({} MB): \
+             give max_size to keep fewer rows",
+            estimate / 1_000_000,
+            state.config.max_export_bytes / 1_000_000
+        ))
+        .with_field("max_size"));
+    }
+    let Ok(Ok(_turn)) = tokio::time::timeout(EXPORT_WAIT, state.exports.acquire()).await else {
+        return Err(HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{} exports are being written and none finished within {} s: retry later",
+                crate::MAX_CONCURRENT_EXPORTS,
+                EXPORT_WAIT.as_secs()
+            ),
+        ));
     };
     let started = Instant::now();
     let root = query.get("root").cloned();

@@ -26,6 +26,7 @@ mod answers;
 mod bodies;
 mod events;
 mod exports;
+pub use exports::EXPORT_WAIT;
 mod reads;
 
 type Shared = State<Arc<AppState>>;
