@@ -63,6 +63,12 @@ pub fn plot_id(name: &str) -> String {
     format!("plot:{name}")
 }
 
+/// The model id of the glyph of renderer `i` of plot `name` (a multi_line plot has one
+/// renderer per y column; every other kind has one).
+pub fn glyph_id(name: &str, i: usize) -> String {
+    format!("plot:{name}:r{i}:glyph")
+}
+
 /// The model id of plot `name`'s x range.
 pub fn x_range_id(name: &str) -> String {
     format!("plot:{name}:x_range")

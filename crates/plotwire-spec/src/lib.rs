@@ -19,7 +19,8 @@ mod validate;
 mod widget;
 
 pub use build::{
-    build, plot_id, source_id, x_range_id, BuiltDoc, BuiltSource, BOKEH_VERSION, DEFAULT_CELL,
+    build, glyph_id, plot_id, source_id, x_range_id, BuiltDoc, BuiltSource, BOKEH_VERSION,
+    DEFAULT_CELL,
 };
 pub use error::SpecError;
 pub use named::NamedMap;

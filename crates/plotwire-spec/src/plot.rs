@@ -203,7 +203,6 @@ fn axis(
 
 /// The glyphs of plot `name`, one per renderer.
 fn glyphs(g: &mut Models, name: &str, p: &PlotSpec) -> Result<Vec<ModelRef>, SpecError> {
-    let id = |part: &str| format!("plot:{name}:{part}");
     let x = p.x.as_deref().unwrap_or("x");
     let ys = series(p);
     let y = ys.first().copied().unwrap_or("y");
@@ -215,7 +214,8 @@ fn glyphs(g: &mut Models, name: &str, p: &PlotSpec) -> Result<Vec<ModelRef>, Spe
     let line_width = p.line_width.unwrap_or(1.0);
     let baseline = p.baseline.unwrap_or(0.0);
     let one = |g: &mut Models, kind: &'static str, attrs: Vec<(&'static str, Val)>| {
-        g.add(id("r0:glyph"), kind, attrs).map(|m| vec![m])
+        g.add(crate::glyph_id(name, 0), kind, attrs)
+            .map(|m| vec![m])
     };
     match p.kind {
         PlotKind::Line => one(
@@ -240,7 +240,7 @@ fn glyphs(g: &mut Models, name: &str, p: &PlotSpec) -> Result<Vec<ModelRef>, Spe
                     .cloned()
                     .unwrap_or_default();
                 out.push(g.add(
-                    id(&format!("r{i}:glyph")),
+                    crate::glyph_id(name, i),
                     "Line",
                     vec![
                         ("x", field(x)),
