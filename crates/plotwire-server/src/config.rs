@@ -91,6 +91,8 @@ pub struct Config {
     /// Most bytes of data one export (`export.html`, `json_item`) may embed, estimated
     /// before it is written; a bigger one is refused with 413 (`max_size` cuts it).
     pub max_export_bytes: usize,
+    /// Whether [`crate::serve`] publishes the example dashboards ([`crate::demos`]).
+    pub examples: bool,
     /// Viewer events kept per published document, for producers that resume.
     pub events_kept: usize,
     /// How long a view without connections keeps its state for a reconnect.
@@ -150,6 +152,7 @@ impl Default for Config {
             max_documents: 10_000,
             max_body_bytes: 256 * 1024 * 1024,
             max_export_bytes: 512 * 1024 * 1024,
+            examples: false,
             events_kept: 10_000,
             view_linger: Duration::from_secs(60),
             lod_threshold: crate::lod::DEFAULT_THRESHOLD,

@@ -45,6 +45,7 @@ pub mod bundles;
 pub mod config;
 pub mod connection;
 pub mod cursor;
+pub mod demos;
 pub mod error;
 pub mod events;
 pub mod export;
@@ -269,6 +270,9 @@ pub enum ServeError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The example dashboards (`--examples`) could not be published.
+    #[error("cannot publish the example dashboards: {0}")]
+    Examples(#[from] inprocess::PlotwireError),
 }
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM: what [`serve`] stops on, for a host app's
@@ -308,9 +312,15 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<
     let addr = SocketAddr::new(config.address, config.port);
     let grace = config.shutdown_grace;
     let max_connections = config.max_connections;
+    let examples = config.examples;
     let App {
-        router, shutdown, ..
+        router,
+        shutdown,
+        plotwire,
     } = app(config)?;
+    if examples {
+        demos::start(&plotwire).await?;
+    }
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Io { addr, source })?;

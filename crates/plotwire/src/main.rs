@@ -196,6 +196,10 @@ struct ServeArgs {
     /// Most bytes of data one export (export.html, json_item) may embed; a bigger one gets 413.
     #[arg(long, env = "PLOTWIRE_MAX_EXPORT_BYTES", default_value_t = 512 * 1024 * 1024)]
     max_export_bytes: usize,
+    /// Publish a few live example dashboards, fed by producers inside the server
+    /// (examples/random-walk, examples/training, examples/sensors, examples/widgets).
+    #[arg(long)]
+    examples: bool,
     /// Viewer events kept per published document, for producers that resume with a cursor.
     #[arg(long, env = "PLOTWIRE_EVENTS_KEPT", default_value_t = 10_000)]
     events_kept: usize,
@@ -295,6 +299,7 @@ fn config_from(args: &ServeArgs) -> Config {
         max_documents: args.max_documents,
         max_body_bytes: args.max_body_bytes,
         max_export_bytes: args.max_export_bytes,
+        examples: args.examples,
         events_kept: args.events_kept,
         view_linger: Duration::from_millis(args.view_linger),
         lod_threshold: args.lod_threshold,
