@@ -182,6 +182,7 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
         shutdown: shutdown_rx,
         bokehjs,
         exports: Arc::new(Semaphore::new(MAX_CONCURRENT_EXPORTS)),
+        store: store.clone(),
     });
     let plotwire = Plotwire::new(state.clone());
     let routes = routes::routes(state);

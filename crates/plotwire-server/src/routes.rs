@@ -33,7 +33,15 @@ const WS_READ_BUFFER: usize = 16 * 1024;
 const WS_WRITE_BUFFER: usize = 16 * 1024;
 
 /// Path segments that are not app names.
-pub const RESERVED: &[&str] = &["static", "healthz", "metrics", "api", "favicon.ico", "d"];
+pub const RESERVED: &[&str] = &[
+    "static",
+    "healthz",
+    "readyz",
+    "metrics",
+    "api",
+    "favicon.ico",
+    "d",
+];
 
 /// The app key of the notices shown to browsers whose published document is gone.
 const ENDED_APP: &str = "/ended";
@@ -54,6 +62,8 @@ pub struct AppState {
     pub bokehjs: Arc<BokehJs>,
     /// One permit per export (`export.html`, `json_item`) that may be written at once.
     pub exports: Arc<Semaphore>,
+    /// The store, if documents are kept in one (`--data-dir`).
+    pub store: Option<crate::persist::StoreHandle>,
 }
 
 type Shared = State<Arc<AppState>>;
@@ -63,6 +73,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/favicon.ico", get(favicon))
         .route("/static/{*path}", get(static_file))
         .route(
@@ -409,6 +420,27 @@ fn percent_encode(s: &str) -> String {
 
 async fn healthz(State(state): Shared) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok", "sessions": state.registry.len() }))
+}
+
+/// `GET /readyz`: 200 while the server takes writes; 503 while it shuts down or its store
+/// refuses writes (the last one failed: a full disk, an unwritable file), for
+/// orchestrators to route traffic elsewhere. `/healthz` says only that it is alive.
+async fn readyz(State(state): Shared) -> Response {
+    if *state.shutdown.borrow() {
+        return HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down")
+            .into_response();
+    }
+    let Some(store) = &state.store else {
+        return Json(serde_json::json!({ "status": "ready", "store": "memory" })).into_response();
+    };
+    match store.store.health() {
+        Ok(()) => Json(serde_json::json!({ "status": "ready", "store": "sqlite" })).into_response(),
+        Err(e) => HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the store's last write failed: {e}"),
+        )
+        .into_response(),
+    }
 }
 
 async fn favicon() -> StatusCode {

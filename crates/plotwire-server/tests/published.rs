@@ -420,6 +420,14 @@ async fn the_openapi_document_describes_the_api() {
 }
 
 #[tokio::test]
+async fn readyz_says_ready_with_the_store_it_has() {
+    let port = start(config()).await;
+    let (status, body) = http_json(port, "GET", "/readyz", &Json::Null).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"status": "ready", "store": "memory"}));
+}
+
+#[tokio::test]
 async fn a_dashboard_spec_publishes_and_streams() {
     let port = start(config()).await;
     let spec: Json = serde_json::from_str(

@@ -192,4 +192,11 @@ pub trait Store: Send + Sync {
     /// Accepts appends to `doc` again after a failed one. Applies after every append
     /// made before it.
     fn recover(&self, doc: &str) -> Appended;
+
+    /// Whether the store takes writes: the error of its last write when that failed (a
+    /// full disk, an unwritable file), until a write succeeds again. For readiness
+    /// checks (`/readyz`).
+    fn health(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -914,7 +914,23 @@ async fn a_full_disk_refuses_writes_and_keeps_what_it_had() {
     let server = Server::start(&data, &[]).await;
     let port = server.port;
     ok(port, "PUT", "/api/v1/documents/disk", Some(&spec())).await;
+    let (status, ready) = request(port, "GET", "/readyz", None, None).await.unwrap();
+    assert_eq!(
+        (status, ready["store"].as_str()),
+        (200, Some("sqlite")),
+        "{ready}"
+    );
     let acked = fill_until_refused(port, "disk").await;
+    // Not ready while the store refuses writes: orchestrators route elsewhere.
+    let (status, ready) = request(port, "GET", "/readyz", None, None).await.unwrap();
+    assert_eq!(status, 503, "{ready}");
+    assert!(
+        ready["error"]
+            .as_str()
+            .unwrap()
+            .contains("disk holding the data dir is full"),
+        "{ready}"
+    );
     assert!(acked > 0, "something was stored before the disk was full");
     assert_eq!(
         column(port, "disk", "p0").await,

@@ -65,6 +65,8 @@ impl Default for SqliteOptions {
 
 /// The SQLite [`Store`]: `<dir>/plotwire.sqlite3`.
 pub struct SqliteStore {
+    /// The error of the writer's last group, if it failed.
+    health: writer::Health,
     dir: PathBuf,
     reader: Mutex<Connection>,
     writer: Option<mpsc::Sender<Op>>,
@@ -144,11 +146,16 @@ impl SqliteStore {
             .spawn(move || writer::checkpoints(check, stop, every))
             .map_err(|e| StoreError::Io(format!("cannot start the store's checkpoints: {e}")))?;
         let (tx, rx) = mpsc::channel();
+        let health = writer::Health::default();
         let thread = std::thread::Builder::new()
             .name("plotwire-store".into())
-            .spawn(move || writer::run(write, rx))
+            .spawn({
+                let health = health.clone();
+                move || writer::run(write, rx, health)
+            })
             .map_err(|e| StoreError::Io(format!("cannot start the store's writer: {e}")))?;
         Ok(SqliteStore {
+            health,
             dir: dir.to_owned(),
             reader: Mutex::new(read),
             writer: Some(tx),
@@ -326,6 +333,13 @@ fn prepare_schema(conn: &Connection, db: &Path) -> Result<(), StoreError> {
 }
 
 impl Store for SqliteStore {
+    fn health(&self) -> Result<(), StoreError> {
+        match self.health.lock() {
+            Ok(last) => last.clone().map_or(Ok(()), Err),
+            Err(_) => Err(StoreError::Io("the store's writer stopped".into())),
+        }
+    }
+
     fn documents(&self) -> Result<Vec<String>, StoreError> {
         let conn = self.reader();
         let db = self.dir.join(DB_FILE);

@@ -158,7 +158,10 @@ impl Op {
 
 /// Runs until every sender is gone. Checkpoints are not its job ([`checkpoints`]): a
 /// commit never waits for one.
-pub fn run(conn: Connection, rx: Receiver<Op>) {
+/// The outcome of the writer's last group of writes: its error, if it failed.
+pub type Health = std::sync::Arc<std::sync::Mutex<Option<StoreError>>>;
+
+pub fn run(conn: Connection, rx: Receiver<Op>, health: Health) {
     let db = conn
         .path()
         .map(std::path::PathBuf::from)
@@ -223,6 +226,9 @@ pub fn run(conn: Connection, rx: Receiver<Op>) {
         if let Err(e) = &result {
             tracing::error!(error = %e, writes = group.len(), "store write failed: nothing in it is acknowledged");
             failed.extend(group.iter().map(|op| op.doc().to_owned()));
+        }
+        if let Ok(mut last) = health.lock() {
+            *last = result.as_ref().err().cloned();
         }
         for op in group.drain(..) {
             op.finish(result.clone());
