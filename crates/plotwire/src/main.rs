@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use plotwire_server::{Config, SessionIdMode};
 
 mod commands;
+mod config_file;
 mod export;
 mod export_data;
 mod push;
@@ -103,6 +104,10 @@ enum LogFormat {
 
 #[derive(Args)]
 struct ServeArgs {
+    /// A TOML file holding any of these flags (`max-body-bytes = 1048576`); a flag or its
+    /// environment variable overrides the file.
+    #[arg(long, env = "PLOTWIRE_CONFIG")]
+    config: Option<std::path::PathBuf>,
     /// Port to listen on.
     #[arg(long, env = "PLOTWIRE_PORT", default_value_t = 5006)]
     port: u16,
@@ -362,7 +367,14 @@ fn finish_logging(guard: tracing_appender::non_blocking::WorkerGuard) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv = match config_file::apply::<Cli>(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("plotwire: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(argv);
     match cli.command {
         Command::Serve(args) => {
             let log_guard = match init_logging(&args.log_level, args.log_format) {
