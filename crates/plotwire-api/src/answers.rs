@@ -26,6 +26,19 @@ pub struct Published {
     pub seq: u64,
 }
 
+/// The answer to a `POST /api/v1/documents/{name}/share` (201): a read-only link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shared {
+    /// The document name.
+    pub name: String,
+    /// The document's page with the grant, relative to the server (`/d/<name>/?grant=…`).
+    pub url: String,
+    /// The grant alone, for reads (`?grant=…`) and embeds.
+    pub grant: String,
+    /// When the link stops working (RFC 3339, UTC).
+    pub expires: String,
+}
+
 /// The answer to every other write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Written {

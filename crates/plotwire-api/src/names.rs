@@ -9,7 +9,7 @@ pub const MAX_NAME_BYTES: usize = 200;
 pub const MAX_NAME_SEGMENTS: usize = 8;
 
 /// Segments that name the parts of a document in its URLs, so no name may hold them.
-pub const RESERVED_SEGMENTS: [&str; 11] = [
+pub const RESERVED_SEGMENTS: [&str; 12] = [
     "sources",
     "export.html",
     "json_item",
@@ -21,6 +21,7 @@ pub const RESERVED_SEGMENTS: [&str; 11] = [
     "ws",
     "autoload.js",
     "metadata",
+    "share",
 ];
 
 /// Why a document name is refused.

@@ -25,6 +25,11 @@ pub fn export_html(name: &str) -> String {
     format!("{DOCUMENTS}/{name}/export.html")
 }
 
+/// A document's share links (`POST ?expires=7d`, with a key that may publish it).
+pub fn share(name: &str) -> String {
+    format!("{DOCUMENTS}/{name}/share")
+}
+
 /// A document as a Bokeh `json_item` that stays live (`GET`).
 pub fn json_item(name: &str) -> String {
     format!("{DOCUMENTS}/{name}/json_item")

@@ -338,7 +338,7 @@ const SHA256_BLOCK: usize = 64;
 ///
 /// The key is brought to block size first (hashed when longer, zero-padded), which is
 /// what HMAC does internally anyway; this keeps the construction infallible.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut block = [0u8; SHA256_BLOCK];
     if key.len() > SHA256_BLOCK {
         let digest = Sha256::digest(key);

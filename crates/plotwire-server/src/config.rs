@@ -119,6 +119,9 @@ pub struct Config {
     /// `None` serves the bundles embedded at build time (feature `embedded-bokehjs`); a
     /// build without that feature needs this.
     pub bokehjs_dir: Option<PathBuf>,
+    /// The auth file (`--auth-file`, `docs/access.md`): API keys, private documents and
+    /// the share-link secret. `None` turns access control off: everyone may do anything.
+    pub auth_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -162,6 +165,7 @@ impl Default for Config {
             max_store_bytes: None,
             snapshot_bytes: 64 << 20,
             bokehjs_dir: None,
+            auth_file: None,
         }
     }
 }
@@ -187,6 +191,9 @@ pub enum ConfigError {
     /// No usable BokehJS bundles.
     #[error(transparent)]
     BokehJs(#[from] crate::assets::BokehJsError),
+    /// The auth file cannot be used.
+    #[error(transparent)]
+    Access(#[from] crate::access::RulesError),
 }
 
 impl Config {
@@ -335,6 +342,12 @@ impl ConfigBuilder {
     /// `embedded-bokehjs` feature.
     pub fn bokehjs_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.bokehjs_dir = Some(dir.into());
+        self
+    }
+
+    /// Turns access control on with the auth file at `path` (`docs/access.md`).
+    pub fn auth_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.auth_file = Some(path.into());
         self
     }
 

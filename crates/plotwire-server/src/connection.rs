@@ -66,6 +66,9 @@ pub struct ConnectionSettings {
     pub max_decoded_bytes: usize,
     /// Most requests waiting for their replies.
     pub max_inflight: usize,
+    /// Whether PUSH-DOC is accepted: access control is off, or the connection presented
+    /// a key that may write to the session (`docs/access.md`).
+    pub may_push: bool,
 }
 
 impl ConnectionSettings {
@@ -302,6 +305,15 @@ impl Reader<'_> {
                     msgid,
                     ticket,
                 }
+            }
+            MsgType::PushDoc if !self.settings.may_push => {
+                crate::warn_limited!(session = %self.session.id, "PUSH-DOC refused: no key that may write to this session");
+                self.reply(error_message(
+                    &msgid,
+                    "PUSH-DOC refused: this server needs a key with write scope to push a document; \
+                     pass it as ClientSession(..., arguments={\"plotwire_key\": KEY})",
+                ));
+                return Ok(());
             }
             MsgType::PushDoc => match decode_doc_message(&msg.content, &buffers) {
                 Ok(doc) => {

@@ -72,13 +72,20 @@ impl HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         tracing::debug!(status = %self.status, message = %self.message, "HTTP error");
-        (
+        let mut resp = (
             self.status,
             Json(match self.field {
                 Some(field) => serde_json::json!({ "error": self.message, "field": field }),
                 None => serde_json::json!({ "error": self.message }),
             }),
         )
-            .into_response()
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"plotwire\""),
+            );
+        }
+        resp
     }
 }

@@ -71,6 +71,15 @@ impl Plotwire {
         Plotwire { state }
     }
 
+    /// Rereads the auth file (`Config::auth_file`), as `plotwire serve` does on SIGHUP.
+    /// `Ok(false)` when access control is off; on an error the rules in force stay.
+    pub fn reload_access(&self) -> Result<bool, crate::access::RulesError> {
+        match &self.state.access {
+            Some(access) => access.reload().map(|()| true),
+            None => Ok(false),
+        }
+    }
+
     /// Publishes a dashboard spec (`docs/dashboard-spec.md`) under `name`: creates the
     /// document or replaces its content, as `PUT /api/v1/documents/{name}` does. A spec
     /// without a title is titled by the name.

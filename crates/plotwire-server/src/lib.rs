@@ -38,6 +38,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 pub mod api;
 pub mod assets;
 pub mod body;
@@ -146,6 +147,15 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
         tracing::info!(dir = %dir.display(), "serving the BokehJS bundles of this directory");
     }
     log::set_warnings_per_second(config.warnings_per_second);
+    let access = match &config.auth_file {
+        Some(path) => {
+            let access = access::Access::open(path)?;
+            let rules = access.rules();
+            tracing::info!(path = %path.display(), keys = rules.keys.len(), private = rules.private.len(), "access control on");
+            Some(Arc::new(access))
+        }
+        None => None,
+    };
     let store = open_store(&config)?;
     let registry = registry::Registry::new(
         config.check_unused_sessions,
@@ -183,6 +193,7 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
         bokehjs,
         exports: Arc::new(Semaphore::new(MAX_CONCURRENT_EXPORTS)),
         store: store.clone(),
+        access,
     });
     let plotwire = Plotwire::new(state.clone());
     let routes = routes::routes(state);
@@ -302,6 +313,24 @@ pub async fn stop_signal() {
     }
 }
 
+/// Rereads the auth file on every SIGHUP, until the process ends.
+#[cfg(unix)]
+async fn reload_access_on_hangup(plotwire: Plotwire) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP; the auth file is read only at start");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        if let Err(e) = plotwire.reload_access() {
+            tracing::error!(error = %e, "the auth file was not reloaded; the rules in force stay");
+        }
+    }
+}
+
 /// Runs the server on `config.address:config.port` until Ctrl-C or SIGTERM, on a
 /// [`listener::FastAckListener`] (at most `max_connections` connections, TCP_NODELAY,
 /// TCP keepalive, and TCP_QUICKACK on Linux). `on_ready` is called with the bound
@@ -314,6 +343,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<
     let grace = config.shutdown_grace;
     let max_connections = config.max_connections;
     let examples = config.examples;
+    let reloads_access = config.auth_file.is_some();
     let App {
         router,
         shutdown,
@@ -321,6 +351,10 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<
     } = app(config)?;
     if examples {
         demos::start(&plotwire).await?;
+    }
+    #[cfg(unix)]
+    if reloads_access {
+        tokio::spawn(reload_access_on_hangup(plotwire.clone()));
     }
     let tcp = tokio::net::TcpListener::bind(addr)
         .await

@@ -14,6 +14,7 @@ use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::access::{self, Credentials, Level};
 use crate::api::{Answer, Request as OwnerRequest};
 use crate::error::HttpError;
 use crate::pages;
@@ -207,16 +208,28 @@ pub async fn get(
     match parse(&path) {
         Page::Websocket(name) => {
             check_name(name).map_err(not_found)?;
+            let mut creds = Credentials::of_websocket(&headers, &query);
+            if let Some(grant) =
+                routes::offered_token(&headers).and_then(|t| access::token_grant(&t))
+            {
+                creds.set_grant(&grant);
+            }
+            access::authorize(state.access.as_deref(), &creds, Level::Read, name)?;
             let ws = WebSocketUpgrade::from_request_parts(&mut parts, &state)
                 .await
                 .map_err(|e| HttpError::bad_request(e.to_string()))?;
-            routes::upgrade(state, headers, ws, Target::Published(name.to_owned()))
+            // A published document is replaced over REST, never by PUSH-DOC: its owner refuses it.
+            routes::upgrade(state, headers, ws, Target::Published(name.to_owned()), true)
         }
         Page::Autoload(name) if parts.method == Method::OPTIONS => {
             check_name(name).map_err(not_found)?;
             Ok(routes::autoload_options(headers).await)
         }
-        Page::Autoload(name) => autoload(&state, name, &query, &headers).await,
+        Page::Autoload(name) => {
+            check_name(name).map_err(not_found)?;
+            let grant = page_grant(&state, name, &headers, &query)?;
+            autoload(&state, name, &query, &headers, grant.as_deref()).await
+        }
         Page::Metadata(name) => {
             check_name(name).map_err(not_found)?;
             Ok(Json(serde_json::json!({
@@ -225,8 +238,28 @@ pub async fn get(
             }))
             .into_response())
         }
-        Page::Html(name) => page(&state, name).await,
+        Page::Html(name) => {
+            check_name(name).map_err(not_found)?;
+            let grant = page_grant(&state, name, &headers, &query)?;
+            page(&state, name, grant.as_deref()).await
+        }
     }
+}
+
+/// Checks that the request may view `name`; returns the grant its page's token must
+/// carry so that its websocket may open (private documents only).
+fn page_grant(
+    state: &AppState,
+    name: &str,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<Option<String>, HttpError> {
+    let creds = Credentials::of_request(headers, query);
+    let allowed = access::authorize(state.access.as_deref(), &creds, Level::Read, name)?;
+    Ok(state.access.as_ref().and_then(|a| {
+        a.rules()
+            .carried_grant(&allowed, name, access::KEY_PAGE_GRANT_SECONDS)
+    }))
 }
 
 fn not_found(e: HttpError) -> HttpError {
@@ -245,15 +278,27 @@ async fn describe(state: &AppState, name: &str) -> Result<crate::session::PageIn
         .ok_or_else(|| HttpError::not_found(format!("the document {name:?} was just deleted")))
 }
 
-/// A new view: a fresh session id and a token for it.
-fn view_token(state: &AppState) -> Result<String, HttpError> {
-    let (_, token) = routes::resolve_session(state, &HashMap::new(), &HeaderMap::new())?;
-    Ok(token)
+/// A new view: a fresh session id and a token for it, carrying `grant` if given.
+fn view_token(state: &AppState, grant: Option<&str>) -> Result<String, HttpError> {
+    let (sid, token) = routes::resolve_session(state, &HashMap::new(), &HeaderMap::new())?;
+    let Some(grant) = grant else {
+        return Ok(token);
+    };
+    let expiry = access::now().saturating_add(
+        i64::try_from(state.config.session_token_expiration.as_secs()).unwrap_or(i64::MAX / 2),
+    );
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        access::TOKEN_GRANT_CLAIM.to_owned(),
+        serde_json::Value::String(grant.to_owned()),
+    );
+    plotwire_protocol::token::generate_token(&sid, expiry, Some(&extra), state.config.signing_key())
+        .map_err(|e| HttpError::bad_request(format!("can't make a token: {e}")))
 }
 
-async fn page(state: &AppState, name: &str) -> Result<Response, HttpError> {
+async fn page(state: &AppState, name: &str, grant: Option<&str>) -> Result<Response, HttpError> {
     let info = describe(state, name).await?;
-    let token = view_token(state)?;
+    let token = view_token(state, grant)?;
     let root = pages::static_root(&state.config.prefix, None);
     let scripts = crate::assets::Scripts::new(&root, &state.bokehjs);
     let html = pages::app_page(&info.title, &info.roots, &token, &scripts, info.bundles);
@@ -265,10 +310,11 @@ async fn autoload(
     name: &str,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
+    grant: Option<&str>,
 ) -> Result<Response, HttpError> {
     routes::autoload_element(query)?;
     let info = describe(state, name).await?;
-    let token = view_token(state)?;
+    let token = view_token(state, grant)?;
     routes::autoload_response(state, query, headers, &token, info.bundles.all())
 }
 

@@ -64,6 +64,8 @@ pub struct AppState {
     pub exports: Arc<Semaphore>,
     /// The store, if documents are kept in one (`--data-dir`).
     pub store: Option<crate::persist::StoreHandle>,
+    /// The access rules, when access control is on (`--auth-file`).
+    pub access: Option<Arc<crate::access::Access>>,
 }
 
 type Shared = State<Arc<AppState>>;
@@ -383,10 +385,13 @@ async fn index(State(state): Shared) -> Html<String> {
             })
             .collect()
     };
+    // The index is for anyone: private documents are not listed.
+    let rules = state.access.as_ref().map(|a| a.rules());
     let documents: Vec<pages::IndexEntry> = state
         .registry
         .list_published()
         .into_iter()
+        .filter(|d| rules.as_ref().is_none_or(|r| !r.is_private(&d.name)))
         .map(|d| pages::IndexEntry {
             href: format!("{prefix}/d/{}/", d.name),
             label: if d.status.title.is_empty() {
@@ -450,11 +455,40 @@ async fn favicon() -> StatusCode {
 async fn websocket(
     State(state): Shared,
     Path(app): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, HttpError> {
     check_app(&app)?;
-    upgrade(state, headers, ws, Target::App(app))
+    let may_push = may_push(&state, &app, &headers, &query)?;
+    upgrade(state, headers, ws, Target::App(app), may_push)
+}
+
+/// Whether a websocket of a Bokeh app's session may PUSH-DOC: always without access
+/// control; with it, when its key may write to `<app>/<session id>`. Anyone may still
+/// connect, pull and patch, as a browser does. A key that is not valid is refused here.
+fn may_push(
+    state: &AppState,
+    app: &str,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<bool, HttpError> {
+    let Some(access) = &state.access else {
+        return Ok(true);
+    };
+    let creds = crate::access::Credentials::of_websocket(headers, query);
+    let rules = access.rules();
+    rules.check_presented(&creds)?;
+    if !creds.has_key() {
+        return Ok(false);
+    }
+    let Some(sid) = offered_token(headers).and_then(|t| token::token_session_id(&t).ok()) else {
+        return Ok(false);
+    };
+    let name = format!("{app}/{sid}");
+    Ok(rules
+        .authorize(&creds, crate::access::Level::Write, &name, now_epoch_secs())
+        .is_ok())
 }
 
 /// What a websocket connects to.
@@ -465,6 +499,27 @@ pub enum Target {
     Published(String),
 }
 
+/// The subprotocols a websocket request offers, in order.
+fn offered_subprotocols(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The session token a websocket request offers: the second of exactly two
+/// subprotocols (Bokeh's `["bokeh", token]`).
+pub(crate) fn offered_token(headers: &HeaderMap) -> Option<String> {
+    match offered_subprotocols(headers).as_slice() {
+        [_, token] => Some(token.clone()),
+        _ => None,
+    }
+}
+
 /// Accepts a websocket for `target` (spec §3): checks the origin, the subprotocols and
 /// the token, then runs the connection in its session.
 pub fn upgrade(
@@ -472,6 +527,7 @@ pub fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
     target: Target,
+    may_push: bool,
 ) -> Result<Response, HttpError> {
     if !origin::origin_allowed(&headers, &state.allowlist) {
         let origin = headers
@@ -483,14 +539,7 @@ pub fn upgrade(
             "websocket origin {origin:?} is not allowed; start plotwire with --allow-websocket-origin"
         )));
     }
-    let offered: Vec<String> = headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let offered = offered_subprotocols(&headers);
     let kind = if headers.contains_key(header::ORIGIN) {
         PeerKind::Browser
     } else {
@@ -516,6 +565,7 @@ pub fn upgrade(
         max_message_bytes: c.max_message_bytes,
         max_decoded_bytes: c.max_decoded_bytes,
         max_inflight: c.max_inflight_requests,
+        may_push,
     };
     let max = state.config.websocket_max_message_size;
     // tungstenite zero-fills up to `read_buffer_size` bytes of its buffer on every read, so

@@ -45,7 +45,7 @@ fn pick_root(doc: &Document, root: Option<&str>) -> Result<Id, HttpError> {
 pub fn json_item(
     snapshot: Snapshot,
     root: Option<&str>,
-    api_url: &str,
+    from: super::ReadFrom<'_>,
     options: &LiveOptions,
 ) -> Result<String, HttpError> {
     let Snapshot {
@@ -78,7 +78,7 @@ pub fn json_item(
             seq,
             placed_ranges,
         },
-        api_url,
+        from,
         options,
     );
     Ok(format!(

@@ -40,18 +40,21 @@ const ADAPTER_ID: &str = "plotwire-live-adapter";
 /// The tag that marks a live source, so that a page can find the ones to look after.
 pub const LIVE_TAG: &str = "plotwire-live";
 
-/// A published document's DocJson with its sources wired to `api_url`
-/// (`http://host:5006/prefix/api/v1/documents/<name>`), as `options` say.
-pub fn live_doc_json(snapshot: &Snapshot, api_url: &str, options: &LiveOptions) -> String {
+/// Where a live copy reads on from.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadFrom<'a> {
+    /// The document's API URL: `http://host:5006/prefix/api/v1/documents/<name>`.
+    pub api_url: &'a str,
+    /// The read grant every read carries, for a private document.
+    pub grant: Option<&'a str>,
+}
+
+/// A published document's DocJson with its sources wired to read on from `from`, as
+/// `options` say.
+pub fn live_doc_json(snapshot: &Snapshot, from: ReadFrom<'_>, options: &LiveOptions) -> String {
     let mut doc = snapshot.doc.clone();
     doc.compact_columns();
-    let copy = LiveCopy::new(
-        &doc,
-        snapshot.seq,
-        &snapshot.placed_ranges,
-        api_url,
-        options,
-    );
+    let copy = LiveCopy::new(&doc, snapshot.seq, &snapshot.placed_ranges, from, options);
     let mut enc = Encoder::new(&copy);
     enc.inline_bytes(crate::owner::gzip_base64);
     doc.encode_doc_json(&mut enc);
@@ -108,7 +111,7 @@ impl<'a> LiveCopy<'a> {
         doc: &'a Document,
         seq: u64,
         placed_ranges: &[(Id, Placement)],
-        api_url: &str,
+        from: ReadFrom<'_>,
         options: &LiveOptions,
     ) -> LiveCopy<'a> {
         let max_size = options
@@ -143,7 +146,11 @@ impl<'a> LiveCopy<'a> {
             if model.name != "ColumnDataSource" || model.columns.is_none() {
                 continue;
             }
-            let url = format!("{api_url}/sources/{}?since={seq}", path_segment(id));
+            let mut url = format!("{}/sources/{}?since={seq}", from.api_url, path_segment(id));
+            if let Some(grant) = from.grant {
+                // A grant is URL-safe base64, digits and dots: nothing to escape.
+                url.push_str(&format!("&{}={grant}", crate::access::GRANT_PARAM));
+            }
             let (kind, mut attrs) = match options.live {
                 Live::Sse => (
                     "ServerSentDataSource",
@@ -273,7 +280,11 @@ mod tests {
             seq: 42,
             placed_ranges,
         };
-        let text = live_doc_json(&snapshot, "http://h:1/api/v1/documents/a/b", options);
+        let from = ReadFrom {
+            api_url: "http://h:1/api/v1/documents/a/b",
+            grant: None,
+        };
+        let text = live_doc_json(&snapshot, from, options);
         serde_json::from_str(&text).expect("json")
     }
 

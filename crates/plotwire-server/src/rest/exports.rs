@@ -39,6 +39,7 @@ pub(super) async fn export(
     kind: Kind,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
+    grant: Option<String>,
 ) -> Result<Response, HttpError> {
     let options = LiveOptions::from_query(query.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| HttpError::bad_request(e.to_string()).with_field(e.field))?;
@@ -87,7 +88,10 @@ pub(super) async fn export(
             snapshot,
             &title,
             root.as_deref(),
-            &api_url,
+            export::ReadFrom {
+                api_url: &api_url,
+                grant: grant.as_deref(),
+            },
             &options,
             &bokehjs,
         )
@@ -129,16 +133,16 @@ fn write(
     snapshot: Snapshot,
     title: &str,
     root: Option<&str>,
-    api_url: &str,
+    from: export::ReadFrom<'_>,
     options: &LiveOptions,
     bokehjs: &BokehJs,
 ) -> Result<String, HttpError> {
     match kind {
-        Kind::Item => export::item::json_item(snapshot, root, api_url, options),
+        Kind::Item => export::item::json_item(snapshot, root, from, options),
         Kind::Page => {
             let bundles = crate::bundles::needed_by(&snapshot.doc);
             let roots = snapshot.doc.roots().to_vec();
-            let doc_json = export::live_doc_json(&snapshot, api_url, options);
+            let doc_json = export::live_doc_json(&snapshot, from, options);
             export::page::standalone_html(title, &doc_json, &roots, bundles, bokehjs)
                 .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
         }

@@ -13,6 +13,7 @@ use axum::Router;
 use plotwire_protocol::event::DocJson;
 use serde_json::Value as Json;
 
+use crate::access::{self, Allowed, Credentials, Level};
 use crate::api::{Answer, Request, Streamvis};
 use crate::error::HttpError;
 use crate::published::{check_name, find};
@@ -28,6 +29,7 @@ mod events;
 mod exports;
 pub use exports::EXPORT_WAIT;
 mod reads;
+mod share;
 
 type Shared = State<Arc<AppState>>;
 
@@ -58,12 +60,23 @@ async fn openapi() -> Response {
     )
 }
 
-async fn list(State(state): Shared, headers: HeaderMap) -> Response {
+async fn list(State(state): Shared, headers: HeaderMap) -> Result<Response, HttpError> {
     let prefix = &state.config.prefix;
+    let creds = Credentials::of_request(&headers, &HashMap::new());
+    let rules = state.access.as_ref().map(|a| a.rules());
+    if let Some(rules) = &rules {
+        rules.check_presented(&creds)?;
+    }
+    let now = access::now();
     let docs: Vec<Json> = state
         .registry
         .list_published()
         .into_iter()
+        .filter(|d| {
+            rules
+                .as_ref()
+                .is_none_or(|r| r.authorize(&creds, Level::Read, &d.name, now).is_ok())
+        })
         .map(|d| {
             serde_json::json!({
                 "name": d.name,
@@ -76,7 +89,7 @@ async fn list(State(state): Shared, headers: HeaderMap) -> Response {
         })
         .collect();
     let body = serde_json::json!({ "documents": docs }).to_string();
-    get_answer(&state, &headers, body)
+    Ok(get_answer(&state, &headers, body))
 }
 
 /// What a path under `/documents/` addresses.
@@ -89,6 +102,7 @@ enum Target<'a> {
     Source(&'a str, Option<&'a str>),
     Model(&'a str, &'a str),
     Streamvis(&'a str),
+    Share,
 }
 
 impl Target<'_> {
@@ -106,7 +120,23 @@ impl Target<'_> {
             Target::Source(s, Some(a)) => format!("{a:?} of source {s:?} (POST)"),
             Target::Model(m, p) => format!("property {p:?} of model {m:?} (PUT)"),
             Target::Streamvis(c) => format!("streamvis call {c:?} (POST)"),
+            Target::Share => "a document's share links (POST)".to_owned(),
         }
+    }
+
+    /// What access `method` on this target needs; `None` for a method it does not take.
+    fn level(&self, method: &Method) -> Option<Level> {
+        use Target::*;
+        Some(match (method, self) {
+            (&Method::PUT | &Method::DELETE, Document) => Level::Publish,
+            (&Method::GET, Document | Doc | Export(_) | Events | Source(_, None)) => Level::Read,
+            (&Method::POST, Source(_, None)) => Level::Read,
+            (&Method::PUT, Source(_, None) | Model(..)) => Level::Write,
+            (&Method::POST, Source(_, Some(_))) => Level::Write,
+            (&Method::POST, Streamvis("layout") | Share) => Level::Publish,
+            (&Method::POST, Streamvis(_)) => Level::Write,
+            _ => return None,
+        })
     }
 }
 
@@ -131,6 +161,7 @@ fn split(path: &str) -> Result<(&str, Target<'_>), HttpError> {
         ["sources", source, action] => Target::Source(source, Some(action)),
         ["models", model, prop] => Target::Model(model, prop),
         ["streamvis", call] => Target::Streamvis(call),
+        ["share"] => Target::Share,
         _ => {
             return Err(HttpError::not_found(format!(
                 "no such route under a document: /{}",
@@ -156,6 +187,11 @@ async fn document(
         return Ok(preflight(&state, &headers, post_reads));
     }
     check_name(name)?;
+    let creds = Credentials::of_request(&headers, &query);
+    let allowed = match target.level(&method) {
+        Some(level) => access::authorize(state.access.as_deref(), &creds, level, name)?,
+        None => Allowed::Open,
+    };
     let key = idempotency_key(&headers)?;
     let read_body = || async {
         axum::body::to_bytes(body, state.config.max_body_bytes)
@@ -186,7 +222,11 @@ async fn document(
         }
         (&Method::GET, Target::Export(kind)) => {
             let doc = find(&state, name)?;
-            exports::export(&state, doc, name, kind, &headers, &query).await
+            let grant = state.access.as_ref().and_then(|a| {
+                a.rules()
+                    .carried_grant(&allowed, name, access::EXPORT_GRANT_SECONDS)
+            });
+            exports::export(&state, doc, name, kind, &headers, &query, grant).await
         }
         (&Method::GET, Target::Events) => {
             let doc = find(&state, name)?;
@@ -243,6 +283,7 @@ async fn document(
             let body = read_body().await?;
             streamvis(&state, name, call, &body, key).await
         }
+        (&Method::POST, Target::Share) => share::create(&state, name, &query),
         (&Method::PUT, Target::Model(model, prop)) => {
             let doc = find(&state, name)?;
             let body = read_body().await?;
