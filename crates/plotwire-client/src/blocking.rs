@@ -45,6 +45,12 @@ impl Client {
         self
     }
 
+    /// See [`crate::Client::with_key`].
+    pub fn with_key(mut self, key: &str) -> Client {
+        self.inner = self.inner.with_key(key);
+        self
+    }
+
     /// The same client with another per-request timeout.
     pub fn with_timeout(mut self, timeout: std::time::Duration) -> Client {
         self.inner = self.inner.with_timeout(timeout);

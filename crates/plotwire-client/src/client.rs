@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, Stream};
 use hyper::{Method, StatusCode};
 use plotwire_api::answers::{
-    DocumentList, ErrorBody, EventPage, Published, ReadBack, Summary, Written,
+    DocumentList, ErrorBody, EventPage, Published, ReadBack, Shared, Summary, Written,
 };
 use plotwire_api::events::ViewerEvent;
 use plotwire_api::live::LiveOptions;
@@ -65,6 +65,8 @@ pub struct Client {
     url: String,
     retry: Retry,
     timeout: Duration,
+    /// `Bearer <key>` for the `Authorization` header, when the client has a key.
+    authorization: Option<String>,
 }
 
 /// A request, as the retry loop sends it again and again.
@@ -88,7 +90,15 @@ impl Client {
             url: url.to_owned(),
             retry: Retry::default(),
             timeout: Duration::from_secs(30),
+            authorization: None,
         })
+    }
+
+    /// The same client, sending the API key `key` with every request (a server with
+    /// access control on, `docs/access.md`).
+    pub fn with_key(mut self, key: &str) -> Client {
+        self.authorization = Some(format!("Bearer {key}"));
+        self
     }
 
     /// The same client with another retry policy.
@@ -278,6 +288,27 @@ impl Client {
         self.json(self.read(paths::document(name))).await
     }
 
+    /// A read-only link to the document `name` that expires after `expires` (`30m`,
+    /// `12h`, `7d`, `2w`; the server's default is 7 days). Needs a key that may publish
+    /// it ([`Client::with_key`]).
+    pub async fn share(&self, name: &str, expires: Option<&str>) -> Result<Shared, Error> {
+        names::check_name(name)?;
+        let mut path = paths::share(name);
+        if let Some(e) = expires {
+            path.push_str("?expires=");
+            path.push_str(&plotwire_api::live::query_value(e));
+        }
+        let call = Call {
+            method: Method::POST,
+            path,
+            content_type: None,
+            body: Bytes::new(),
+            key: None,
+            timeout: self.timeout,
+        };
+        self.json(call).await
+    }
+
     /// Deletes a document; its open pages show that it has ended.
     pub async fn delete(&self, name: &str) -> Result<(), Error> {
         names::check_name(name)?;
@@ -398,7 +429,10 @@ impl Client {
     /// run out. Connection failures, timeouts and 502/503/504 are retried; a write keeps
     /// its idempotency key across attempts, so the server applies it once.
     async fn send(&self, call: Call<'_>) -> Result<Answer, Error> {
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(2);
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3);
+        if let Some(auth) = &self.authorization {
+            headers.push(("authorization", auth));
+        }
         if let Some(ct) = call.content_type {
             headers.push(("content-type", ct));
         }

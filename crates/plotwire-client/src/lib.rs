@@ -46,5 +46,5 @@ pub use client::{Client, Retry};
 pub use columns::{Columns, Values};
 pub use error::Error;
 pub use plotwire_api;
-pub use plotwire_api::answers::{DocumentList, Published, ReadBack, Summary, Written};
+pub use plotwire_api::answers::{DocumentList, Published, ReadBack, Shared, Summary, Written};
 pub use plotwire_api::events::{EventKind, ViewerEvent};

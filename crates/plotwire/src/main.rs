@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use plotwire_server::{Config, SessionIdMode};
 
+mod access;
 mod commands;
 mod config_file;
 mod export;
@@ -50,6 +51,11 @@ enum Command {
     Export(export::ExportArgs),
     /// Write one source of a stored document as CSV or Arrow, from the data dir (the server may be running).
     ExportData(export_data::ExportArgs),
+    /// Manage the auth file of access control: its share secret and API keys.
+    #[command(subcommand)]
+    Keys(access::KeysCommand),
+    /// Print a signed, expiring, read-only link to a document (needs a key that may publish it).
+    Share(access::ShareArgs),
     /// Compact a data dir's store by hand (the server must be stopped; a running one compacts after its snapshots).
     Gc(GcArgs),
 }
@@ -240,6 +246,9 @@ struct ServeArgs {
     /// Serve the BokehJS 3.9.2 bundles of this directory instead of the embedded ones, e.g. the `bokeh/server/static/js` directory of the bokeh==3.9.2 Python package. Bundles of another version are refused.
     #[arg(long, env = "PLOTWIRE_BOKEHJS_DIR")]
     bokehjs_dir: Option<std::path::PathBuf>,
+    /// Turn access control on with this auth file: API keys with scopes, private documents, share links (docs/access.md; `plotwire keys init` writes one). Reread on SIGHUP.
+    #[arg(long, env = "PLOTWIRE_AUTH_FILE")]
+    auth_file: Option<std::path::PathBuf>,
     /// Log level: error, warn, info, debug or trace (or a tracing filter such as plotwire_server=debug).
     #[arg(long, env = "PLOTWIRE_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -319,6 +328,7 @@ fn config_from(args: &ServeArgs) -> Config {
         max_store_bytes: (args.max_store_bytes > 0).then_some(args.max_store_bytes),
         snapshot_bytes: args.snapshot_bytes,
         bokehjs_dir: args.bokehjs_dir.clone(),
+        auth_file: args.auth_file.clone(),
     }
 }
 
@@ -408,6 +418,8 @@ async fn main() -> ExitCode {
         Command::Get(args) => finish("get", commands::get(args).await),
         Command::Ls(args) => finish("ls", commands::ls(args).await),
         Command::Export(args) => finish("export", export::export(args).await),
+        Command::Keys(command) => finish("keys", access::keys(command)),
+        Command::Share(args) => finish("share", access::share(args).await),
         Command::ExportData(args) => finish("export-data", export_data::export(args)),
         Command::Gc(args) => {
             let compacted = plotwire_store::SqliteStore::compact(&args.data_dir)

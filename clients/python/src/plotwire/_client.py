@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -84,6 +86,9 @@ class Client:
         retry: how failed requests are retried (see :class:`RetryPolicy`). Every write
             carries an ``Idempotency-Key`` that its retries repeat, so a write that reached
             the server before the connection broke is not applied twice.
+        key: an API key for a server with access control on (``plotwire keys add``); the
+            ``PLOTWIRE_KEY`` environment variable when not given. Sent as
+            ``Authorization: Bearer <key>``; never logged or shown in ``repr``.
 
     Every method raises :class:`HTTPError` (:class:`ClientError`, :class:`NotFoundError`,
     :class:`ServerError`) for an error answer, with the server's ``error`` and ``field``,
@@ -93,12 +98,14 @@ class Client:
     """
 
     def __init__(self, url: str, name: str, *, timeout: float = 30.0,
-                 retry: RetryPolicy = RetryPolicy()) -> None:
+                 retry: RetryPolicy = RetryPolicy(), key: str | None = None) -> None:
         self.address: ServerAddress = parse_server_url(url)
         self.name: str = check_document_name(name)
         self.timeout = timeout
         self.retry = retry
-        self._transport = Transport(self.address, timeout=timeout, retry=retry)
+        if key is None:
+            key = os.environ.get("PLOTWIRE_KEY") or None
+        self._transport = Transport(self.address, timeout=timeout, retry=retry, key=key)
         self._doc_path = f"/api/v1/documents/{self.name}"
         self._listener = EventListener(self._transport, self._doc_path + "/events", retry)
 
@@ -175,6 +182,14 @@ class Client:
         """The document's description: ``{"name", "title", "updated", "url", "views", "seq",
         "sources": {name: {"id", "columns": {column: dtype}, "rows"}}}``."""
         return self._call("GET", "")
+
+    def share(self, expires: str = "7d") -> dict[str, Any]:
+        """A read-only link to the document, valid for ``expires`` (``"30m"``, ``"12h"``,
+        ``"7d"``, ``"2w"``). Needs a key that may publish it. Returns the server's answer:
+        ``url`` (absolute here), ``grant`` and ``expires``."""
+        answer = self._call("POST", "/share?expires=" + urllib.parse.quote(expires))
+        answer["url"] = self.address.url(answer["url"][len(self.address.prefix):])
+        return answer
 
     def delete(self) -> None:
         """Delete the document; its open views are told that it ended."""

@@ -84,11 +84,13 @@ class Transport:
         address: the server.
         timeout: socket timeout of each request, in seconds.
         retry: the retry policy.
+        key: an API key, sent as ``Authorization: Bearer <key>`` with every request.
     """
 
     def __init__(self, address: ServerAddress, timeout: float = 30.0,
-                 retry: RetryPolicy = RetryPolicy()) -> None:
+                 retry: RetryPolicy = RetryPolicy(), key: str | None = None) -> None:
         self.address = address
+        self._authorization = f"Bearer {key}" if key else None
         self.timeout = timeout
         self.retry = retry
         self._local = threading.local()
@@ -139,6 +141,8 @@ class Transport:
         all_headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if method in WRITE_METHODS:
             all_headers["Idempotency-Key"] = uuid.uuid4().hex
+        if self._authorization is not None:
+            all_headers["Authorization"] = self._authorization
         all_headers.update(headers or {})
         url = self.address.url(path)
         started = time.monotonic()
