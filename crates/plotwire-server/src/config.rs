@@ -122,6 +122,9 @@ pub struct Config {
     /// The auth file (`--auth-file`, `docs/access.md`): API keys, private documents and
     /// the share-link secret. `None` turns access control off: everyone may do anything.
     pub auth_file: Option<PathBuf>,
+    /// Rate limits and quotas per key and per client address (`--limit-*`); all off by
+    /// default.
+    pub limits: crate::limits::LimitSettings,
 }
 
 impl Default for Config {
@@ -166,6 +169,7 @@ impl Default for Config {
             snapshot_bytes: 64 << 20,
             bokehjs_dir: None,
             auth_file: None,
+            limits: crate::limits::LimitSettings::default(),
         }
     }
 }

@@ -15,6 +15,8 @@ pub struct HttpError {
     pub message: String,
     /// The request field to blame, if one is.
     pub field: Option<String>,
+    /// When to try again (`Retry-After`, whole seconds rounded up), for 429 and 503.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl HttpError {
@@ -24,7 +26,14 @@ impl HttpError {
             status,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client to try again after `after`.
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> HttpError {
+        self.retry_after = Some(after);
+        self
     }
 
     /// The same error, blaming `field`.
@@ -80,6 +89,13 @@ impl IntoResponse for HttpError {
             }),
         )
             .into_response();
+        if let Some(after) = self.retry_after {
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            if let Ok(v) = axum::http::HeaderValue::from_str(&secs.max(1).to_string()) {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -52,6 +52,7 @@ pub mod events;
 pub mod export;
 pub mod framing;
 pub mod inprocess;
+pub mod limits;
 pub mod listener;
 pub mod lod;
 pub mod log;
@@ -147,6 +148,7 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
         tracing::info!(dir = %dir.display(), "serving the BokehJS bundles of this directory");
     }
     log::set_warnings_per_second(config.warnings_per_second);
+    let limits = config.limits;
     let access = match &config.auth_file {
         Some(path) => {
             let access = access::Access::open(path)?;
@@ -194,6 +196,7 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
         exports: Arc::new(Semaphore::new(MAX_CONCURRENT_EXPORTS)),
         store: store.clone(),
         access,
+        limits: limits.any().then(|| Arc::new(limits::Limits::new(limits))),
     });
     let plotwire = Plotwire::new(state.clone());
     let routes = routes::routes(state);
@@ -364,16 +367,19 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<
         .map_err(|source| ServeError::Io { addr, source })?;
     on_ready(bound);
     let trigger = shutdown.clone();
-    let server = axum::serve(listener::FastAckListener::new(tcp, max_connections), router)
-        .with_graceful_shutdown(async move {
-            stop_signal().await;
-            tracing::info!(
-                grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
-                "shutting down: closing websockets with 1001, finishing requests"
-            );
-            trigger.begin();
-        })
-        .into_future();
+    let server = axum::serve(
+        listener::FastAckListener::new(tcp, max_connections),
+        router.into_make_service_with_connect_info::<listener::PeerAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        stop_signal().await;
+        tracing::info!(
+            grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+            "shutting down: closing websockets with 1001, finishing requests"
+        );
+        trigger.begin();
+    })
+    .into_future();
     let deadline = async {
         shutdown.begun().await;
         let started = tokio::time::Instant::now();

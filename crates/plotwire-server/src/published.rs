@@ -219,7 +219,18 @@ pub async fn get(
                 .await
                 .map_err(|e| HttpError::bad_request(e.to_string()))?;
             // A published document is replaced over REST, never by PUSH-DOC: its owner refuses it.
-            routes::upgrade(state, headers, ws, Target::Published(name.to_owned()), true)
+            let slot = routes::connection_slot(&state, parts.extensions.get())?;
+            let admission = routes::Admission {
+                may_push: true,
+                slot,
+            };
+            routes::upgrade(
+                state,
+                headers,
+                ws,
+                Target::Published(name.to_owned()),
+                admission,
+            )
         }
         Page::Autoload(name) if parts.method == Method::OPTIONS => {
             check_name(name).map_err(not_found)?;

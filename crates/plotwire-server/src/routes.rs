@@ -66,6 +66,8 @@ pub struct AppState {
     pub store: Option<crate::persist::StoreHandle>,
     /// The access rules, when access control is on (`--auth-file`).
     pub access: Option<Arc<crate::access::Access>>,
+    /// Rate limits and quotas, when any is on (`--limit-*`).
+    pub limits: Option<Arc<crate::limits::Limits>>,
 }
 
 type Shared = State<Arc<AppState>>;
@@ -92,8 +94,60 @@ pub fn routes(state: Arc<AppState>) -> Router {
             get(autoload).options(autoload_options),
         )
         .fallback(no_route)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit_requests,
+        ))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// Who a request counts against for rate limits ([`crate::limits`]): its valid key, or
+/// else its client address; `None` when neither is known.
+fn client_of(state: &AppState, req: &axum::extract::Request) -> Option<crate::limits::Who> {
+    use crate::limits::Who;
+    if let Some(access) = &state.access {
+        let query = Query::<HashMap<String, String>>::try_from_uri(req.uri())
+            .map(|Query(q)| q)
+            .unwrap_or_default();
+        let creds = crate::access::Credentials::of_websocket(req.headers(), &query);
+        if let Some(name) = access.rules().key_name(&creds) {
+            return Some(Who::Key(name.into()));
+        }
+    }
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<crate::listener::PeerAddr>>()
+        .map(|info| Who::Addr(info.0 .0.ip()))
+}
+
+/// Counts every request against its client's `--limit-requests` (429 past it), and
+/// hands the client on to the handlers, which count points and connections.
+async fn limit_requests(
+    State(state): Shared,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(limits) = &state.limits else {
+        return next.run(req).await;
+    };
+    if let Some(who) = client_of(&state, &req) {
+        if let Err(over) = limits.request(&who) {
+            return HttpError::from(over).into_response();
+        }
+        req.extensions_mut().insert(who);
+    }
+    next.run(req).await
+}
+
+/// Takes a streaming-connection slot of the request's client (`--limit-connections`).
+pub(crate) fn connection_slot(
+    state: &AppState,
+    who: Option<&crate::limits::Who>,
+) -> Result<Option<crate::limits::ConnectionSlot>, HttpError> {
+    match (&state.limits, who) {
+        (Some(limits), Some(who)) => Ok(limits.connect(who.clone())?),
+        _ => Ok(None),
+    }
 }
 
 async fn static_file(
@@ -456,12 +510,28 @@ async fn websocket(
     State(state): Shared,
     Path(app): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    who: Option<axum::Extension<crate::limits::Who>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, HttpError> {
     check_app(&app)?;
     let may_push = may_push(&state, &app, &headers, &query)?;
-    upgrade(state, headers, ws, Target::App(app), may_push)
+    let slot = connection_slot(&state, who.as_ref().map(|w| &w.0))?;
+    upgrade(
+        state,
+        headers,
+        ws,
+        Target::App(app),
+        Admission { may_push, slot },
+    )
+}
+
+/// What a websocket was admitted with.
+pub struct Admission {
+    /// Whether it may PUSH-DOC (access control).
+    pub may_push: bool,
+    /// Its client's connection slot (`--limit-connections`), held while it is open.
+    pub slot: Option<crate::limits::ConnectionSlot>,
 }
 
 /// Whether a websocket of a Bokeh app's session may PUSH-DOC: always without access
@@ -527,8 +597,9 @@ pub fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
     target: Target,
-    may_push: bool,
+    admission: Admission,
 ) -> Result<Response, HttpError> {
+    let Admission { may_push, slot } = admission;
     if !origin::origin_allowed(&headers, &state.allowlist) {
         let origin = headers
             .get(header::ORIGIN)
@@ -583,6 +654,7 @@ pub fn upgrade(
     };
     let state2 = state.clone();
     Ok(ws.on_upgrade(ws_config, protocol, move |socket| async move {
+        let _slot = slot;
         let Some(tok) = token else {
             return connection::refuse(socket, "subprotocols must be [\"bokeh\", token]").await;
         };

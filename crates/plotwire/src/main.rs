@@ -249,6 +249,15 @@ struct ServeArgs {
     /// Turn access control on with this auth file: API keys with scopes, private documents, share links (docs/access.md; `plotwire keys init` writes one). Reread on SIGHUP.
     #[arg(long, env = "PLOTWIRE_AUTH_FILE")]
     auth_file: Option<std::path::PathBuf>,
+    /// Requests per second each client may make (per API key, or per client address without one); past it, 429 with Retry-After. 0: no limit.
+    #[arg(long, env = "PLOTWIRE_LIMIT_REQUESTS", default_value_t = 0)]
+    limit_requests: u32,
+    /// Rows per second each client may write through REST stream and replace calls (per key, or per address); past it, 429. 0: no limit.
+    #[arg(long, env = "PLOTWIRE_LIMIT_POINTS", default_value_t = 0)]
+    limit_points: u32,
+    /// Websockets and SSE reads each client may hold open at once (per key, or per address); past it, 429. 0: no limit.
+    #[arg(long, env = "PLOTWIRE_LIMIT_CONNECTIONS", default_value_t = 0)]
+    limit_connections: usize,
     /// Log level: error, warn, info, debug or trace (or a tracing filter such as plotwire_server=debug).
     #[arg(long, env = "PLOTWIRE_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -329,6 +338,11 @@ fn config_from(args: &ServeArgs) -> Config {
         snapshot_bytes: args.snapshot_bytes,
         bokehjs_dir: args.bokehjs_dir.clone(),
         auth_file: args.auth_file.clone(),
+        limits: plotwire_server::limits::LimitSettings {
+            requests_per_second: args.limit_requests,
+            points_per_second: args.limit_points,
+            connections: args.limit_connections,
+        },
     }
 }
 

@@ -321,6 +321,15 @@ impl Rules {
         }
     }
 
+    /// The name of the valid key `creds` presents, if it presents one.
+    pub fn key_name(&self, creds: &Credentials) -> Option<&str> {
+        creds
+            .key
+            .as_deref()
+            .and_then(|k| self.key(k))
+            .map(|k| k.name.as_str())
+    }
+
     /// Refuses a malformed credential or a key that is not in the file, whatever the
     /// request: for answers that list what a caller may see.
     pub fn check_presented(&self, creds: &Credentials) -> Result<(), Denied> {

@@ -179,6 +179,7 @@ async fn document(
     request: HttpRequest,
 ) -> Result<Response, HttpError> {
     let (parts, body) = request.into_parts();
+    let who = parts.extensions.get::<crate::limits::Who>().cloned();
     let headers = parts.headers;
     let method = parts.method;
     let (name, target) = split(&path)?;
@@ -234,7 +235,7 @@ async fn document(
         }
         (&Method::GET, Target::Source(source, None)) => {
             let doc = find(&state, name)?;
-            reads::read(&state, doc, source, &headers, &query).await
+            reads::read(&state, doc, source, &headers, &query, who.as_ref()).await
         }
         // An AjaxDataSource polls with an empty POST by default.
         (&Method::POST, Target::Source(source, None)) => {
@@ -244,12 +245,13 @@ async fn document(
                     "a POST to a source reads it and takes no body: send rows to .../stream",
                 ));
             }
-            reads::read(&state, doc, source, &headers, &query).await
+            reads::read(&state, doc, source, &headers, &query, who.as_ref()).await
         }
         (&Method::PUT, Target::Source(source, None)) => {
             let doc = find(&state, name)?;
             let body = read_body().await?;
             let columns = decode_columns(&state, &headers, &body)?;
+            count_points(&state, who.as_ref(), &columns)?;
             let request = Request::Replace {
                 source: source.to_owned(),
                 columns,
@@ -261,11 +263,15 @@ async fn document(
             let body = read_body().await?;
             let source = source.to_owned();
             let request = match action {
-                "stream" => Request::Stream {
-                    source,
-                    columns: decode_columns(&state, &headers, &body)?,
-                    rollover: rollover(&query)?,
-                },
+                "stream" => {
+                    let columns = decode_columns(&state, &headers, &body)?;
+                    count_points(&state, who.as_ref(), &columns)?;
+                    Request::Stream {
+                        source,
+                        columns,
+                        rollover: rollover(&query)?,
+                    }
+                }
                 "patch" => Request::Patch {
                     source,
                     patches: decode_patches(&body)?,
@@ -300,6 +306,29 @@ async fn document(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{m} is not allowed on {}", t.describe()),
         )),
+    }
+}
+
+/// Counts the rows of a write against its client's `--limit-points` (429 past it).
+fn count_points(
+    state: &AppState,
+    who: Option<&crate::limits::Who>,
+    columns: &crate::api::Columns,
+) -> Result<(), HttpError> {
+    let (Some(limits), Some(who)) = (&state.limits, who) else {
+        return Ok(());
+    };
+    let rows = columns.first().map_or(0, |(_, values)| column_rows(values));
+    Ok(limits.points(who, rows)?)
+}
+
+/// The rows of one decoded column: a list's length, or a typed array's first dimension.
+fn column_rows(values: &plotwire_protocol::Value) -> usize {
+    use plotwire_protocol::Value;
+    match values {
+        Value::List(items) => items.len(),
+        Value::Array(array) => array.shape.first().copied().unwrap_or_else(|| array.len()),
+        _ => 0,
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt as _};
 
 use super::answers::{allow_origin, get_answer, no_store};
 use crate::api::RowsRead;
@@ -49,6 +49,7 @@ pub(super) async fn read(
     source: &str,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
+    who: Option<&crate::limits::Who>,
 ) -> Result<Response, HttpError> {
     let sse = headers
         .get(header::ACCEPT)
@@ -96,7 +97,13 @@ pub(super) async fn read(
             if mode == Mode::Append { since } else { None },
         )
         .await?;
-        let stream = data_stream(doc, source.to_owned(), mode, first, retry, envelopes);
+        let slot = crate::routes::connection_slot(state, who)?;
+        let stream = data_stream(doc, source.to_owned(), mode, first, retry, envelopes)
+            // The client's connection slot is held as long as the stream is.
+            .map(move |event| {
+                let _held = &slot;
+                event
+            });
         let mut resp = Sse::new(stream)
             .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
             .into_response();

@@ -1,0 +1,280 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+//! Rate limits and quotas (`--limit-requests`, `--limit-points`, `--limit-connections`)
+//! over real sockets: clients come from different loopback addresses (127.0.0.2,
+//! 127.0.0.3, …) or present different keys. The one over its quota gets 429 with
+//! `Retry-After` and a JSON body; the others are not affected; a refused write changes
+//! nothing.
+
+mod support;
+
+use std::net::{IpAddr, SocketAddr};
+
+use plotwire_server::access::keys::KeyHash;
+use plotwire_server::limits::LimitSettings;
+use plotwire_server::listener::{FastAckListener, PeerAddr};
+use plotwire_server::Config;
+use serde_json::{json, Value as Json};
+use support::{within, T};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+/// Starts a server with `limits` as `plotwire serve` runs it (peer addresses known).
+async fn start(limits: LimitSettings, auth_file: Option<std::path::PathBuf>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = plotwire_server::router(Config {
+        port,
+        keep_alive: None,
+        limits,
+        auth_file,
+        ..Config::default()
+    })
+    .unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            FastAckListener::new(listener, 1000),
+            app.into_make_service_with_connect_info::<PeerAddr>(),
+        )
+        .await;
+    });
+    port
+}
+
+/// A connection to the server from `127.0.0.<from>`.
+async fn connect_from(from: u8, port: u16) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(IpAddr::from([127, 0, 0, from]), 0))
+        .unwrap();
+    within(
+        "connect",
+        socket.connect(SocketAddr::from(([127, 0, 0, 1], port))),
+    )
+    .await
+    .unwrap()
+}
+
+/// One request from `127.0.0.<from>`: status, `Retry-After`, JSON body.
+async fn request(
+    from: u8,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, Option<u64>, Json) {
+    let mut tcp = connect_from(from, port).await;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         Content-Length: {}\r\n{headers}\r\n",
+        body.len()
+    );
+    within("write", tcp.write_all(&[head.as_bytes(), body].concat()))
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    within("the answer", tcp.read_to_end(&mut answer))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let retry_after = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("retry-after:")
+                .map(|v| v.trim().to_owned())
+        })
+        .and_then(|v| v.parse().ok());
+    (
+        status,
+        retry_after,
+        serde_json::from_str(body).unwrap_or(Json::Null),
+    )
+}
+
+fn doc() -> Vec<u8> {
+    json!({
+        "version": "3.9.2",
+        "title": "t",
+        "roots": [{"type": "object", "name": "ColumnDataSource", "id": "src1",
+                   "attributes": {"name": "src", "data": {"type": "map", "entries": [["x", [0.5]]]}}}]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+const JSON: &str = "Content-Type: application/json\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_request_rate_gets_429_and_the_others_do_not_notice() {
+    let port = start(
+        LimitSettings {
+            requests_per_second: 5,
+            ..LimitSettings::default()
+        },
+        None,
+    )
+    .await;
+    let mut refused = 0;
+    let mut retry_after = None;
+    for _ in 0..20 {
+        let (status, retry, body) = request(2, port, "GET", "/healthz", "", b"").await;
+        match status {
+            200 => {}
+            429 => {
+                refused += 1;
+                retry_after = retry;
+                assert!(
+                    body["error"].as_str().unwrap().contains("--limit-requests"),
+                    "{body}"
+                );
+            }
+            other => panic!("status {other}: {body}"),
+        }
+    }
+    // 20 requests well within a second against 5 per second with a burst of 5.
+    assert!(refused >= 10, "only {refused} of 20 refused");
+    assert!(
+        matches!(retry_after, Some(1..=2)),
+        "Retry-After {retry_after:?}"
+    );
+    // Another address is not slowed by the first one's flood.
+    let (status, _, _) = request(3, port, "GET", "/healthz", "", b"").await;
+    assert_eq!(status, 200);
+    // After the wait it says, the first gets in again.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, _, _) = request(2, port, "GET", "/healthz", "", b"").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_over_its_points_quota_is_refused_and_changes_nothing() {
+    let path = std::env::temp_dir().join(format!("plotwire-limits-{}.toml", std::process::id()));
+    let mut text = String::new();
+    for name in ["a", "b"] {
+        text.push_str(&format!(
+            "[[keys]]\nname = \"{name}\"\nhash = \"{}\"\nscopes = [\"publish:*\"]\n",
+            KeyHash::of(&format!("pwk_{name}"))
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    let port = start(
+        LimitSettings {
+            points_per_second: 100,
+            ..LimitSettings::default()
+        },
+        Some(path),
+    )
+    .await;
+    let key = |k: &str| format!("Authorization: Bearer pwk_{k}\r\n{JSON}");
+    let (status, _, body) = request(
+        2,
+        port,
+        "PUT",
+        "/api/v1/documents/runs/x",
+        &key("a"),
+        &doc(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let sixty = json!({"x": vec![1.0; 60]}).to_string().into_bytes();
+    let stream = "/api/v1/documents/runs/x/sources/src/stream";
+    let (status, _, body) = request(2, port, "POST", stream, &key("a"), &sixty).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, retry, body) = request(2, port, "POST", stream, &key("a"), &sixty).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(retry.is_some());
+    assert!(
+        body["error"].as_str().unwrap().contains("--limit-points"),
+        "{body}"
+    );
+    // The same key from another address is the same client: still over.
+    let (status, _, _) = request(3, port, "POST", stream, &key("a"), &sixty).await;
+    assert_eq!(status, 429);
+    // Another key is not.
+    let (status, _, body) = request(2, port, "POST", stream, &key("b"), &sixty).await;
+    assert_eq!(status, 200, "{body}");
+    // A batch larger than a second's worth could never pass: it says so.
+    let big = json!({"x": vec![1.0; 101]}).to_string().into_bytes();
+    let (status, _, body) = request(4, port, "POST", stream, &key("b"), &big).await;
+    assert_eq!(status, 429);
+    assert!(
+        body["error"].as_str().unwrap().contains("smaller batches"),
+        "{body}"
+    );
+    // 1 + 60 + 60 rows: the refused writes changed nothing.
+    let (status, _, body) = request(
+        5,
+        port,
+        "GET",
+        "/api/v1/documents/runs/x/sources/src",
+        "",
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["x"].as_array().unwrap().len(), 121);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_are_counted_per_client_and_given_back_on_close() {
+    let port = start(
+        LimitSettings {
+            connections: 2,
+            ..LimitSettings::default()
+        },
+        None,
+    )
+    .await;
+    let (status, _, _) = request(9, port, "PUT", "/api/v1/documents/live", JSON, &doc()).await;
+    assert_eq!(status, 201);
+    let open_sse = |from: u8| async move {
+        let mut tcp = connect_from(from, port).await;
+        let head = format!(
+            "GET /api/v1/documents/live/sources/src?since=0 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+             Accept: text/event-stream\r\n\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = within("the SSE head", tcp.read(&mut buf)).await.unwrap();
+        let status: u16 = String::from_utf8_lossy(&buf[..n])
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, tcp)
+    };
+    let (s1, first) = open_sse(2).await;
+    let (s2, _second) = open_sse(2).await;
+    let (s3, _) = open_sse(2).await;
+    assert_eq!((s1, s2, s3), (200, 200, 429));
+    // Another address has slots of its own.
+    let (other, _kept) = open_sse(3).await;
+    assert_eq!(other, 200);
+    // Closing one gives its slot back (the server sees the close at its next write or
+    // keep-alive; bounded wait).
+    drop(first);
+    let deadline = tokio::time::Instant::now() + T * 6;
+    loop {
+        let (status, _tcp) = open_sse(2).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed stream's slot never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
