@@ -240,6 +240,12 @@ struct ServeArgs {
     /// Serve the BokehJS 3.9.2 bundles of this directory instead of the embedded ones, e.g. the `bokeh/server/static/js` directory of the bokeh==3.9.2 Python package. Bundles of another version are refused.
     #[arg(long, env = "PLOTWIRE_BOKEHJS_DIR")]
     bokehjs_dir: Option<std::path::PathBuf>,
+    /// PEM certificate chain (leaf first) to serve HTTPS and wss:// with; needs --ssl-keyfile. Both files are read again on SIGHUP (see docs/tls.md).
+    #[arg(long, env = "BOKEH_SSL_CERTFILE", requires = "ssl_keyfile")]
+    ssl_certfile: Option<std::path::PathBuf>,
+    /// PEM private key (unencrypted) of --ssl-certfile; needs --ssl-certfile.
+    #[arg(long, env = "BOKEH_SSL_KEYFILE", requires = "ssl_certfile")]
+    ssl_keyfile: Option<std::path::PathBuf>,
     /// Log level: error, warn, info, debug or trace (or a tracing filter such as plotwire_server=debug).
     #[arg(long, env = "PLOTWIRE_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -319,6 +325,13 @@ fn config_from(args: &ServeArgs) -> Config {
         max_store_bytes: (args.max_store_bytes > 0).then_some(args.max_store_bytes),
         snapshot_bytes: args.snapshot_bytes,
         bokehjs_dir: args.bokehjs_dir.clone(),
+        tls: match (&args.ssl_certfile, &args.ssl_keyfile) {
+            (Some(cert), Some(key)) => Some(plotwire_server::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
     }
 }
 
@@ -386,9 +399,10 @@ async fn main() -> ExitCode {
             };
             let config = config_from(&args);
             let prefix = plotwire_server::config::normalize_prefix(&config.prefix);
+            let scheme = config.scheme();
             let result = plotwire_server::serve(config, |addr| {
                 tracing::info!(
-                    "plotwire {} serving on http://{addr}{prefix}/",
+                    "plotwire {} serving on {scheme}://{addr}{prefix}/",
                     env!("CARGO_PKG_VERSION")
                 );
             })
