@@ -101,8 +101,7 @@ async fn tls_connect(
 /// `GET path` over TLS: the status and body.
 async fn https_get(port: u16, trusted: &CertificateDer<'static>, path: &str) -> (u16, String) {
     let mut tls = tls_connect(port, trusted).await.expect("TLS handshake");
-    let req =
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     within("write", tls.write_all(req.as_bytes()))
         .await
         .unwrap();
@@ -145,9 +144,12 @@ async fn wss_connect(port: u16, trusted: &CertificateDer<'static>) -> Wss {
 
 /// The websocket still carries traffic: a ping gets its pong.
 async fn ping_pong(ws: &mut Wss) {
-    within("ping", ws.send(Message::Ping(b"still there".to_vec().into())))
-        .await
-        .unwrap();
+    within(
+        "ping",
+        ws.send(Message::Ping(b"still there".to_vec().into())),
+    )
+    .await
+    .unwrap();
     within("the pong", async {
         loop {
             match ws.next().await.expect("open").expect("frame") {

@@ -53,7 +53,11 @@ fn a_missing_file_stops_the_server_naming_it() {
         &[],
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no-such-cert.pem"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no-such-cert.pem"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -70,7 +74,11 @@ fn the_files_can_come_from_the_environment_or_a_config_file() {
         ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no certificate in"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no certificate in"),
+        "{}",
+        stderr(&out)
+    );
 
     let toml = dir.path().join("plotwire.toml");
     std::fs::write(
