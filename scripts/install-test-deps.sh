@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the end-to-end suite (tests/e2e) needs, non-interactively and idempotently:
 #   - Debian's chromium (used by Playwright through executable_path; never `playwright install`)
+#   - Debian's openssl command line (tests/e2e/test_tls.py makes its certificates with it)
 #   - the pinned Python packages of tests/e2e/requirements.txt
 # Only the package registries are used (apt repositories, PyPI).
 set -euo pipefail
@@ -19,6 +20,14 @@ else
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
     echo "+ apt-get install -y --no-install-recommends chromium"
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+fi
+
+if command -v openssl >/dev/null; then
+    echo "openssl: already installed ($(openssl version))"
+else
+    echo "openssl: missing, installing the Debian package"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssl
 fi
 
 echo "python packages: $python -m pip install -q -r $req"

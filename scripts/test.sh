@@ -45,5 +45,8 @@ target/debug/plotwire-bench lod --points 2000000 --queries 50
 step "bench smoke run: exported pages (50 pages polling for 3 s, the export of 1e5 rows), correctness only"
 target/debug/plotwire-bench exports --plotwire-bin target/debug/plotwire --pages 50 --seconds 3 --warmup 2 --points 100000 --export-runs 1
 
+step "bench smoke run: fan-out and ingest with and without TLS (10 viewers, 2 s each), correctness only"
+target/debug/plotwire-bench tls --plotwire-bin target/debug/plotwire --viewers 10 --seconds 2 --ingest-seconds 2 --ingest-batches 20
+
 step "bench smoke run: every workload on plotwire and bokeh serve, correctness only"
 target/debug/plotwire-bench --quick --plotwire-bin target/debug/plotwire --python python3

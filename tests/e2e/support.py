@@ -15,6 +15,7 @@ import os
 import shlex
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import sys
@@ -147,11 +148,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http_get(url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    """GET without raising on HTTP errors: (status, headers, body)."""
+def http_get(url: str, timeout: float = 5.0, headers: dict[str, str] | None = None,
+             context: ssl.SSLContext | None = None) -> tuple[int, dict[str, str], bytes]:
+    """GET without raising on HTTP errors: (status, headers, body). ``context`` verifies
+    an https server."""
     req = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return resp.status, dict(resp.headers.items()), resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers.items()), exc.read()
@@ -174,7 +177,8 @@ class ServerProcess:
 
     ``extra_args`` use plotwire's option names, which are the same as
     ``bokeh serve``'s. ``secret_key`` is passed as PLOTWIRE_SECRET_KEY (plotwire)
-    or BOKEH_SECRET_KEY (bokeh).
+    or BOKEH_SECRET_KEY (bokeh). With ``--ssl-certfile`` among them the URLs are
+    https:// and wss://, and the readiness checks trust that certificate.
     """
 
     def __init__(self, kind: str, log_path: Path, extra_args: Iterable[str] = (),
@@ -190,11 +194,19 @@ class ServerProcess:
         self.data_dir: str | None = None
         self._log_file = None
         self.cmd: list[str] = []
+        self.ssl_context: ssl.SSLContext | None = None
+        if "--ssl-certfile" in self.extra_args:
+            certfile = self.extra_args[self.extra_args.index("--ssl-certfile") + 1]
+            self.ssl_context = ssl.create_default_context(cafile=certfile)
 
     # -- urls ---------------------------------------------------------------
     @property
+    def scheme(self) -> str:
+        return "https" if self.ssl_context is not None else "http"
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def app_url(self, app: str = APP) -> str:
         return f"{self.base_url}/{app}"
@@ -203,7 +215,8 @@ class ServerProcess:
         return f"{self.base_url}/{app}/?bokeh-session-id={session_id}"
 
     def ws_url(self, app: str = APP) -> str:
-        return f"ws://127.0.0.1:{self.port}/{app}/ws"
+        ws = "wss" if self.ssl_context is not None else "ws"
+        return f"{ws}://127.0.0.1:{self.port}/{app}/ws"
 
     # -- lifecycle ----------------------------------------------------------
     def _command(self) -> tuple[list[str], dict[str, str]]:
@@ -258,7 +271,7 @@ class ServerProcess:
         if not tcp_connectable(self.port):
             return False
         try:
-            status, _, _ = http_get(self._health_url(), timeout=2.0)
+            status, _, _ = http_get(self._health_url(), timeout=2.0, context=self.ssl_context)
         except OSError:
             return False
         return status == 200
@@ -276,7 +289,7 @@ class ServerProcess:
         if not self.alive():
             return False
         try:
-            status, _, _ = http_get(self._health_url(), timeout=5.0)
+            status, _, _ = http_get(self._health_url(), timeout=5.0, context=self.ssl_context)
         except OSError:
             return False
         return status == 200

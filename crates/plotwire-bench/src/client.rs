@@ -1,6 +1,7 @@
 //! A raw Bokeh protocol client (spec §3, §4): one websocket, `bokeh, <token>` subprotocols,
 //! no Origin header (except [`Conn::connect_browser`]), TCP_NODELAY on the client side,
-//! ACK awaited before anything is sent.
+//! ACK awaited before anything is sent. Over TLS (wss://) when the [`Endpoint`] has a
+//! client config.
 //!
 //! The same code talks to plotwire and to `bokeh serve`, so every difference in the
 //! figures comes from the server.
@@ -39,7 +40,73 @@ const TOKEN_LIFETIME_SECS: i64 = 3600;
 /// How many unrelated messages a request may skip while it waits for its reply.
 const MAX_SKIPPED_MESSAGES: usize = 100_000;
 
-type Ws = WebSocketStream<Counted>;
+type Ws = WebSocketStream<Wire>;
+
+/// What a websocket runs on: the counted TCP stream, or TLS over it.
+pub enum Wire {
+    /// ws://.
+    Plain(Counted),
+    /// wss://.
+    Tls(Box<tokio_rustls::client::TlsStream<Counted>>),
+}
+
+impl AsyncRead for Wire {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Wire::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Wire::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Wire {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Wire::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Wire::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Wire::Plain(s) => Pin::new(s).poll_flush(cx),
+            Wire::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Wire::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Wire::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Wire::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Wire::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Wire::Plain(s) => s.is_write_vectored(),
+            Wire::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}
 
 /// A TCP stream that counts the bytes read from it (the bytes on the wire: websocket
 /// framing included).
@@ -102,13 +169,33 @@ pub struct ConnectOptions {
     pub recv_buffer: Option<u32>,
 }
 
-/// Where a server's Bokeh websocket is: `ws://127.0.0.1:<port>/<app>/ws`.
+/// Where a server's Bokeh websocket is: `ws://127.0.0.1:<port>/<app>/ws`, or `wss://`.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     /// The server's port on 127.0.0.1.
     pub port: u16,
     /// The app path segment (`target` for both servers: plotwire accepts any app name).
     pub app: String,
+    /// TLS with this client config (wss://), or plain TCP (ws://).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A TLS connection over `tcp` to 127.0.0.1 with `config`.
+///
+/// # Errors
+/// When the handshake fails.
+pub async fn tls_connect<S>(
+    config: &Arc<rustls::ClientConfig>,
+    tcp: S,
+) -> Result<tokio_rustls::client::TlsStream<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let name = rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+    tokio_rustls::TlsConnector::from(Arc::clone(config))
+        .connect(name, tcp)
+        .await
+        .context(|| "TLS handshake with 127.0.0.1")
 }
 
 /// The sending half of a connection: encodes Bokeh messages into fragments.
@@ -206,7 +293,8 @@ impl Conn {
         deadline: Instant,
         options: ConnectOptions,
     ) -> Result<Conn> {
-        let url = format!("ws://127.0.0.1:{}/{}/ws", endpoint.port, endpoint.app);
+        let scheme = if endpoint.tls.is_some() { "wss" } else { "ws" };
+        let url = format!("{scheme}://127.0.0.1:{}/{}/ws", endpoint.port, endpoint.app);
         let mut request = url
             .as_str()
             .into_client_request()
@@ -237,6 +325,14 @@ impl Conn {
         let tcp = Counted {
             inner: tcp,
             read: Arc::clone(&read),
+        };
+        let tcp = match &endpoint.tls {
+            None => Wire::Plain(tcp),
+            Some(config) => Wire::Tls(Box::new(
+                timeout_at(deadline, tls_connect(config, tcp))
+                    .await
+                    .context(|| format!("TLS handshake with {addr}"))??,
+            )),
         };
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_INCOMING_BYTES))

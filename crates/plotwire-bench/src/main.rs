@@ -25,7 +25,8 @@
 //!
 //! `plotwire-bench soak` is a separate long run against plotwire alone, see [`soak`];
 //! `plotwire-bench lod` measures the level-of-detail crate in-process, see [`lod`];
-//! `plotwire-bench exports` measures exported pages polling and exports, see [`exports`].
+//! `plotwire-bench exports` measures exported pages polling and exports, see [`exports`];
+//! `plotwire-bench tls` measures fan-out and ingest with and without TLS, see [`tls`].
 //!
 //! `--quick` is a smoke run that asserts correctness only (exit status 1 on any loss,
 //! reordering, corruption or failure), never speed.
@@ -46,6 +47,7 @@ mod rest;
 mod servers;
 mod soak;
 mod store;
+mod tls;
 mod views;
 
 use std::path::{Path, PathBuf};
@@ -124,6 +126,10 @@ enum Command {
     /// polling a source once a second while a producer streams (server CPU, idle answer
     /// bytes, every row once), and the export of a 1e6-row document (time, file size).
     Exports(exports::ExportsArgs),
+    /// What TLS costs, against `plotwire serve` alone, plain and with a self-signed
+    /// certificate: fan-out p99 to `--viewers` viewers (default 100) and ack-gated ingest of
+    /// 100k-point batches.
+    Tls(tls::TlsArgs),
 }
 
 /// Which server `--only` keeps.
@@ -1731,6 +1737,7 @@ fn main() -> ExitCode {
                     Some(Command::Store(args)) => store::run(args).await,
                     Some(Command::Lod(args)) => lod::run(args),
                     Some(Command::Exports(args)) => exports::run(args).await,
+                    Some(Command::Tls(args)) => tls::run(args).await,
                     None => run(&cli).await,
                 }
             } => result,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout, Instant};
 
@@ -386,6 +386,21 @@ pub async fn start_plotwire_with(
     args: &[String],
     startup: Duration,
 ) -> Result<ServerProcess> {
+    start_plotwire_over(bin, port, args, startup, None).await
+}
+
+/// [`start_plotwire_with`], served over TLS when `tls` is given (`args` then hold the
+/// server's `--ssl-certfile` and `--ssl-keyfile`, and `tls` trusts that certificate).
+///
+/// # Errors
+/// When it cannot be started, exits, or does not answer within `startup`.
+pub async fn start_plotwire_over(
+    bin: &Path,
+    port: u16,
+    args: &[String],
+    startup: Duration,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<ServerProcess> {
     let mut command = Command::new(bin);
     command.args([
         "serve",
@@ -405,6 +420,7 @@ pub async fn start_plotwire_with(
         endpoint: Endpoint {
             port,
             app: APP.to_owned(),
+            tls,
         },
         child,
         _workdir: None,
@@ -451,6 +467,7 @@ pub async fn start_bokeh(
         endpoint: Endpoint {
             port,
             app: APP.to_owned(),
+            tls: None,
         },
         child,
         _workdir: Some(workdir),
@@ -463,11 +480,12 @@ pub async fn start_bokeh(
 /// `startup` has passed.
 async fn wait_http(server: &mut ServerProcess, startup: Duration) -> Result<()> {
     let deadline = Instant::now() + startup;
-    let port = server.endpoint.port;
+    let endpoint = server.endpoint.clone();
+    let port = endpoint.port;
     let max_polls = startup.as_millis() / 100 + 1;
     for _ in 0..max_polls {
         server.check_alive()?;
-        if timeout(Duration::from_secs(2), http_answers(port))
+        if timeout(Duration::from_secs(2), http_answers(&endpoint))
             .await
             .unwrap_or(false)
         {
@@ -485,11 +503,23 @@ async fn wait_http(server: &mut ServerProcess, startup: Duration) -> Result<()> 
     )))
 }
 
-/// Whether `GET /` on 127.0.0.1:`port` gets an HTTP status line back.
-async fn http_answers(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else {
+/// Whether `GET /` on the endpoint's port gets an HTTP status line back (over TLS if
+/// the endpoint has it).
+async fn http_answers(endpoint: &Endpoint) -> bool {
+    let port = endpoint.port;
+    let Ok(tcp) = TcpStream::connect(("127.0.0.1", port)).await else {
         return false;
     };
+    match &endpoint.tls {
+        None => http_answers_on(tcp, port).await,
+        Some(config) => match crate::client::tls_connect(config, tcp).await {
+            Ok(tls) => http_answers_on(tls, port).await,
+            Err(_) => false,
+        },
+    }
+}
+
+async fn http_answers_on<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, port: u16) -> bool {
     let request = format!("GET / HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
     if stream.write_all(request.as_bytes()).await.is_err() {
         return false;

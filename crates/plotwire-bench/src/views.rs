@@ -37,6 +37,7 @@ fn doc_endpoint(server: &ServerProcess, name: &str) -> Endpoint {
     Endpoint {
         port: server.endpoint.port,
         app: format!("d/{name}"),
+        tls: server.endpoint.tls.clone(),
     }
 }
 

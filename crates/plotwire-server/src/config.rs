@@ -125,6 +125,19 @@ pub struct Config {
     /// Rate limits and quotas per key and per client address (`--limit-*`); all off by
     /// default.
     pub limits: crate::limits::LimitSettings,
+    /// Serve HTTPS and wss:// with this certificate and key (`--ssl-certfile`,
+    /// `--ssl-keyfile`); `None` serves plain HTTP. See `docs/tls.md`.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of a TLS certificate chain and its private key. [`serve`](crate::serve)
+/// reads them at start and again on SIGHUP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first (`--ssl-certfile`).
+    pub cert: PathBuf,
+    /// The unencrypted private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC) (`--ssl-keyfile`).
+    pub key: PathBuf,
 }
 
 impl Default for Config {
@@ -170,6 +183,7 @@ impl Default for Config {
             bokehjs_dir: None,
             auth_file: None,
             limits: crate::limits::LimitSettings::default(),
+            tls: None,
         }
     }
 }
@@ -254,6 +268,15 @@ impl Config {
     /// anyone can open any id anyway), in signed modes only with `index_sessions`.
     pub fn lists_sessions(&self) -> bool {
         self.index_sessions || !self.session_ids.signs()
+    }
+
+    /// The scheme of the server's own URLs: `https` when it serves TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// The secret key bytes when signing is on.

@@ -67,6 +67,7 @@ pub mod rest;
 pub mod routes;
 pub mod session;
 pub mod subscriptions;
+pub mod tls;
 pub mod upgrade;
 
 use std::future::IntoFuture;
@@ -78,7 +79,7 @@ use axum::Router;
 use tokio::sync::{watch, Semaphore};
 
 pub use assets::{BokehJs, BokehJsError};
-pub use config::{Config, ConfigBuilder, ConfigError, SessionIdMode};
+pub use config::{Config, ConfigBuilder, ConfigError, SessionIdMode, TlsFiles};
 pub use events::{Follow, Followed, ProducerEvent};
 pub use inprocess::{Plotwire, PlotwireError, Written};
 pub use plotwire_protocol::event::DocJson;
@@ -285,6 +286,9 @@ pub enum ServeError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The TLS certificate or key (`--ssl-certfile`, `--ssl-keyfile`) cannot be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
     /// The example dashboards (`--examples`) could not be published.
     #[error("cannot publish the example dashboards: {0}")]
     Examples(#[from] inprocess::PlotwireError),
@@ -336,8 +340,9 @@ async fn reload_access_on_hangup(plotwire: Plotwire) {
 
 /// Runs the server on `config.address:config.port` until Ctrl-C or SIGTERM, on a
 /// [`listener::FastAckListener`] (at most `max_connections` connections, TCP_NODELAY,
-/// TCP keepalive, and TCP_QUICKACK on Linux). `on_ready` is called with the bound
-/// address.
+/// TCP keepalive, and TCP_QUICKACK on Linux), or with `config.tls` on a
+/// [`tls::TlsListener`] over it, whose certificates are reloaded on SIGHUP. `on_ready` is
+/// called with the bound address.
 ///
 /// On a signal, new connections stop, every websocket gets close 1001, requests in
 /// flight finish, and the call returns within `shutdown_grace` whatever is left open.
@@ -347,6 +352,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<
     let max_connections = config.max_connections;
     let examples = config.examples;
     let reloads_access = config.auth_file.is_some();
+    let certs = config.tls.clone().map(tls::TlsCerts::load).transpose()?;
     let App {
         router,
         shutdown,
@@ -365,10 +371,36 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<
     let bound = tcp
         .local_addr()
         .map_err(|source| ServeError::Io { addr, source })?;
+    let Some(certs) = certs else {
+        on_ready(bound);
+        let listener = listener::FastAckListener::new(tcp, max_connections);
+        return run(listener, router, shutdown, grace, bound).await;
+    };
+    let listener = tls::TlsListener::new(tcp, max_connections, certs.clone())
+        .map_err(|source| ServeError::Io { addr, source })?;
+    let reloads = tokio::spawn(tls::reload_on_sighup(certs));
     on_ready(bound);
+    let result = run(listener, router, shutdown, grace, bound).await;
+    reloads.abort();
+    result
+}
+
+/// Serves `router` on `listener` until a stop signal, then shuts down as [`serve`] says.
+async fn run<L>(
+    listener: L,
+    router: Router,
+    shutdown: Shutdown,
+    grace: Duration,
+    bound: SocketAddr,
+) -> Result<(), ServeError>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    listener::PeerAddr:
+        for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
     let trigger = shutdown.clone();
     let server = axum::serve(
-        listener::FastAckListener::new(tcp, max_connections),
+        listener,
         router.into_make_service_with_connect_info::<listener::PeerAddr>(),
     )
     .with_graceful_shutdown(async move {

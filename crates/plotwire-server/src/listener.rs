@@ -28,7 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 const KEEPALIVE: (Duration, Duration, u32) = (Duration::from_secs(30), Duration::from_secs(10), 3);
 
 /// A connection's peer address, for `into_make_service_with_connect_info::<PeerAddr>()`
-/// on a [`FastAckListener`] or a `TcpListener`: handlers and middleware find it as
+/// on a [`FastAckListener`], a [`crate::tls::TlsListener`] or a `TcpListener`: handlers and middleware find it as
 /// `ConnectInfo<PeerAddr>` (rate limits per client address use it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
@@ -37,6 +37,15 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Fast
     for PeerAddr
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, FastAckListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> PeerAddr {
         PeerAddr(*stream.remote_addr())
     }
 }

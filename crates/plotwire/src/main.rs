@@ -258,6 +258,12 @@ struct ServeArgs {
     /// Websockets and SSE reads each client may hold open at once (per key, or per address); past it, 429. 0: no limit.
     #[arg(long, env = "PLOTWIRE_LIMIT_CONNECTIONS", default_value_t = 0)]
     limit_connections: usize,
+    /// PEM certificate chain (leaf first) to serve HTTPS and wss:// with; needs --ssl-keyfile. Both files are read again on SIGHUP (see docs/tls.md).
+    #[arg(long, env = "BOKEH_SSL_CERTFILE", requires = "ssl_keyfile")]
+    ssl_certfile: Option<std::path::PathBuf>,
+    /// PEM private key (unencrypted) of --ssl-certfile; needs --ssl-certfile.
+    #[arg(long, env = "BOKEH_SSL_KEYFILE", requires = "ssl_certfile")]
+    ssl_keyfile: Option<std::path::PathBuf>,
     /// Log level: error, warn, info, debug or trace (or a tracing filter such as plotwire_server=debug).
     #[arg(long, env = "PLOTWIRE_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -343,6 +349,13 @@ fn config_from(args: &ServeArgs) -> Config {
             points_per_second: args.limit_points,
             connections: args.limit_connections,
         },
+        tls: match (&args.ssl_certfile, &args.ssl_keyfile) {
+            (Some(cert), Some(key)) => Some(plotwire_server::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
     }
 }
 
@@ -410,9 +423,10 @@ async fn main() -> ExitCode {
             };
             let config = config_from(&args);
             let prefix = plotwire_server::config::normalize_prefix(&config.prefix);
+            let scheme = config.scheme();
             let result = plotwire_server::serve(config, |addr| {
                 tracing::info!(
-                    "plotwire {} serving on http://{addr}{prefix}/",
+                    "plotwire {} serving on {scheme}://{addr}{prefix}/",
                     env!("CARGO_PKG_VERSION")
                 );
             })

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import sys
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -89,6 +90,11 @@ class Client:
         key: an API key for a server with access control on (``plotwire keys add``); the
             ``PLOTWIRE_KEY`` environment variable when not given. Sent as
             ``Authorization: Bearer <key>``; never logged or shown in ``repr``.
+        ca_file: for an ``https`` server, a PEM file of the certificates to trust instead of
+            the system's, e.g. the server's own self-signed certificate.
+        ssl_context: for an ``https`` server, an :class:`ssl.SSLContext` to verify it with
+            (not together with ``ca_file``). Without either, the system's CAs are trusted
+            (``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` are honoured).
 
     Every method raises :class:`HTTPError` (:class:`ClientError`, :class:`NotFoundError`,
     :class:`ServerError`) for an error answer, with the server's ``error`` and ``field``,
@@ -98,21 +104,27 @@ class Client:
     """
 
     def __init__(self, url: str, name: str, *, timeout: float = 30.0,
-                 retry: RetryPolicy = RetryPolicy(), key: str | None = None) -> None:
+                 retry: RetryPolicy = RetryPolicy(), key: str | None = None,
+                 ca_file: str | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.address: ServerAddress = parse_server_url(url)
         self.name: str = check_document_name(name)
         self.timeout = timeout
         self.retry = retry
         if key is None:
             key = os.environ.get("PLOTWIRE_KEY") or None
-        self._transport = Transport(self.address, timeout=timeout, retry=retry, key=key)
+        if ca_file is not None and ssl_context is not None:
+            raise ValueError("give ca_file or ssl_context, not both")
+        if ca_file is not None:
+            ssl_context = ssl.create_default_context(cafile=str(ca_file))
+        self._transport = Transport(self.address, timeout=timeout, retry=retry, key=key,
+                                    ssl_context=ssl_context)
         self._doc_path = f"/api/v1/documents/{self.name}"
         self._listener = EventListener(self._transport, self._doc_path + "/events", retry)
 
     # -- lifecycle --------------------------------------------------------------------
     @property
     def url(self) -> str:
-        """The document's page, ``http://host:port/d/<name>/``."""
+        """The document's page, ``http(s)://host:port/d/<name>/``."""
         return self.address.url(f"/d/{self.name}/")
 
     def close(self) -> None:

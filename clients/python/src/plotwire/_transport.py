@@ -5,6 +5,7 @@ import http.client
 import logging
 import random
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -85,14 +86,18 @@ class Transport:
         timeout: socket timeout of each request, in seconds.
         retry: the retry policy.
         key: an API key, sent as ``Authorization: Bearer <key>`` with every request.
+        ssl_context: how ``https`` servers are verified; ``None`` uses
+            :func:`ssl.create_default_context` (the system's CAs, or ``SSL_CERT_FILE``).
     """
 
     def __init__(self, address: ServerAddress, timeout: float = 30.0,
-                 retry: RetryPolicy = RetryPolicy(), key: str | None = None) -> None:
+                 retry: RetryPolicy = RetryPolicy(), key: str | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.address = address
         self._authorization = f"Bearer {key}" if key else None
         self.timeout = timeout
         self.retry = retry
+        self.ssl_context = ssl_context
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: set[http.client.HTTPConnection] = set()
@@ -102,8 +107,13 @@ class Transport:
     def new_connection(self, timeout: float | None = None) -> http.client.HTTPConnection:
         """A fresh connection to the server (not yet connected), tracked so that
         :meth:`close` closes it."""
-        cls = http.client.HTTPSConnection if self.address.scheme == "https" else http.client.HTTPConnection
-        conn = cls(self.address.host, self.address.port, timeout=timeout or self.timeout)
+        conn: http.client.HTTPConnection
+        if self.address.scheme == "https":
+            conn = http.client.HTTPSConnection(self.address.host, self.address.port,
+                                               timeout=timeout or self.timeout, context=self.ssl_context)
+        else:
+            conn = http.client.HTTPConnection(self.address.host, self.address.port,
+                                              timeout=timeout or self.timeout)
         with self._lock:
             if self._closed:
                 raise ConnectionError("the client is closed", 0)

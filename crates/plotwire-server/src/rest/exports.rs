@@ -149,7 +149,7 @@ fn write(
     }
 }
 
-/// The server's URL as this request reached it: `http://<Host><prefix>`.
+/// The server's URL as this request reached it: `http(s)://<Host><prefix>`.
 fn request_url(state: &AppState, headers: &HeaderMap) -> Result<String, HttpError> {
     let host = headers
         .get(header::HOST)
@@ -160,7 +160,8 @@ fn request_url(state: &AppState, headers: &HeaderMap) -> Result<String, HttpErro
             )
             .with_field("public_url")
         })?;
-    check_public_url(&format!("http://{host}{}", state.config.prefix)).map_err(|e| {
+    let scheme = state.config.scheme();
+    check_public_url(&format!("{scheme}://{host}{}", state.config.prefix)).map_err(|e| {
         HttpError::bad_request(format!(
             "cannot make the page's URL from the Host header ({e}): give public_url"
         ))
