@@ -119,6 +119,9 @@ pub struct Config {
     /// `None` serves the bundles embedded at build time (feature `embedded-bokehjs`); a
     /// build without that feature needs this.
     pub bokehjs_dir: Option<PathBuf>,
+    /// Whether `GET /metrics` answers with the Prometheus metrics (`docs/metrics.md`);
+    /// when false it is not routed. The metrics are counted either way (a few atomic adds).
+    pub metrics: bool,
 }
 
 impl Default for Config {
@@ -162,6 +165,7 @@ impl Default for Config {
             max_store_bytes: None,
             snapshot_bytes: 64 << 20,
             bokehjs_dir: None,
+            metrics: true,
         }
     }
 }
@@ -335,6 +339,12 @@ impl ConfigBuilder {
     /// `embedded-bokehjs` feature.
     pub fn bokehjs_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.bokehjs_dir = Some(dir.into());
+        self
+    }
+
+    /// Whether `GET /metrics` is routed (it is by default).
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.config.metrics = on;
         self
     }
 

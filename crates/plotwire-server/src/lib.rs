@@ -54,6 +54,7 @@ pub mod inprocess;
 pub mod listener;
 pub mod lod;
 pub mod log;
+pub mod metrics;
 pub mod origin;
 pub mod outbox;
 pub mod owner;
@@ -147,6 +148,7 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
     }
     log::set_warnings_per_second(config.warnings_per_second);
     let store = open_store(&config)?;
+    let metrics = Arc::new(metrics::Metrics::new());
     let registry = registry::Registry::new(
         config.check_unused_sessions,
         config.unused_session_lifetime,
@@ -160,6 +162,7 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
                 lod_threshold: config.lod_threshold,
             },
             store: store.clone(),
+            metrics: metrics.clone(),
         },
     );
     if let Some(store) = &store {
@@ -183,6 +186,7 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
         bokehjs,
         exports: Arc::new(Semaphore::new(MAX_CONCURRENT_EXPORTS)),
         store: store.clone(),
+        metrics,
     });
     let plotwire = Plotwire::new(state.clone());
     let routes = routes::routes(state);

@@ -319,6 +319,7 @@ fn config_from(args: &ServeArgs) -> Config {
         max_store_bytes: (args.max_store_bytes > 0).then_some(args.max_store_bytes),
         snapshot_bytes: args.snapshot_bytes,
         bokehjs_dir: args.bokehjs_dir.clone(),
+        metrics: true,
     }
 }
 
