@@ -128,6 +128,9 @@ pub struct Config {
     /// Serve HTTPS and wss:// with this certificate and key (`--ssl-certfile`,
     /// `--ssl-keyfile`); `None` serves plain HTTP. See `docs/tls.md`.
     pub tls: Option<TlsFiles>,
+    /// Whether `GET /metrics` answers with the Prometheus metrics (`docs/metrics.md`);
+    /// when false it is not routed. The metrics are counted either way (a few atomic adds).
+    pub metrics: bool,
 }
 
 /// The PEM files of a TLS certificate chain and its private key. [`serve`](crate::serve)
@@ -184,6 +187,7 @@ impl Default for Config {
             auth_file: None,
             limits: crate::limits::LimitSettings::default(),
             tls: None,
+            metrics: true,
         }
     }
 }
@@ -375,6 +379,12 @@ impl ConfigBuilder {
     /// Turns access control on with the auth file at `path` (`docs/access.md`).
     pub fn auth_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.config.auth_file = Some(path.into());
+        self
+    }
+
+    /// Whether `GET /metrics` is routed (it is by default).
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.config.metrics = on;
         self
     }
 

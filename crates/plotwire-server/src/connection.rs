@@ -25,6 +25,7 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::Message;
 
 use crate::framing::{send_message, Sink};
+use crate::metrics::ConnMeters;
 use crate::outbox::{outbox, Next, Outbox, OutboxReceiver, OVERFLOW_CLOSE_CODE};
 use crate::session::{error_message, next_msgid, Command, ConnId, PeerKind, SessionHandle};
 use crate::upgrade::WebSocket;
@@ -121,16 +122,31 @@ impl Heard {
     }
 }
 
-/// Runs a connection subscribed to `session` until either side closes, the session
-/// ends or `shutdown` turns true.
-pub async fn run(
-    socket: WebSocket,
-    session: Arc<SessionHandle>,
-    kind: PeerKind,
-    view: &str,
-    settings: ConnectionSettings,
-    shutdown: watch::Receiver<bool>,
-) {
+/// Where a connection runs: its session, its peer's kind and view, and the server's.
+pub struct Joined {
+    /// The session it subscribes to.
+    pub session: Arc<SessionHandle>,
+    /// Browser or producer.
+    pub kind: PeerKind,
+    /// Its Bokeh session id.
+    pub view: String,
+    /// Turns true when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    /// Counts its messages and bytes ([`crate::metrics::Metrics::connection`]).
+    pub meters: ConnMeters,
+}
+
+/// Runs a connection subscribed to `joined.session` until either side closes, the
+/// session ends or the server shuts down.
+pub async fn run(socket: WebSocket, joined: Joined, settings: ConnectionSettings) {
+    let Joined {
+        session,
+        kind,
+        view,
+        shutdown,
+        meters,
+    } = joined;
+    let meters = Arc::new(meters);
     let conn: ConnId = CONN_COUNTER.fetch_add(1, Ordering::Relaxed);
     let (out, out_rx) = outbox(settings.outbox_max_messages, settings.outbox_max_bytes);
     let (sink, stream) = socket.split();
@@ -148,7 +164,7 @@ pub async fn run(
             conn,
             outbox: out.clone(),
             kind,
-            view: view.to_owned(),
+            view,
         })
         .await
     {
@@ -163,10 +179,13 @@ pub async fn run(
             shutdown,
         },
         out_rx,
-        stop_tx,
-        reader_done_rx,
+        ReaderLink {
+            stop: stop_tx,
+            done: reader_done_rx,
+        },
         heard.clone(),
         settings.clone(),
+        meters.clone(),
     ));
     let reader = Reader {
         session: &session,
@@ -174,6 +193,7 @@ pub async fn run(
         out: &out,
         inflight: Arc::new(Semaphore::new(settings.max_inflight.max(1))),
         settings: &settings,
+        meters: &meters,
     };
     let closing = reader.run(stream, stop_rx, &heard).await;
     reader_done_tx.send_replace(true);
@@ -195,6 +215,7 @@ struct Reader<'a> {
     out: &'a Outbox,
     inflight: Arc<Semaphore>,
     settings: &'a ConnectionSettings,
+    meters: &'a ConnMeters,
 }
 
 impl Reader<'_> {
@@ -231,8 +252,14 @@ impl Reader<'_> {
             };
             heard.now();
             let fragment = match frame {
-                Ok(Message::Text(t)) => Fragment::Text(t.into()),
-                Ok(Message::Binary(b)) => Fragment::Binary(b),
+                Ok(Message::Text(t)) => {
+                    self.meters.bytes_in.inc_by(t.len() as u64);
+                    Fragment::Text(t.into())
+                }
+                Ok(Message::Binary(b)) => {
+                    self.meters.bytes_in.inc_by(b.len() as u64);
+                    Fragment::Binary(b)
+                }
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
                 Ok(Message::Close(_)) => return None,
                 Err(e) => return read_error(e),
@@ -240,6 +267,7 @@ impl Reader<'_> {
             match assembler.push(fragment) {
                 Ok(None) => {}
                 Ok(Some(msg)) => {
+                    self.meters.messages_in.inc();
                     if let Err(c) = self.dispatch(msg).await {
                         return Some(c);
                     }
@@ -398,6 +426,14 @@ fn read_error(e: tungstenite::Error) -> Option<Closing> {
     Some(Closing { code, reason: what })
 }
 
+/// Counts one message of `len` bytes written whole.
+fn count_sent(meters: &ConnMeters, len: usize) {
+    meters.messages_out.inc();
+    meters
+        .bytes_out
+        .inc_by(u64::try_from(len).unwrap_or(u64::MAX));
+}
+
 async fn close_with(sink: &mut Sink, code: u16, reason: String, within: Duration) {
     let frame = Message::Close(Some(CloseFrame {
         code: code.into(),
@@ -414,6 +450,14 @@ struct Stops {
     ended: watch::Receiver<Option<u16>>,
     /// The server is shutting down.
     shutdown: watch::Receiver<bool>,
+}
+
+/// How the writer and the reader of one connection end together.
+struct ReaderLink {
+    /// Tells the reader how the writer stopped.
+    stop: watch::Sender<Stop>,
+    /// Turns true once the reader has stopped.
+    done: watch::Receiver<bool>,
 }
 
 /// Whether the peer has been silent past the timeout (logged when it has).
@@ -454,10 +498,10 @@ async fn write_loop(
     mut sink: Sink,
     mut stops: Stops,
     mut out: OutboxReceiver,
-    stop: watch::Sender<Stop>,
-    mut reader_done: watch::Receiver<bool>,
+    mut reader: ReaderLink,
     heard: Arc<Heard>,
     settings: ConnectionSettings,
+    meters: Arc<ConnMeters>,
 ) {
     let mut ping = interval(settings.keep_alive);
     // Silence is checked four times per timeout, so a dead peer goes within 1.25 × it.
@@ -485,6 +529,7 @@ async fn write_loop(
                         if !matches!(sent, Ok(true)) {
                             break;
                         }
+                        count_sent(&meters, len);
                     }
                     close_with(&mut sink, c.code, c.reason, finish_within).await;
                     linger = true;
@@ -527,7 +572,10 @@ async fn write_loop(
                     };
                     out.written(len);
                     match outcome {
-                        Some(true) => continue,
+                        Some(true) => {
+                            count_sent(&meters, len);
+                            continue;
+                        }
                         Some(false) => {
                             abandon = true;
                             break;
@@ -559,12 +607,12 @@ async fn write_loop(
     }
     if abandon {
         // The reader returns at once, and the socket goes with it.
-        stop.send_replace(Stop::Abandon);
+        reader.stop.send_replace(Stop::Abandon);
         return;
     }
     // The reader drains to the peer's close; then the socket is closed.
-    stop.send_replace(Stop::Drain);
-    let _ = tokio::time::timeout(finish_within, reader_done.wait_for(|d| *d)).await;
+    reader.stop.send_replace(Stop::Drain);
+    let _ = tokio::time::timeout(finish_within, reader.done.wait_for(|d| *d)).await;
     let _ = tokio::time::timeout(finish_within, sink.close()).await;
     if linger {
         tokio::time::sleep(LINGER_AFTER_BAD_INPUT).await;

@@ -56,6 +56,7 @@ pub mod limits;
 pub mod listener;
 pub mod lod;
 pub mod log;
+pub mod metrics;
 pub mod origin;
 pub mod outbox;
 pub mod owner;
@@ -160,6 +161,7 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
         None => None,
     };
     let store = open_store(&config)?;
+    let metrics = Arc::new(metrics::Metrics::new());
     let registry = registry::Registry::new(
         config.check_unused_sessions,
         config.unused_session_lifetime,
@@ -173,6 +175,7 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
                 lod_threshold: config.lod_threshold,
             },
             store: store.clone(),
+            metrics: metrics.clone(),
         },
     );
     if let Some(store) = &store {
@@ -198,6 +201,7 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
         store: store.clone(),
         access,
         limits: limits.any().then(|| Arc::new(limits::Limits::new(limits))),
+        metrics,
     });
     let plotwire = Plotwire::new(state.clone());
     let routes = routes::routes(state);

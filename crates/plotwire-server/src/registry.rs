@@ -298,6 +298,22 @@ impl Registry {
         out
     }
 
+    /// Live Bokeh sessions, published documents, and the views of those documents
+    /// (`GET /metrics`).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let map = self.lock();
+        let mut counts = (0, 0, 0);
+        for h in map.values() {
+            if h.published {
+                counts.1 += 1;
+                counts.2 += h.status().views;
+            } else {
+                counts.0 += 1;
+            }
+        }
+        counts
+    }
+
     /// Number of live sessions.
     pub fn len(&self) -> usize {
         self.lock().len()
@@ -367,6 +383,7 @@ mod tests {
                 max_models: 1000,
                 views: Default::default(),
                 store: None,
+                metrics: Default::default(),
             },
         )
     }

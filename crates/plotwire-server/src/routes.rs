@@ -68,13 +68,24 @@ pub struct AppState {
     pub access: Option<Arc<crate::access::Access>>,
     /// Rate limits and quotas, when any is on (`--limit-*`).
     pub limits: Option<Arc<crate::limits::Limits>>,
+    /// The server's metrics (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 type Shared = State<Arc<AppState>>;
 
 /// The routes, without the prefix.
 pub fn routes(state: Arc<AppState>) -> Router {
-    Router::new()
+    let api = crate::rest::routes().layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        count_rest,
+    ));
+    let router = if state.config.metrics {
+        Router::new().route("/metrics", get(metrics))
+    } else {
+        Router::new()
+    };
+    router
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -84,7 +95,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
             "/d/{*path}",
             get(crate::published::get).options(crate::published::get),
         )
-        .nest("/api/v1", crate::rest::routes())
+        .nest("/api/v1", api)
         .route("/{app}", get(app_page))
         .route("/{app}/", get(app_page))
         .route("/{app}/ws", get(websocket))
@@ -502,6 +513,63 @@ async fn readyz(State(state): Shared) -> Response {
     }
 }
 
+/// `GET /metrics`: every metric (`docs/metrics.md`); with access control on, for a key
+/// with the `metrics` or `admin` scope only, in OpenMetrics when the `Accept`
+/// header asks for it and in the Prometheus text format otherwise; the live sessions,
+/// views and the store's size read now.
+async fn metrics(State(state): Shared, headers: HeaderMap) -> Response {
+    if let Some(access) = &state.access {
+        let creds = crate::access::Credentials::of_request(&headers, &HashMap::new());
+        if let Err(denied) = access.rules().authorize_metrics(&creds) {
+            return HttpError::from(denied).into_response();
+        }
+    }
+    let format = crate::metrics::Format::for_accept(
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+    );
+    let (bokeh_sessions, published, views) = state.registry.counts();
+    let store_bytes = state.store.as_ref().map(|s| s.store.size_bytes());
+    let scraped = crate::metrics::Scraped {
+        bokeh_sessions,
+        published,
+        views,
+        store_bytes,
+    };
+    match state.metrics.encode(scraped, format) {
+        Ok(text) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
+        Err(_) => HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the metrics could not be encoded",
+        )
+        .into_response(),
+    }
+}
+
+/// Counts a REST request as a connection of kind `rest` while it is answered: the
+/// request and its answer as one message each way, the request body's `Content-Length`
+/// and the answer body's length when known up front (not a stream's).
+async fn count_rest(
+    State(state): Shared,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::body::HttpBody;
+    let meters = state.metrics.connection(crate::metrics::ConnKind::Rest);
+    meters.messages_in.inc();
+    let length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    meters.bytes_in.inc_by(length.unwrap_or(0));
+    let response = next.run(request).await;
+    meters.messages_out.inc();
+    meters
+        .bytes_out
+        .inc_by(response.body().size_hint().exact().unwrap_or(0));
+    response
+}
+
 async fn favicon() -> StatusCode {
     StatusCode::NO_CONTENT
 }
@@ -653,6 +721,7 @@ pub fn upgrade(
         _ => (None, None),
     };
     let state2 = state.clone();
+    let meters = state.metrics.connection(kind.into());
     Ok(ws.on_upgrade(ws_config, protocol, move |socket| async move {
         let _slot = slot;
         let Some(tok) = token else {
@@ -673,18 +742,25 @@ pub fn upgrade(
             return connection::refuse(socket, "empty session id").await;
         }
         let registry = &state2.registry;
+        let joined = |session| connection::Joined {
+            session,
+            kind,
+            view: payload.session_id.clone(),
+            shutdown: state2.shutdown.clone(),
+            meters,
+        };
         let app = match target {
             Target::App(app) => app,
             Target::Published(name) => {
                 match registry.published(&name) {
                     Some(doc) => {
                         doc.attach();
-                        connection::run(socket, doc, kind, &payload.session_id, settings, state2.shutdown.clone()).await;
+                        connection::run(socket, joined(doc), settings).await;
                     }
                     // Deleted (or never published): a browser is told so, as for a lost session.
                     None if kind == PeerKind::Browser => {
                         let ended = registry.get_or_create(ENDED_APP, &payload.session_id, true, Start::Ended);
-                        connection::run(socket, ended, kind, &payload.session_id, settings, state2.shutdown.clone()).await;
+                        connection::run(socket, joined(ended), settings).await;
                     }
                     None => {
                         return connection::refuse(socket, &format!("no published document named {name:?}")).await;
@@ -713,7 +789,7 @@ pub fn upgrade(
             PeerKind::Producer => Start::Empty,
         };
         let session = registry.get_or_create(&app, &payload.session_id, true, start);
-        connection::run(socket, session, kind, &payload.session_id, settings, state2.shutdown.clone()).await;
+        connection::run(socket, joined(session), settings).await;
         drop(permit);
     }))
 }

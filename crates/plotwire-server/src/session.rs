@@ -106,6 +106,18 @@ pub enum Command {
     Crash,
 }
 
+impl Command {
+    /// Whether the command may change the document (PUSH-DOC, PATCH-DOC, a REST write):
+    /// what `plotwire_apply_seconds` times.
+    pub fn changes(&self) -> bool {
+        match self {
+            Command::Push { .. } | Command::Patch { .. } => true,
+            Command::Rest { request, .. } => request.is_write(),
+            _ => false,
+        }
+    }
+}
+
 /// What a page needs to know about the document.
 #[derive(Debug, Clone)]
 pub struct PageInfo {
@@ -154,6 +166,8 @@ pub struct SessionLimits {
     pub views: crate::owner::ViewSettings,
     /// Where published documents are logged; `None` keeps them in memory only.
     pub store: Option<crate::persist::StoreHandle>,
+    /// The server's metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A live session, as the registry and connections see it.
@@ -422,6 +436,7 @@ pub fn spawn(
         settings: limits.views.clone(),
         store: limits.store.clone(),
         restored,
+        metrics: limits.metrics.clone(),
     };
     let task = tokio::spawn(crate::owner::run(start, status_tx, rx));
     let handle = SessionHandle {

@@ -171,6 +171,11 @@ async fn every_route_kind_answers_the_documented_status_and_denials_change_nothi
         ("share, reader", "POST", "/api/v1/documents/team/board/share".into(), with("reader"), b"", 403),
         ("share, publisher", "POST", "/api/v1/documents/team/board/share?expires=1h".into(), with("publisher"), b"", 201),
         ("share, too long", "POST", "/api/v1/documents/team/board/share?expires=9999d".into(), with("publisher"), b"", 400),
+        // /metrics needs the metrics (or admin) scope.
+        ("metrics, nothing", "GET", "/metrics".into(), String::new(), b"", 401),
+        ("metrics, writer", "GET", "/metrics".into(), with("writer"), b"", 403),
+        ("metrics, scraper", "GET", "/metrics".into(), bearer("scraper"), b"", 200),
+        ("metrics, admin", "GET", "/metrics".into(), bearer("admin"), b"", 200),
         // Listing refuses a wrong key.
         ("list, wrong key", "GET", "/api/v1/documents".into(), wrong.clone(), b"", 401),
     ];

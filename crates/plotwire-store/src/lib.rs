@@ -199,4 +199,10 @@ pub trait Store: Send + Sync {
     fn health(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Bytes the store takes on disk (0 for one that keeps nothing there): read from the
+    /// file system, cheap enough for every metrics scrape.
+    fn size_bytes(&self) -> u64 {
+        0
+    }
 }

@@ -356,6 +356,7 @@ fn config_from(args: &ServeArgs) -> Config {
             }),
             _ => None,
         },
+        metrics: true,
     }
 }
 

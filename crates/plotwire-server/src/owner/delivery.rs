@@ -73,6 +73,8 @@ impl Owner {
             }),
             _ => route,
         };
+        let started = std::time::Instant::now();
+        let mut offered = false;
         let mut start = 0;
         while start < applied.relay.len() {
             let r = route_of(&applied.relay[start]);
@@ -93,8 +95,12 @@ impl Owner {
             if !recipients.is_empty() {
                 let msg = encode_events(applied, &applied.relay[start..end]);
                 self.send_each(&recipients, &msg);
+                offered = true;
             }
             start = end;
+        }
+        if offered {
+            self.metrics.fan_out.observe(started.elapsed());
         }
     }
 
@@ -161,6 +167,7 @@ impl Owner {
 
     pub(super) fn drop_peer(&mut self, conn: ConnId, why: OfferError) {
         if why == OfferError::Overflow {
+            self.metrics.slow_viewer_closes.inc();
             crate::warn_limited!(session = %self.id, conn, "viewer too slow: outbox full, closing it so it reconnects");
         }
         if let Some(peer) = self.peers.remove(&conn) {

@@ -21,7 +21,7 @@ mod streamvis;
 mod views;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use plotwire_document::Document;
@@ -99,6 +99,8 @@ struct Owner {
     lod: Option<crate::lod::Lod>,
     /// No later than the earliest view due for a level-of-detail update.
     lod_due: Option<std::time::Instant>,
+    /// The server's metrics.
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// What an owner starts with.
@@ -118,6 +120,8 @@ pub struct Start {
     /// For a document rebuilt from its log: its sequence number and the idempotency
     /// answers logged. `None`: a new document, whose first entry is the whole of it.
     pub restored: Option<(u64, crate::persist::Answers)>,
+    /// The server's metrics.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// Runs the owner of session `id` until every handle to it is gone.
@@ -130,6 +134,7 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
         settings,
         store,
         restored,
+        metrics,
     } = start;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let (snapshot_tx, mut snapshot_rx) = mpsc::unbounded_channel();
@@ -162,6 +167,7 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
         log: Durable::new(store, stored, snapshot_tx),
         lod: None,
         lod_due: None,
+        metrics,
     };
     owner.lod_replan();
     owner.cursors.reset_all(version);
@@ -176,7 +182,13 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
     reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         for (seq, appended) in owner.log.appends.drain(..) {
-            in_flight.push_back(async move { (seq, appended.await) });
+            let commit = owner.metrics.store_commit.clone();
+            let handed = Instant::now();
+            in_flight.push_back(async move {
+                let result = appended.await;
+                commit.observe(handed.elapsed());
+                (seq, result)
+            });
         }
         let lod_due = owner.lod_next_due();
         let lod_wake = tokio::time::sleep_until(
@@ -188,6 +200,11 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
             Some((seq, result)) = in_flight.next(), if !in_flight.is_empty() => owner.stored(seq, result),
             Some(snapshot) = snapshot_rx.recv() => owner.snapshot_done(snapshot),
             cmd = rx.recv() => match cmd {
+                Some(cmd) if cmd.changes() => {
+                    let started = Instant::now();
+                    owner.handle(cmd);
+                    owner.metrics.apply.observe(started.elapsed());
+                }
                 Some(cmd) => owner.handle(cmd),
                 None => break,
             },
@@ -271,8 +288,10 @@ impl Owner {
                     self.view_patch(conn, &msgid, events);
                     return;
                 }
+                let rows = streamed_rows(&events);
                 match self.doc.apply(events) {
                     Ok(applied) => {
+                        self.metrics.points_ingested.inc_by(rows);
                         self.changed();
                         self.fan_out(&applied, conn, Route::Others);
                         self.send_to(conn, simple_message(MsgType::Ok, Some(&msgid), "{}"));
@@ -341,4 +360,17 @@ impl Owner {
             s.version = version;
         });
     }
+}
+
+/// Rows that the `ColumnsStreamed` events among `events` append.
+fn streamed_rows(events: &[plotwire_protocol::event::DocumentEvent]) -> u64 {
+    events
+        .iter()
+        .map(|e| match e {
+            plotwire_protocol::event::DocumentEvent::ColumnsStreamed { data, .. } => {
+                u64::try_from(producer::columns_len(data)).unwrap_or(u64::MAX)
+            }
+            _ => 0,
+        })
+        .sum()
 }

@@ -152,6 +152,9 @@ impl Owner {
                     rollover,
                 };
                 self.apply_producer(vec![event], &source)?;
+                self.metrics
+                    .points_ingested
+                    .inc_by(u64::try_from(rows).unwrap_or(u64::MAX));
                 self.cursors.appended(&id, self.version, rows);
                 Ok(self.written_rows(&id))
             }

@@ -15,6 +15,7 @@ use super::answers::{allow_origin, get_answer, no_store};
 use super::{MAX_POLL_EVENTS, MAX_POLL_SECONDS};
 use crate::error::HttpError;
 use crate::events::{subscribe, Follow, Followed, ProducerEvent, Subscription};
+use crate::metrics::ConnMeters;
 use crate::routes::AppState;
 use crate::session::SessionHandle;
 
@@ -46,7 +47,8 @@ pub(super) async fn events(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/event-stream"));
     if sse {
-        let mut resp = Sse::new(sse_stream(doc, since, sub))
+        let meters = state.metrics.connection(crate::metrics::ConnKind::Sse);
+        let mut resp = Sse::new(sse_stream(doc, since, sub, meters))
             .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
             .into_response();
         allow_origin(state, headers, &mut resp);
@@ -96,17 +98,25 @@ pub(super) async fn long_poll(mut sub: Subscription, wait: Duration) -> (Vec<Pro
 }
 
 /// The SSE stream: the backlog, then live events ([`Follow`]), a gap as a `gap` event.
+/// `meters` count its events (and their data's bytes) and, dropped with the stream, its
+/// end.
 pub(super) fn sse_stream(
     doc: Arc<SessionHandle>,
     since: u64,
     sub: Subscription,
+    meters: ConnMeters,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    stream::unfold(Follow::new(doc, since, sub), |mut follow| async move {
-        let event = match follow.next().await? {
-            Followed::Gap => SseEvent::default().event("gap").data("{}"),
-            Followed::Event(e) => to_sse(&e),
+    let start = (Follow::new(doc, since, sub), meters);
+    stream::unfold(start, |(mut follow, meters)| async move {
+        let (event, bytes) = match follow.next().await? {
+            Followed::Gap => (SseEvent::default().event("gap").data("{}"), 2),
+            Followed::Event(e) => (to_sse(&e), e.json.len()),
         };
-        Some((Ok(event), follow))
+        meters.messages_out.inc();
+        meters
+            .bytes_out
+            .inc_by(u64::try_from(bytes).unwrap_or(u64::MAX));
+        Some((Ok(event), (follow, meters)))
     })
 }
 

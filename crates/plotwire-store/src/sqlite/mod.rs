@@ -21,6 +21,9 @@ use writer::{Compressors, Op};
 
 /// The database file in the data dir.
 pub const DB_FILE: &str = "plotwire.sqlite3";
+
+/// The database's write-ahead log, beside it.
+pub const WAL_FILE: &str = "plotwire.sqlite3-wal";
 /// The lock file in the data dir, held while a server uses it.
 pub const LOCK_FILE: &str = "plotwire.lock";
 
@@ -188,7 +191,7 @@ impl SqliteStore {
     /// before and after.
     pub fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
         let files = |dir: &Path| -> u64 {
-            [DB_FILE, "plotwire.sqlite3-wal"]
+            [DB_FILE, WAL_FILE]
                 .iter()
                 .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
                 .map(|m| m.len())
@@ -333,6 +336,15 @@ fn prepare_schema(conn: &Connection, db: &Path) -> Result<(), StoreError> {
 }
 
 impl Store for SqliteStore {
+    /// The database file and its write-ahead log.
+    fn size_bytes(&self) -> u64 {
+        [DB_FILE, WAL_FILE]
+            .iter()
+            .filter_map(|f| std::fs::metadata(self.dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
     fn health(&self) -> Result<(), StoreError> {
         match self.health.lock() {
             Ok(last) => last.clone().map_or(Ok(()), Err),
