@@ -119,6 +119,10 @@ pub struct Config {
     /// `None` serves the bundles embedded at build time (feature `embedded-bokehjs`); a
     /// build without that feature needs this.
     pub bokehjs_dir: Option<PathBuf>,
+    /// Whether the scheme, host and client address are taken from a reverse proxy's
+    /// `X-Forwarded-*` headers, and from which peers (`--use-xheaders`,
+    /// `--trusted-proxies`; [`crate::forwarded`]).
+    pub forwarding: crate::forwarded::Forwarding,
 }
 
 impl Default for Config {
@@ -162,6 +166,7 @@ impl Default for Config {
             max_store_bytes: None,
             snapshot_bytes: 64 << 20,
             bokehjs_dir: None,
+            forwarding: crate::forwarded::Forwarding::default(),
         }
     }
 }
@@ -335,6 +340,18 @@ impl ConfigBuilder {
     /// `embedded-bokehjs` feature.
     pub fn bokehjs_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.bokehjs_dir = Some(dir.into());
+        self
+    }
+
+    /// Believes the `X-Forwarded-*` (and `Forwarded`) headers of requests from
+    /// `trusted_proxies` (empty: loopback only) for the scheme, host and client address
+    /// ([`crate::forwarded`]). A host app must then serve the router with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`, or no peer is trusted.
+    pub fn use_xheaders(mut self, trusted_proxies: Vec<crate::forwarded::ProxyNet>) -> Self {
+        self.config.forwarding = crate::forwarded::Forwarding {
+            use_xheaders: true,
+            trusted_proxies,
+        };
         self
     }
 

@@ -49,6 +49,7 @@ pub mod demos;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod forwarded;
 pub mod framing;
 pub mod inprocess;
 pub mod listener;
@@ -330,16 +331,25 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<
         .map_err(|source| ServeError::Io { addr, source })?;
     on_ready(bound);
     let trigger = shutdown.clone();
-    let server = axum::serve(listener::FastAckListener::new(tcp, max_connections), router)
-        .with_graceful_shutdown(async move {
-            stop_signal().await;
-            tracing::info!(
-                grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
-                "shutting down: closing websockets with 1001, finishing requests"
-            );
-            trigger.begin();
-        })
-        .into_future();
+    // axum gives `ConnectInfo<SocketAddr>` (the peer, [`forwarded::Peer`]) for any
+    // listener only through `tap_io`; the tap itself has nothing to do.
+    let listener = axum::serve::ListenerExt::tap_io(
+        listener::FastAckListener::new(tcp, max_connections),
+        |_| {},
+    );
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        stop_signal().await;
+        tracing::info!(
+            grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+            "shutting down: closing websockets with 1001, finishing requests"
+        );
+        trigger.begin();
+    })
+    .into_future();
     let deadline = async {
         shutdown.begun().await;
         let started = tokio::time::Instant::now();

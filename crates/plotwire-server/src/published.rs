@@ -210,7 +210,8 @@ pub async fn get(
             let ws = WebSocketUpgrade::from_request_parts(&mut parts, &state)
                 .await
                 .map_err(|e| HttpError::bad_request(e.to_string()))?;
-            routes::upgrade(state, headers, ws, Target::Published(name.to_owned()))
+            let peer = crate::forwarded::Peer::of(&parts.extensions);
+            routes::upgrade(state, peer, headers, ws, Target::Published(name.to_owned()))
         }
         Page::Autoload(name) if parts.method == Method::OPTIONS => {
             check_name(name).map_err(not_found)?;

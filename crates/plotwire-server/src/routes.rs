@@ -66,6 +66,18 @@ pub struct AppState {
     pub store: Option<crate::persist::StoreHandle>,
 }
 
+impl AppState {
+    /// The scheme, host and client address of a request from `peer` with `headers`,
+    /// through a trusted proxy's headers when `--use-xheaders` is on.
+    pub fn client_view(
+        &self,
+        peer: crate::forwarded::Peer,
+        headers: &HeaderMap,
+    ) -> crate::forwarded::ClientView {
+        crate::forwarded::client_view(peer.0, headers, &self.config.forwarding)
+    }
+}
+
 type Shared = State<Arc<AppState>>;
 
 /// The routes, without the prefix.
@@ -450,11 +462,12 @@ async fn favicon() -> StatusCode {
 async fn websocket(
     State(state): Shared,
     Path(app): Path<String>,
+    peer: crate::forwarded::Peer,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, HttpError> {
     check_app(&app)?;
-    upgrade(state, headers, ws, Target::App(app))
+    upgrade(state, peer, headers, ws, Target::App(app))
 }
 
 /// What a websocket connects to.
@@ -465,20 +478,23 @@ pub enum Target {
     Published(String),
 }
 
-/// Accepts a websocket for `target` (spec §3): checks the origin, the subprotocols and
-/// the token, then runs the connection in its session.
+/// Accepts a websocket from `peer` for `target` (spec §3): checks the origin, the
+/// subprotocols and the token, then runs the connection in its session.
 pub fn upgrade(
     state: Arc<AppState>,
+    peer: crate::forwarded::Peer,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
     target: Target,
 ) -> Result<Response, HttpError> {
-    if !origin::origin_allowed(&headers, &state.allowlist) {
+    let view = state.client_view(peer, &headers);
+    let client = view.client;
+    if !origin::origin_allowed(&headers, view.host.as_deref(), &state.allowlist) {
         let origin = headers
             .get(header::ORIGIN)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        tracing::warn!(origin, "websocket origin refused");
+        crate::warn_limited!(origin, client = ?client, "websocket origin refused");
         return Err(HttpError::forbidden(format!(
             "websocket origin {origin:?} is not allowed; start plotwire with --allow-websocket-origin"
         )));
@@ -532,7 +548,13 @@ pub fn upgrade(
         _ => (None, None),
     };
     let state2 = state.clone();
-    Ok(ws.on_upgrade(ws_config, protocol, move |socket| async move {
+    // Every line the connection logs names its client (through a trusted proxy, the
+    // forwarded address).
+    let span = tracing::info_span!(
+        "websocket",
+        client = %client.map_or_else(|| "unknown".to_owned(), |c| c.to_string())
+    );
+    Ok(ws.on_upgrade(ws_config, protocol, move |socket| tracing::Instrument::instrument(async move {
         let Some(tok) = token else {
             return connection::refuse(socket, "subprotocols must be [\"bokeh\", token]").await;
         };
@@ -593,5 +615,5 @@ pub fn upgrade(
         let session = registry.get_or_create(&app, &payload.session_id, true, start);
         connection::run(socket, session, kind, &payload.session_id, settings, state2.shutdown.clone()).await;
         drop(permit);
-    }))
+    }, span)))
 }

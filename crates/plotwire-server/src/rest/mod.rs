@@ -148,6 +148,7 @@ async fn document(
     request: HttpRequest,
 ) -> Result<Response, HttpError> {
     let (parts, body) = request.into_parts();
+    let peer = crate::forwarded::Peer::of(&parts.extensions);
     let headers = parts.headers;
     let method = parts.method;
     let (name, target) = split(&path)?;
@@ -186,7 +187,8 @@ async fn document(
         }
         (&Method::GET, Target::Export(kind)) => {
             let doc = find(&state, name)?;
-            exports::export(&state, doc, name, kind, &headers, &query).await
+            let view = state.client_view(peer, &headers);
+            exports::export(&state, doc, name, kind, &headers, &view, &query).await
         }
         (&Method::GET, Target::Events) => {
             let doc = find(&state, name)?;
