@@ -179,10 +179,11 @@ def test_chromium_renders_the_page_and_gets_streamed_rows_over_the_websocket(sta
         assert not errors, errors
     finally:
         context.close()
-    # The page's websocket went through nginx: the upgrade is in its access log.
+    # The page's websocket went through nginx: its upgrade is in the access log, written
+    # once the socket has closed.
     ws_path = f"{PREFIX}/d/{published.name}/ws"
-    upgrades = [line for line in nginx.log("access.log").splitlines() if ws_path in line and '" 101 ' in line]
-    assert upgrades, f"no websocket upgrade of {ws_path} in nginx's access log"
+    wait_for(lambda: any(ws_path in line and '" 101 ' in line for line in nginx.log("access.log").splitlines()),
+             timeout=10, desc=f"the websocket upgrade of {ws_path} in nginx's access log")
 
 
 def read_until(sock: socket.socket, buf: bytearray, needle: bytes, deadline: float) -> None:
