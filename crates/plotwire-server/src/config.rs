@@ -131,6 +131,10 @@ pub struct Config {
     /// Whether `GET /metrics` answers with the Prometheus metrics (`docs/metrics.md`);
     /// when false it is not routed. The metrics are counted either way (a few atomic adds).
     pub metrics: bool,
+    /// Whether the scheme, host and client address are taken from a reverse proxy's
+    /// `X-Forwarded-*` headers, and from which peers (`--use-xheaders`,
+    /// `--trusted-proxies`; [`crate::forwarded`]).
+    pub forwarding: crate::forwarded::Forwarding,
 }
 
 /// The PEM files of a TLS certificate chain and its private key. [`serve`](crate::serve)
@@ -188,6 +192,7 @@ impl Default for Config {
             limits: crate::limits::LimitSettings::default(),
             tls: None,
             metrics: true,
+            forwarding: crate::forwarded::Forwarding::default(),
         }
     }
 }
@@ -385,6 +390,18 @@ impl ConfigBuilder {
     /// Whether `GET /metrics` is routed (it is by default).
     pub fn metrics(mut self, on: bool) -> Self {
         self.config.metrics = on;
+        self
+    }
+
+    /// Believes the `X-Forwarded-*` (and `Forwarded`) headers of requests from
+    /// `trusted_proxies` (empty: loopback only) for the scheme, host and client address
+    /// ([`crate::forwarded`]). A host app must then serve the router with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`, or no peer is trusted.
+    pub fn use_xheaders(mut self, trusted_proxies: Vec<crate::forwarded::ProxyNet>) -> Self {
+        self.config.forwarding = crate::forwarded::Forwarding {
+            use_xheaders: true,
+            trusted_proxies,
+        };
         self
     }
 

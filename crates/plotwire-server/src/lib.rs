@@ -50,6 +50,7 @@ pub mod demos;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod forwarded;
 pub mod framing;
 pub mod inprocess;
 pub mod limits;
@@ -399,13 +400,14 @@ async fn run<L>(
 ) -> Result<(), ServeError>
 where
     L: axum::serve::Listener<Addr = SocketAddr>,
-    listener::PeerAddr:
-        for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
     let trigger = shutdown.clone();
+    // axum gives `ConnectInfo<SocketAddr>` (the peer, [`forwarded::Peer`]) for any
+    // listener only through `tap_io`; the tap itself has nothing to do.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
     let server = axum::serve(
         listener,
-        router.into_make_service_with_connect_info::<listener::PeerAddr>(),
+        router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         stop_signal().await;

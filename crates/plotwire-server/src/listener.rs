@@ -27,37 +27,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// unanswered probes drop the connection: a vanished peer is gone after about 60 s.
 const KEEPALIVE: (Duration, Duration, u32) = (Duration::from_secs(30), Duration::from_secs(10), 3);
 
-/// A connection's peer address, for `into_make_service_with_connect_info::<PeerAddr>()`
-/// on a [`FastAckListener`], a [`crate::tls::TlsListener`] or a `TcpListener`: handlers and middleware find it as
-/// `ConnectInfo<PeerAddr>` (rate limits per client address use it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerAddr(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, FastAckListener>>
-    for PeerAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, FastAckListener>) -> PeerAddr {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
-    for PeerAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> PeerAddr {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
-    for PeerAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> PeerAddr {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
 /// A TCP listener for `axum::serve` that tunes every connection as described above.
 pub struct FastAckListener {
     inner: TcpListener,

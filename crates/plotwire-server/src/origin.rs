@@ -62,8 +62,10 @@ pub fn allowlist(configured: &[String], port: u16) -> Vec<String> {
     }
 }
 
-/// Whether a websocket upgrade with these headers may proceed.
-pub fn origin_allowed(headers: &HeaderMap, allowlist: &[String]) -> bool {
+/// Whether a websocket upgrade with these headers may proceed. `host` is the host the
+/// client addressed: the Host header, or a trusted proxy's `X-Forwarded-Host` with
+/// `--use-xheaders` ([`crate::forwarded::ClientView::host`]).
+pub fn origin_allowed(headers: &HeaderMap, host: Option<&str>, allowlist: &[String]) -> bool {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match get("sec-fetch-site") {
         Some("same-origin") | Some("none") => return true,
@@ -72,7 +74,7 @@ pub fn origin_allowed(headers: &HeaderMap, allowlist: &[String]) -> bool {
             let Some(origin) = get("origin") else {
                 return true;
             };
-            if let (Some(netloc), Some(host)) = (origin_netloc(origin), get("host")) {
+            if let (Some(netloc), Some(host)) = (origin_netloc(origin), host) {
                 let host = host.to_ascii_lowercase();
                 let host = if host.contains(':') {
                     host
@@ -101,6 +103,11 @@ mod tests {
             h.insert(*k, v.parse().unwrap());
         }
         h
+    }
+
+    fn origin_allowed(headers: &HeaderMap, allowlist: &[String]) -> bool {
+        let host = headers.get("host").and_then(|v| v.to_str().ok());
+        super::origin_allowed(headers, host, allowlist)
     }
 
     #[test]
@@ -142,6 +149,18 @@ mod tests {
             ]),
             &allow
         ));
+    }
+
+    #[test]
+    fn the_given_host_stands_for_the_host_header() {
+        let allow = allowlist(&[], 5006);
+        let h = headers(&[
+            ("origin", "https://plots.example.com"),
+            ("host", "127.0.0.1:5006"),
+        ]);
+        assert!(!super::origin_allowed(&h, Some("127.0.0.1:5006"), &allow));
+        assert!(super::origin_allowed(&h, Some("plots.example.com"), &allow));
+        assert!(!super::origin_allowed(&h, None, &allow));
     }
 
     #[test]

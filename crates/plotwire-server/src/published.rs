@@ -219,6 +219,7 @@ pub async fn get(
                 .await
                 .map_err(|e| HttpError::bad_request(e.to_string()))?;
             // A published document is replaced over REST, never by PUSH-DOC: its owner refuses it.
+            let peer = crate::forwarded::Peer::of(&parts.extensions);
             let slot = routes::connection_slot(&state, parts.extensions.get())?;
             let admission = routes::Admission {
                 may_push: true,
@@ -226,6 +227,7 @@ pub async fn get(
             };
             routes::upgrade(
                 state,
+                peer,
                 headers,
                 ws,
                 Target::Published(name.to_owned()),

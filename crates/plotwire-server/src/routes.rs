@@ -72,6 +72,23 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
+impl AppState {
+    /// The scheme, host and client address of a request from `peer` with `headers`,
+    /// through a trusted proxy's headers when `--use-xheaders` is on. A request that
+    /// came straight in has the scheme of this server's listener (https with TLS).
+    pub fn client_view(
+        &self,
+        peer: crate::forwarded::Peer,
+        headers: &HeaderMap,
+    ) -> crate::forwarded::ClientView {
+        let mut view = crate::forwarded::client_view(peer.0, headers, &self.config.forwarding);
+        if !view.proxied && self.config.tls.is_some() {
+            view.scheme = crate::forwarded::Scheme::Https;
+        }
+        view
+    }
+}
+
 type Shared = State<Arc<AppState>>;
 
 /// The routes, without the prefix.
@@ -114,7 +131,8 @@ pub fn routes(state: Arc<AppState>) -> Router {
 }
 
 /// Who a request counts against for rate limits ([`crate::limits`]): its valid key, or
-/// else its client address; `None` when neither is known.
+/// else its client address (through a trusted proxy with `--use-xheaders`, the forwarded
+/// one); `None` when neither is known.
 fn client_of(state: &AppState, req: &axum::extract::Request) -> Option<crate::limits::Who> {
     use crate::limits::Who;
     if let Some(access) = &state.access {
@@ -126,9 +144,8 @@ fn client_of(state: &AppState, req: &axum::extract::Request) -> Option<crate::li
             return Some(Who::Key(name.into()));
         }
     }
-    req.extensions()
-        .get::<axum::extract::ConnectInfo<crate::listener::PeerAddr>>()
-        .map(|info| Who::Addr(info.0 .0.ip()))
+    let peer = crate::forwarded::Peer::of(req.extensions());
+    state.client_view(peer, req.headers()).client.map(Who::Addr)
 }
 
 /// Counts every request against its client's `--limit-requests` (429 past it), and
@@ -579,6 +596,7 @@ async fn websocket(
     Path(app): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     who: Option<axum::Extension<crate::limits::Who>>,
+    peer: crate::forwarded::Peer,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, HttpError> {
@@ -587,6 +605,7 @@ async fn websocket(
     let slot = connection_slot(&state, who.as_ref().map(|w| &w.0))?;
     upgrade(
         state,
+        peer,
         headers,
         ws,
         Target::App(app),
@@ -658,22 +677,25 @@ pub(crate) fn offered_token(headers: &HeaderMap) -> Option<String> {
     }
 }
 
-/// Accepts a websocket for `target` (spec §3): checks the origin, the subprotocols and
-/// the token, then runs the connection in its session.
+/// Accepts a websocket from `peer` for `target` (spec §3): checks the origin, the
+/// subprotocols and the token, then runs the connection in its session.
 pub fn upgrade(
     state: Arc<AppState>,
+    peer: crate::forwarded::Peer,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
     target: Target,
     admission: Admission,
 ) -> Result<Response, HttpError> {
     let Admission { may_push, slot } = admission;
-    if !origin::origin_allowed(&headers, &state.allowlist) {
+    let view = state.client_view(peer, &headers);
+    let client = view.client;
+    if !origin::origin_allowed(&headers, view.host.as_deref(), &state.allowlist) {
         let origin = headers
             .get(header::ORIGIN)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        tracing::warn!(origin, "websocket origin refused");
+        crate::warn_limited!(origin, client = ?client, "websocket origin refused");
         return Err(HttpError::forbidden(format!(
             "websocket origin {origin:?} is not allowed; start plotwire with --allow-websocket-origin"
         )));
@@ -722,7 +744,13 @@ pub fn upgrade(
     };
     let state2 = state.clone();
     let meters = state.metrics.connection(kind.into());
-    Ok(ws.on_upgrade(ws_config, protocol, move |socket| async move {
+    // Every line the connection logs names its client (through a trusted proxy, the
+    // forwarded address).
+    let span = tracing::info_span!(
+        "websocket",
+        client = %client.map_or_else(|| "unknown".to_owned(), |c| c.to_string())
+    );
+    Ok(ws.on_upgrade(ws_config, protocol, move |socket| tracing::Instrument::instrument(async move {
         let _slot = slot;
         let Some(tok) = token else {
             return connection::refuse(socket, "subprotocols must be [\"bokeh\", token]").await;
@@ -791,5 +819,5 @@ pub fn upgrade(
         let session = registry.get_or_create(&app, &payload.session_id, true, start);
         connection::run(socket, joined(session), settings).await;
         drop(permit);
-    }))
+    }, span)))
 }

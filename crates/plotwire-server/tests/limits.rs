@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use plotwire_server::access::keys::KeyHash;
 use plotwire_server::limits::LimitSettings;
-use plotwire_server::listener::{FastAckListener, PeerAddr};
+use plotwire_server::listener::FastAckListener;
 use plotwire_server::Config;
 use serde_json::{json, Value as Json};
 use support::{within, T};
@@ -36,9 +36,11 @@ async fn start(limits: LimitSettings, auth_file: Option<std::path::PathBuf>) -> 
     })
     .unwrap();
     tokio::spawn(async move {
+        let listener =
+            axum::serve::ListenerExt::tap_io(FastAckListener::new(listener, 1000), |_| {});
         let _ = axum::serve(
-            FastAckListener::new(listener, 1000),
-            app.into_make_service_with_connect_info::<PeerAddr>(),
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .await;
     });

@@ -132,6 +132,20 @@ struct ServeArgs {
         value_delimiter = ','
     )]
     allow_websocket_origin: Vec<String>,
+    /// Take the scheme, host and client address from a reverse proxy's X-Forwarded-Proto,
+    /// X-Forwarded-Host and X-Forwarded-For (or X-Real-IP, or Forwarded) headers, as
+    /// `bokeh serve --use-xheaders`; only from --trusted-proxies peers.
+    #[arg(long, env = "BOKEH_USE_XHEADERS")]
+    use_xheaders: bool,
+    /// Peers whose forwarding headers are believed with --use-xheaders, as IP addresses or
+    /// CIDR networks, comma-separated. Default: loopback only (127.0.0.0/8 and ::1).
+    #[arg(
+        long,
+        env = "PLOTWIRE_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        requires = "use_xheaders"
+    )]
+    trusted_proxies: Vec<plotwire_server::forwarded::ProxyNet>,
     /// How session ids are generated and checked. The secret key comes from
     /// PLOTWIRE_SECRET_KEY or BOKEH_SECRET_KEY. Default: signed if BOKEH_SIGN_SESSIONS is
     /// true, else unsigned.
@@ -357,6 +371,10 @@ fn config_from(args: &ServeArgs) -> Config {
             _ => None,
         },
         metrics: true,
+        forwarding: plotwire_server::forwarded::Forwarding {
+            use_xheaders: args.use_xheaders,
+            trusted_proxies: args.trusted_proxies.clone(),
+        },
     }
 }
 

@@ -13,6 +13,14 @@ pub(super) fn get_answer(state: &AppState, headers: &HeaderMap, body: String) ->
     no_store(resp)
 }
 
+/// An SSE answer: not stored, and not buffered by a reverse proxy (`X-Accel-Buffering:
+/// no` turns nginx's buffering off for it even without `proxy_buffering off`).
+pub(super) fn event_stream(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    no_store(resp)
+}
+
 pub(super) fn no_store(mut resp: Response) -> Response {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

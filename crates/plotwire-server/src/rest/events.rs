@@ -11,7 +11,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 
-use super::answers::{allow_origin, get_answer, no_store};
+use super::answers::{allow_origin, event_stream, get_answer};
 use super::{MAX_POLL_EVENTS, MAX_POLL_SECONDS};
 use crate::error::HttpError;
 use crate::events::{subscribe, Follow, Followed, ProducerEvent, Subscription};
@@ -52,7 +52,7 @@ pub(super) async fn events(
             .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
             .into_response();
         allow_origin(state, headers, &mut resp);
-        return Ok(no_store(resp));
+        return Ok(event_stream(resp));
     }
     let timeout = match query.get("timeout") {
         None => 25,

@@ -15,6 +15,7 @@ use crate::api::{Answer, Request, Snapshot};
 use crate::assets::BokehJs;
 use crate::error::HttpError;
 use crate::export;
+use crate::forwarded::ClientView;
 use crate::routes::AppState;
 use crate::session::SessionHandle;
 
@@ -31,13 +32,15 @@ pub(super) enum Kind {
     Item,
 }
 
-/// Answers an export of the document `name`.
+/// Answers an export of the document `name`, asked with `headers` by the client `view`
+/// describes (whose scheme and host make the page's URLs without `public_url`).
 pub(super) async fn export(
     state: &AppState,
     doc: Arc<SessionHandle>,
     name: &str,
     kind: Kind,
     headers: &HeaderMap,
+    view: &ClientView,
     query: &HashMap<String, String>,
     grant: Option<String>,
 ) -> Result<Response, HttpError> {
@@ -45,7 +48,7 @@ pub(super) async fn export(
         .map_err(|e| HttpError::bad_request(e.to_string()).with_field(e.field))?;
     let base = match &options.public_url {
         Some(url) => url.clone(),
-        None => request_url(state, headers)?,
+        None => request_url(state, view)?,
     };
     let api_url = format!("{base}{}", plotwire_api::paths::document(name));
     let snapshot = match doc.rest(Request::Snapshot, None).await? {
@@ -149,18 +152,16 @@ fn write(
     }
 }
 
-/// The server's URL as this request reached it: `http(s)://<Host><prefix>`.
-fn request_url(state: &AppState, headers: &HeaderMap) -> Result<String, HttpError> {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .ok_or_else(|| {
-            HttpError::bad_request(
-                "the request has no Host header: give the server's URL as public_url",
-            )
-            .with_field("public_url")
-        })?;
-    let scheme = state.config.scheme();
+/// The server's URL as the client reached it: `<scheme>://<host><prefix>`, through a
+/// trusted proxy's `X-Forwarded-Proto` and `X-Forwarded-Host` with `--use-xheaders`.
+fn request_url(state: &AppState, view: &ClientView) -> Result<String, HttpError> {
+    let host = view.host.as_deref().ok_or_else(|| {
+        HttpError::bad_request(
+            "the request has no usable Host header: give the server's URL as public_url",
+        )
+        .with_field("public_url")
+    })?;
+    let scheme = view.scheme.as_str();
     check_public_url(&format!("{scheme}://{host}{}", state.config.prefix)).map_err(|e| {
         HttpError::bad_request(format!(
             "cannot make the page's URL from the Host header ({e}): give public_url"

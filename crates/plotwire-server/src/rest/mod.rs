@@ -180,6 +180,7 @@ async fn document(
 ) -> Result<Response, HttpError> {
     let (parts, body) = request.into_parts();
     let who = parts.extensions.get::<crate::limits::Who>().cloned();
+    let peer = crate::forwarded::Peer::of(&parts.extensions);
     let headers = parts.headers;
     let method = parts.method;
     let (name, target) = split(&path)?;
@@ -223,11 +224,12 @@ async fn document(
         }
         (&Method::GET, Target::Export(kind)) => {
             let doc = find(&state, name)?;
+            let view = state.client_view(peer, &headers);
             let grant = state.access.as_ref().and_then(|a| {
                 a.rules()
                     .carried_grant(&allowed, name, access::EXPORT_GRANT_SECONDS)
             });
-            exports::export(&state, doc, name, kind, &headers, &query, grant).await
+            exports::export(&state, doc, name, kind, &headers, &view, &query, grant).await
         }
         (&Method::GET, Target::Events) => {
             let doc = find(&state, name)?;

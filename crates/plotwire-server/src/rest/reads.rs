@@ -19,7 +19,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt as _};
 
-use super::answers::{allow_origin, get_answer, no_store};
+use super::answers::{allow_origin, event_stream, get_answer};
 use crate::api::RowsRead;
 use crate::error::HttpError;
 use crate::published::read_rows;
@@ -108,7 +108,7 @@ pub(super) async fn read(
             .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
             .into_response();
         allow_origin(state, headers, &mut resp);
-        return Ok(no_store(resp));
+        return Ok(event_stream(resp));
     }
     let since = parse_since(query.get("since").map(String::as_str))?;
     let rows = read_rows(&doc, source, since).await?;
