@@ -32,18 +32,28 @@ pub(super) enum Kind {
     Item,
 }
 
-/// Answers an export of the document `name`, asked with `headers` by the client `view`
-/// describes (whose scheme and host make the page's URLs without `public_url`).
+/// An export asked for: of which document, as what, and the read grant its copy carries
+/// (private documents only).
+pub(super) struct Asked<'a> {
+    /// The document's name.
+    pub name: &'a str,
+    /// A page or a `json_item`.
+    pub kind: Kind,
+    /// The grant every read of the copy carries.
+    pub grant: Option<String>,
+}
+
+/// Answers an export `asked` with `headers` by the client `view` describes (whose
+/// scheme and host make the page's URLs without `public_url`).
 pub(super) async fn export(
     state: &AppState,
     doc: Arc<SessionHandle>,
-    name: &str,
-    kind: Kind,
+    asked: Asked<'_>,
     headers: &HeaderMap,
     view: &ClientView,
     query: &HashMap<String, String>,
-    grant: Option<String>,
 ) -> Result<Response, HttpError> {
+    let Asked { name, kind, grant } = asked;
     let options = LiveOptions::from_query(query.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| HttpError::bad_request(e.to_string()).with_field(e.field))?;
     let base = match &options.public_url {

@@ -229,7 +229,8 @@ async fn document(
                 a.rules()
                     .carried_grant(&allowed, name, access::EXPORT_GRANT_SECONDS)
             });
-            exports::export(&state, doc, name, kind, &headers, &view, &query, grant).await
+            let asked = exports::Asked { name, kind, grant };
+            exports::export(&state, doc, asked, &headers, &view, &query).await
         }
         (&Method::GET, Target::Events) => {
             let doc = find(&state, name)?;
