@@ -127,24 +127,35 @@ def test_bokeh_client_pushes_with_its_key_in_arguments(secured):
         d.add_root(ColumnDataSource(data={"x": [1, 2, 3]}, name="pushed"))
         return d
 
-    sid = unique_id("nokey")
-    anonymous = ClientSession(session_id=sid, websocket_url=secured.ws_url())
-    run_bounded(anonymous.connect, 30, "connect without a key")
-    with pytest.raises(RuntimeError, match="plotwire_key"):
-        run_bounded(lambda: anonymous.push(doc()), 30, "push without a key")
-    anonymous.close()
+    # Each session is made, used and closed inside one bounded thread, as
+    # support.connect_push does: its IOLoop is that thread's.
+    def refused_without_key():
+        session = ClientSession(session_id=unique_id("nokey"), websocket_url=secured.ws_url())
+        session.connect()
+        try:
+            session.push(doc())
+        except RuntimeError as e:
+            return str(e)
+        finally:
+            session.close()
+        return "pushed"
+    assert "plotwire_key" in run_bounded(refused_without_key, 30, "push without a key")
 
     sid = unique_id("withkey")
-    pusher = ClientSession(session_id=sid, websocket_url=secured.ws_url(),
-                           arguments={"plotwire_key": secured.keys["pusher"]})
-    run_bounded(pusher.connect, 30, "connect with a key")
-    run_bounded(lambda: pusher.push(doc()), 30, "push with a key")
-    # Anyone may pull what was pushed, as a browser does.
-    puller = ClientSession(session_id=sid, websocket_url=secured.ws_url())
-    run_bounded(puller.pull, 30, "pull")
-    assert puller.document.get_model_by_name("pushed").data["x"] == [1, 2, 3]
-    puller.close()
-    pusher.close()
+
+    def pushed_with_key_then_pulled():
+        pusher = ClientSession(session_id=sid, websocket_url=secured.ws_url(),
+                               arguments={"plotwire_key": secured.keys["pusher"]})
+        pusher.connect()
+        pusher.push(doc())
+        # Anyone may pull what was pushed, as a browser does.
+        puller = ClientSession(session_id=sid, websocket_url=secured.ws_url())
+        puller.pull()
+        x = list(puller.document.get_model_by_name("pushed").data["x"])
+        puller.close()
+        pusher.close()
+        return x
+    assert run_bounded(pushed_with_key_then_pulled, 30, "push with a key, then pull") == [1, 2, 3]
 
 
 def test_a_share_link_opens_a_private_dashboard_that_keeps_streaming(secured, browser_page):
