@@ -25,11 +25,14 @@
 //!
 //! `plotwire-bench soak` is a separate long run against plotwire alone, see [`soak`];
 //! `plotwire-bench lod` measures the level-of-detail crate in-process, see [`lod`];
-//! `plotwire-bench exports` measures exported pages polling and exports, see [`exports`].
+//! `plotwire-bench exports` measures exported pages polling and exports, see [`exports`];
+//! `plotwire-bench access` the cost of access control, see [`access`];
+//! `plotwire-bench sizing` memory per view and per point held, see [`sizing`].
 //!
 //! `--quick` is a smoke run that asserts correctness only (exit status 1 on any loss,
 //! reordering, corruption or failure), never speed.
 
+mod access;
 mod bigdoc;
 mod browser;
 mod client;
@@ -44,6 +47,7 @@ mod pulls;
 mod report;
 mod rest;
 mod servers;
+mod sizing;
 mod soak;
 mod store;
 mod views;
@@ -100,7 +104,7 @@ struct Cli {
     /// (`results-quick.json` with `--quick`).
     #[arg(long)]
     json: Option<PathBuf>,
-    /// `soak`, `store`, `lod`, `exports`: other runs instead of the workloads.
+    /// `soak`, `store`, `lod`, `exports`, `access`, `sizing`: other runs instead of the workloads.
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -124,6 +128,12 @@ enum Command {
     /// polling a source once a second while a producer streams (server CPU, idle answer
     /// bytes, every row once), and the export of a 1e6-row document (time, file size).
     Exports(exports::ExportsArgs),
+    /// The cost of access control: REST ingest and views fan-out against `plotwire serve`
+    /// without and with `--auth-file`, alternated, each figure and the on/off ratio.
+    Access(access::AccessArgs),
+    /// Memory figures for sizing a deployment: server RSS per open view, per view of a
+    /// downsampled (LOD) document, and per million points held, in memory and stored.
+    Sizing(sizing::SizingArgs),
 }
 
 /// Which server `--only` keeps.
@@ -1731,6 +1741,8 @@ fn main() -> ExitCode {
                     Some(Command::Store(args)) => store::run(args).await,
                     Some(Command::Lod(args)) => lod::run(args),
                     Some(Command::Exports(args)) => exports::run(args).await,
+                    Some(Command::Access(args)) => access::run(args).await,
+                    Some(Command::Sizing(args)) => sizing::run(args).await,
                     None => run(&cli).await,
                 }
             } => result,
