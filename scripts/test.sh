@@ -45,5 +45,11 @@ target/debug/plotwire-bench lod --points 2000000 --queries 50
 step "bench smoke run: exported pages (50 pages polling for 3 s, the export of 1e5 rows), correctness only"
 target/debug/plotwire-bench exports --plotwire-bin target/debug/plotwire --pages 50 --seconds 3 --warmup 2 --points 100000 --export-runs 1
 
+step "bench smoke run: access control off and on (REST ingest, 10 views fan-out, 2 s each), correctness only"
+target/debug/plotwire-bench access --plotwire-bin target/debug/plotwire --rounds 1 --ingest-seconds 2 --viewers 10 --fanout-seconds 2
+
+step "bench smoke run: sizing (RSS per view, per LOD view, per point held) at small counts, correctness only"
+target/debug/plotwire-bench sizing --plotwire-bin target/debug/plotwire --views 0,20 --lod-points 200000 --lod-views 0,5 --points 200000,400000
+
 step "bench smoke run: every workload on plotwire and bokeh serve, correctness only"
 target/debug/plotwire-bench --quick --plotwire-bin target/debug/plotwire --python python3
