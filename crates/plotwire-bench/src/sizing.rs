@@ -43,7 +43,11 @@ pub struct SizingArgs {
     #[arg(long, value_delimiter = ',', default_value = "0,10,50")]
     pub lod_views: Vec<usize>,
     /// Counts of points held (comma-separated, increasing).
-    #[arg(long, value_delimiter = ',', default_value = "1000000,5000000,10000000")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000000,5000000,10000000"
+    )]
     pub points: Vec<usize>,
 }
 
@@ -192,7 +196,10 @@ async fn per_lod_view(args: &SizingArgs, lod: bool) -> Result<Vec<Reading>> {
         let more = n.saturating_sub(open.len());
         open.extend(open_pulled(&srv, &name, more).await?);
         readings.push((open.len(), settled_rss(&srv).await?));
-        eprintln!("sizing: {} views of the lod={lod} document open", open.len());
+        eprintln!(
+            "sizing: {} views of the lod={lod} document open",
+            open.len()
+        );
     }
     for c in open {
         c.close().await;
@@ -254,7 +261,13 @@ pub async fn run(args: &SizingArgs) -> Result<(String, bool)> {
          | what | readings (count: RSS) | slope |\n|---|---|---:|\n",
     );
     let views = per_view(args).await?;
-    line(&mut out, "idle views of one document", &views, 1.0, "KiB/view");
+    line(
+        &mut out,
+        "idle views of one document",
+        &views,
+        1.0,
+        "KiB/view",
+    );
     for lod in [true, false] {
         let r = per_lod_view(args, lod).await?;
         let what = format!(
