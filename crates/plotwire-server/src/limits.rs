@@ -129,7 +129,11 @@ impl Limits {
     }
 
     fn sweep(&self) {
-        if !self.checks.fetch_add(1, Ordering::Relaxed).is_multiple_of(SWEEP_EVERY) {
+        if !self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
             return;
         }
         for limiter in [&self.requests, &self.points].into_iter().flatten() {
