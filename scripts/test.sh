@@ -48,5 +48,11 @@ target/debug/plotwire-bench exports --plotwire-bin target/debug/plotwire --pages
 step "bench smoke run: fan-out and ingest with and without TLS (10 viewers, 2 s each), correctness only"
 target/debug/plotwire-bench tls --plotwire-bin target/debug/plotwire --viewers 10 --seconds 2 --ingest-seconds 2 --ingest-batches 20
 
+step "bench smoke run: access control off and on (REST ingest, 10 views fan-out, 2 s each), correctness only"
+target/debug/plotwire-bench access --plotwire-bin target/debug/plotwire --rounds 1 --ingest-seconds 2 --viewers 10 --fanout-seconds 2
+
+step "bench smoke run: sizing (RSS per view, per LOD view, per point held) at small counts, correctness only"
+target/debug/plotwire-bench sizing --plotwire-bin target/debug/plotwire --views 0,20 --lod-points 200000 --lod-views 0,5 --points 200000,400000
+
 step "bench smoke run: every workload on plotwire and bokeh serve, correctness only"
 target/debug/plotwire-bench --quick --plotwire-bin target/debug/plotwire --python python3

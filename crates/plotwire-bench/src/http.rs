@@ -57,6 +57,8 @@ impl Response {
 pub struct HttpConn {
     port: u16,
     stream: BufReader<TcpStream>,
+    /// Header lines sent with every request (e.g. `Authorization`), each ending in `\r\n`.
+    always: String,
 }
 
 impl HttpConn {
@@ -74,7 +76,14 @@ impl HttpConn {
         Ok(HttpConn {
             port,
             stream: BufReader::with_capacity(256 * 1024, tcp),
+            always: String::new(),
         })
+    }
+
+    /// Presents `key` (when there is one) as `Authorization: Bearer` on every request.
+    pub fn with_key(mut self, key: Option<&str>) -> HttpConn {
+        self.always = key.map_or_else(String::new, |k| format!("Authorization: Bearer {k}\r\n"));
+        self
     }
 
     /// Sends one request (`extra_headers`: lines each ending in `\r\n`) and reads its
@@ -91,9 +100,10 @@ impl HttpConn {
         deadline: Instant,
     ) -> Result<Response> {
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n{extra_headers}\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n{}{extra_headers}\r\n",
             self.port,
-            body.len()
+            body.len(),
+            self.always
         );
         let exchange = async {
             let tcp = self.stream.get_mut();

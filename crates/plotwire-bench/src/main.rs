@@ -27,10 +27,13 @@
 //! `plotwire-bench lod` measures the level-of-detail crate in-process, see [`lod`];
 //! `plotwire-bench exports` measures exported pages polling and exports, see [`exports`];
 //! `plotwire-bench tls` measures fan-out and ingest with and without TLS, see [`tls`].
+//! `plotwire-bench access` the cost of access control, see [`access`];
+//! `plotwire-bench sizing` memory per view and per point held, see [`sizing`].
 //!
 //! `--quick` is a smoke run that asserts correctness only (exit status 1 on any loss,
 //! reordering, corruption or failure), never speed.
 
+mod access;
 mod bigdoc;
 mod browser;
 mod client;
@@ -45,6 +48,7 @@ mod pulls;
 mod report;
 mod rest;
 mod servers;
+mod sizing;
 mod soak;
 mod store;
 mod tls;
@@ -102,7 +106,7 @@ struct Cli {
     /// (`results-quick.json` with `--quick`).
     #[arg(long)]
     json: Option<PathBuf>,
-    /// `soak`, `store`, `lod`, `exports`: other runs instead of the workloads.
+    /// `soak`, `store`, `lod`, `exports`, `access`, `sizing`: other runs instead of the workloads.
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -130,6 +134,12 @@ enum Command {
     /// certificate: fan-out p99 to `--viewers` viewers (default 100) and ack-gated ingest of
     /// 100k-point batches.
     Tls(tls::TlsArgs),
+    /// The cost of access control: REST ingest and views fan-out against `plotwire serve`
+    /// without and with `--auth-file`, alternated, each figure and the on/off ratio.
+    Access(access::AccessArgs),
+    /// Memory figures for sizing a deployment: server RSS per open view, per view of a
+    /// downsampled (LOD) document, and per million points held, in memory and stored.
+    Sizing(sizing::SizingArgs),
 }
 
 /// Which server `--only` keeps.
@@ -1738,6 +1748,8 @@ fn main() -> ExitCode {
                     Some(Command::Lod(args)) => lod::run(args),
                     Some(Command::Exports(args)) => exports::run(args).await,
                     Some(Command::Tls(args)) => tls::run(args).await,
+                    Some(Command::Access(args)) => access::run(args).await,
+                    Some(Command::Sizing(args)) => sizing::run(args).await,
                     None => run(&cli).await,
                 }
             } => result,

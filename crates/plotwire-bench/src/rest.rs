@@ -311,7 +311,9 @@ impl RestIngest {
 /// Set-up failures, a non-2xx answer, a timeout.
 pub async fn ingest(server: &ServerProcess, spec: RestIngestSpec) -> Result<RestIngest> {
     let port = server.endpoint.port;
-    let mut http = HttpConn::connect(port, Duration::from_secs(10)).await?;
+    let mut http = HttpConn::connect(port, Duration::from_secs(10))
+        .await?
+        .with_key(server.key.as_deref());
     let name = doc_name("ingest");
     let setup = Instant::now() + Duration::from_secs(30);
     publish(&mut http, &name, setup).await?;

@@ -75,6 +75,9 @@ pub struct ServerProcess {
     child: Child,
     /// Kept alive until the process is gone (Bokeh reads `target.py` from it).
     _workdir: Option<TempDir>,
+    /// The API key the bench's REST producers present (`Authorization: Bearer`), when
+    /// the server runs with access control.
+    pub key: Option<String>,
 }
 
 impl ServerProcess {
@@ -424,6 +427,7 @@ pub async fn start_plotwire_over(
         },
         child,
         _workdir: None,
+        key: None,
     };
     wait_http(&mut server, startup).await?;
     Ok(server)
@@ -471,6 +475,7 @@ pub async fn start_bokeh(
         },
         child,
         _workdir: Some(workdir),
+        key: None,
     };
     wait_http(&mut server, startup).await?;
     Ok(server)

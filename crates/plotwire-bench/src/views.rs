@@ -64,7 +64,7 @@ async fn open_view(
 }
 
 /// Opens `count` views concurrently (at most [`CONNECT_CONCURRENCY`] at a time).
-async fn open_views(
+pub async fn open_views(
     server: &ServerProcess,
     name: &str,
     count: usize,
@@ -171,7 +171,9 @@ async fn read_view(
 /// Set-up failures, or a producer request that fails.
 pub async fn fanout(server: &ServerProcess, spec: FanoutSpec) -> Result<Fanout> {
     let port = server.endpoint.port;
-    let mut http = HttpConn::connect(port, Duration::from_secs(10)).await?;
+    let mut http = HttpConn::connect(port, Duration::from_secs(10))
+        .await?
+        .with_key(server.key.as_deref());
     let name = doc_name("views");
     publish(&mut http, &name, Instant::now() + Duration::from_secs(30)).await?;
 
