@@ -325,9 +325,11 @@ pub async fn stop_signal() {
     }
 }
 
-/// Rereads the auth file on every SIGHUP, until the process ends.
+/// Rereads the auth file on every SIGHUP, until the process ends (the TLS certificates
+/// have their own watcher, [`tls::reload_on_sighup`]); says so when there is nothing to
+/// reload.
 #[cfg(unix)]
-async fn reload_access_on_hangup(plotwire: Plotwire) {
+async fn reload_access_on_hangup(plotwire: Plotwire, tls: bool) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -337,8 +339,15 @@ async fn reload_access_on_hangup(plotwire: Plotwire) {
         }
     };
     while hangups.recv().await.is_some() {
-        if let Err(e) = plotwire.reload_access() {
-            tracing::error!(error = %e, "the auth file was not reloaded; the rules in force stay");
+        match plotwire.reload_access() {
+            Ok(true) => {}
+            Ok(false) if !tls => {
+                tracing::info!("SIGHUP: nothing to reload (no --auth-file, no --ssl-certfile)");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "the auth file was not reloaded; the rules in force stay");
+            }
         }
     }
 }
@@ -356,7 +365,6 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<
     let grace = config.shutdown_grace;
     let max_connections = config.max_connections;
     let examples = config.examples;
-    let reloads_access = config.auth_file.is_some();
     let certs = config.tls.clone().map(tls::TlsCerts::load).transpose()?;
     let App {
         router,
@@ -366,10 +374,9 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<
     if examples {
         demos::start(&plotwire).await?;
     }
+    // Always watched, so that a SIGHUP (`systemctl reload`) never ends the server.
     #[cfg(unix)]
-    if reloads_access {
-        tokio::spawn(reload_access_on_hangup(plotwire.clone()));
-    }
+    tokio::spawn(reload_access_on_hangup(plotwire.clone(), certs.is_some()));
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Io { addr, source })?;

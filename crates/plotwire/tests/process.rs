@@ -381,6 +381,20 @@ async fn a_shutdown_with_only_websockets_open_is_quick() {
     assert!(status.success(), "exit status {status:?}");
 }
 
+// A SIGHUP's default action ends a process: `systemctl reload` (the unit's ExecReload)
+// of a server with neither --auth-file nor --ssl-certfile used to stop it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_with_nothing_to_reload_leaves_the_server_running() {
+    let mut server = Server::start(&[], Stdio::null()).await;
+    server.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        server.child.try_wait().expect("try_wait").is_none(),
+        "SIGHUP stopped the server"
+    );
+    assert!(get(server.port, "/healthz").await.contains("ok"));
+}
+
 // ---------------------------------------------------------------------------------------
 // Hole 10: logging never blocks
 // ---------------------------------------------------------------------------------------
