@@ -70,6 +70,9 @@ pub struct ConnectionSettings {
     /// Whether PUSH-DOC is accepted: access control is off, or the connection presented
     /// a key that may write to the session (`docs/access.md`).
     pub may_push: bool,
+    /// The rate limits every message counts against (`--limit-requests`), and the client
+    /// (key or address) it counts for; `None` when off or the client is unknown.
+    pub limit: Option<(Arc<crate::limits::Limits>, crate::limits::Who)>,
 }
 
 impl ConnectionSettings {
@@ -301,6 +304,16 @@ impl Reader<'_> {
                 reason: format!("unknown message type {:?}", msg.header.msgtype),
             });
         };
+        if let Some((limits, who)) = &self.settings.limit {
+            if let Err(over) = limits.request(who) {
+                crate::warn_limited!(session = %self.session.id, client = %who, "message over the rate limit, not applied");
+                self.reply(error_message(
+                    &msgid,
+                    &format!("{over}; this message was not applied"),
+                ));
+                return Ok(());
+            }
+        }
         let size = msg.content.len() + msg.buffers.iter().map(|(_, b)| b.len()).sum::<usize>();
         let buffers = buffer_map(msg.buffers).with_inflate_limit(self.settings.max_decoded_bytes);
         let gone = || Closing {

@@ -220,10 +220,12 @@ pub async fn get(
                 .map_err(|e| HttpError::bad_request(e.to_string()))?;
             // A published document is replaced over REST, never by PUSH-DOC: its owner refuses it.
             let peer = crate::forwarded::Peer::of(&parts.extensions);
-            let slot = routes::connection_slot(&state, parts.extensions.get())?;
+            let who = parts.extensions.get::<crate::limits::Who>().cloned();
+            let slot = routes::connection_slot(&state, who.as_ref())?;
             let admission = routes::Admission {
                 may_push: true,
                 slot,
+                who,
             };
             routes::upgrade(
                 state,

@@ -602,14 +602,19 @@ async fn websocket(
 ) -> Result<Response, HttpError> {
     check_app(&app)?;
     let may_push = may_push(&state, &app, &headers, &query)?;
-    let slot = connection_slot(&state, who.as_ref().map(|w| &w.0))?;
+    let who = who.map(|w| w.0);
+    let slot = connection_slot(&state, who.as_ref())?;
     upgrade(
         state,
         peer,
         headers,
         ws,
         Target::App(app),
-        Admission { may_push, slot },
+        Admission {
+            may_push,
+            slot,
+            who,
+        },
     )
 }
 
@@ -619,6 +624,8 @@ pub struct Admission {
     pub may_push: bool,
     /// Its client's connection slot (`--limit-connections`), held while it is open.
     pub slot: Option<crate::limits::ConnectionSlot>,
+    /// The client its messages count against (`--limit-requests`), if known.
+    pub who: Option<crate::limits::Who>,
 }
 
 /// Whether a websocket of a Bokeh app's session may PUSH-DOC: always without access
@@ -687,7 +694,11 @@ pub fn upgrade(
     target: Target,
     admission: Admission,
 ) -> Result<Response, HttpError> {
-    let Admission { may_push, slot } = admission;
+    let Admission {
+        may_push,
+        slot,
+        who,
+    } = admission;
     let view = state.client_view(peer, &headers);
     let client = view.client;
     if !origin::origin_allowed(&headers, view.host.as_deref(), &state.allowlist) {
@@ -727,6 +738,7 @@ pub fn upgrade(
         max_decoded_bytes: c.max_decoded_bytes,
         max_inflight: c.max_inflight_requests,
         may_push,
+        limit: state.limits.clone().zip(who),
     };
     let max = state.config.websocket_max_message_size;
     // tungstenite zero-fills up to `read_buffer_size` bytes of its buffer on every read, so

@@ -280,3 +280,64 @@ async fn open_streams_are_counted_per_client_and_given_back_on_close() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_messages_over_the_rate_get_a_protocol_error_and_others_are_served() {
+    use plotwire_protocol::message::MsgType;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let port = start(
+        LimitSettings {
+            requests_per_second: 5,
+            ..LimitSettings::default()
+        },
+        None,
+    )
+    .await;
+    let ws_from = |from: u8, session: &'static str| async move {
+        let tcp = connect_from(from, port).await;
+        let mut req = format!("ws://127.0.0.1:{port}/target/ws")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            format!("bokeh, {}", support::token(session))
+                .parse()
+                .unwrap(),
+        );
+        let tcp = tokio_tungstenite::MaybeTlsStream::Plain(tcp);
+        let (ws, _) = within("the handshake", tokio_tungstenite::client_async(req, tcp))
+            .await
+            .unwrap();
+        let mut client = support::Client::new(ws);
+        client.expect_ack().await;
+        client
+    };
+    let mut flooder = ws_from(2, "flooded").await;
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        ids.push(flooder.send(MsgType::PullDocReq, &json!({}), &[]).await);
+    }
+    let mut errors = 0;
+    for _ in 0..ids.len() {
+        let m = flooder.recv().await;
+        assert!(ids.contains(m.reqid.as_ref().unwrap()), "{m:?}");
+        match m.msgtype.as_str() {
+            "PULL-DOC-REPLY" => {}
+            "ERROR" => {
+                errors += 1;
+                assert!(
+                    m.content.to_string().contains("--limit-requests"),
+                    "{:?}",
+                    m.content
+                );
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // The upgrade took one of the burst of 5; 12 messages at once leave at least 7 over.
+    assert!(errors >= 7, "only {errors} of 12 refused");
+    // Another address is served in full.
+    let mut other = ws_from(3, "calm").await;
+    let id = other.send(MsgType::PullDocReq, &json!({}), &[]).await;
+    other.expect_reply("PULL-DOC-REPLY", &id).await;
+}
