@@ -325,29 +325,42 @@ pub async fn stop_signal() {
     }
 }
 
-/// Rereads the auth file on every SIGHUP, until the process ends (the TLS certificates
-/// have their own watcher, [`tls::reload_on_sighup`]); says so when there is nothing to
-/// reload.
+/// On every SIGHUP until the task is aborted, rereads what the server was started with:
+/// the auth file and the TLS certificates. One that fails to load is logged and the one
+/// in force stays. With neither, says there is nothing to reload: a SIGHUP
+/// (`systemctl reload`) never ends the server.
 #[cfg(unix)]
-async fn reload_access_on_hangup(plotwire: Plotwire, tls: bool) {
+async fn reload_on_hangup(plotwire: Plotwire, certs: Option<Arc<tls::TlsCerts>>) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGHUP; the auth file is read only at start");
+            tracing::warn!(error = %e, "cannot watch SIGHUP: nothing will be reloaded");
             return;
         }
     };
     while hangups.recv().await.is_some() {
-        match plotwire.reload_access() {
-            Ok(true) => {}
-            Ok(false) if !tls => {
-                tracing::info!("SIGHUP: nothing to reload (no --auth-file, no --ssl-certfile)");
-            }
-            Ok(false) => {}
+        let access = match plotwire.reload_access() {
+            Ok(reloaded) => reloaded,
             Err(e) => {
                 tracing::error!(error = %e, "the auth file was not reloaded; the rules in force stay");
+                true
             }
+        };
+        if let Some(certs) = &certs {
+            let files = certs.files();
+            match certs.reload() {
+                Ok(()) => tracing::info!(
+                    cert = %files.cert.display(),
+                    key = %files.key.display(),
+                    "certificates reloaded"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "certificates not reloaded: the ones in use stay")
+                }
+            }
+        } else if !access {
+            tracing::info!("SIGHUP: nothing to reload (no --auth-file, no --ssl-certfile)");
         }
     }
 }
@@ -374,25 +387,32 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<
     if examples {
         demos::start(&plotwire).await?;
     }
-    // Always watched, so that a SIGHUP (`systemctl reload`) never ends the server.
     #[cfg(unix)]
-    tokio::spawn(reload_access_on_hangup(plotwire.clone(), certs.is_some()));
+    let reloads = tokio::spawn(reload_on_hangup(plotwire.clone(), certs.clone()));
+    #[cfg(not(unix))]
+    tracing::warn!(
+        "no SIGHUP on this platform: the auth file and certificates are read only at start"
+    );
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Io { addr, source })?;
     let bound = tcp
         .local_addr()
         .map_err(|source| ServeError::Io { addr, source })?;
-    let Some(certs) = certs else {
-        on_ready(bound);
-        let listener = listener::FastAckListener::new(tcp, max_connections);
-        return run(listener, router, shutdown, grace, bound).await;
+    let result = match certs {
+        None => {
+            on_ready(bound);
+            let listener = listener::FastAckListener::new(tcp, max_connections);
+            run(listener, router, shutdown, grace, bound).await
+        }
+        Some(certs) => {
+            let listener = tls::TlsListener::new(tcp, max_connections, certs)
+                .map_err(|source| ServeError::Io { addr, source })?;
+            on_ready(bound);
+            run(listener, router, shutdown, grace, bound).await
+        }
     };
-    let listener = tls::TlsListener::new(tcp, max_connections, certs.clone())
-        .map_err(|source| ServeError::Io { addr, source })?;
-    let reloads = tokio::spawn(tls::reload_on_sighup(certs));
-    on_ready(bound);
-    let result = run(listener, router, shutdown, grace, bound).await;
+    #[cfg(unix)]
     reloads.abort();
     result
 }

@@ -180,37 +180,3 @@ impl TlsCerts {
         Ok(())
     }
 }
-
-/// Reloads `certs` on every SIGHUP (logging the outcome) until the task is dropped.
-pub async fn reload_on_sighup(certs: Arc<TlsCerts>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hangups = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGHUP: the certificates will not be reloaded");
-                return;
-            }
-        };
-        while hangups.recv().await.is_some() {
-            let files = certs.files();
-            match certs.reload() {
-                Ok(()) => tracing::info!(
-                    cert = %files.cert.display(),
-                    key = %files.key.display(),
-                    "certificates reloaded"
-                ),
-                Err(e) => tracing::error!(
-                    error = %e,
-                    "certificates not reloaded: the ones in use stay"
-                ),
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = certs;
-        tracing::warn!("no SIGHUP on this platform: the certificates will not be reloaded");
-    }
-}

@@ -7,5 +7,5 @@
 pub mod certs;
 pub mod listener;
 
-pub use certs::{reload_on_sighup, TlsCerts, TlsError};
+pub use certs::{TlsCerts, TlsError};
 pub use listener::{TlsListener, HANDSHAKE_TIMEOUT};
