@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -225,13 +224,6 @@ async fn json_errors(resp: Response) -> Response {
     out
 }
 
-fn now_epoch_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// Longest app name accepted.
 pub const MAX_APP_NAME: usize = 128;
 
@@ -292,7 +284,7 @@ pub(crate) fn resolve_session(
                 }
                 None => new_session_id(config),
             };
-            let expiry = now_epoch_secs()
+            let expiry = crate::access::now()
                 + i64::try_from(config.session_token_expiration.as_secs()).unwrap_or(i64::MAX / 2);
             token::generate_token(&sid, expiry, None, config.signing_key())
                 .map_err(|e| HttpError::bad_request(format!("can't make a token: {e}")))?
@@ -651,7 +643,12 @@ fn may_push(
     };
     let name = format!("{app}/{sid}");
     Ok(rules
-        .authorize(&creds, crate::access::Level::Write, &name, now_epoch_secs())
+        .authorize(
+            &creds,
+            crate::access::Level::Write,
+            &name,
+            crate::access::now(),
+        )
         .is_ok())
 }
 
@@ -811,7 +808,7 @@ pub fn upgrade(
             }
         };
         let live = registry.get(&app, &payload.session_id).is_some();
-        if let Err(e) = token::check_token_expiry(&payload, now_epoch_secs()) {
+        if let Err(e) = token::check_token_expiry(&payload, crate::access::now()) {
             // BokehJS reconnects with its page's token, however old the page is, so an
             // expired (but correctly signed) token still joins a live session. It never
             // creates a producer's session.
