@@ -377,6 +377,16 @@ impl Reader<'_> {
             },
             MsgType::PatchDoc => match decode_patch(&msg.content, &buffers) {
                 Ok(events) => {
+                    if let Some((limits, who)) = &self.settings.limit {
+                        if let Err(over) = limits.events(who, &events) {
+                            crate::warn_limited!(session = %self.session.id, client = %who, "PATCH-DOC over the points limit, not applied");
+                            self.reply(error_message(
+                                &msgid,
+                                &format!("{over}; this PATCH-DOC was not applied"),
+                            ));
+                            return Ok(());
+                        }
+                    }
                     let ticket = self
                         .session
                         .ticket(size, &self.inflight)

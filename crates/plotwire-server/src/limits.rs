@@ -22,6 +22,9 @@ use axum::http::StatusCode;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use plotwire_protocol::event::DocumentEvent;
+use plotwire_protocol::Value;
+
 use crate::error::HttpError;
 
 /// Who a request is counted against.
@@ -186,6 +189,15 @@ impl Limits {
         }
     }
 
+    /// Counts the rows that Bokeh `events` write (see [`rows_written`]) against `who`'s
+    /// `--limit-points`, as [`Limits::points`] does for a REST write.
+    pub fn events(&self, who: &Who, events: &[DocumentEvent]) -> Result<(), Limited> {
+        if self.points.is_none() {
+            return Ok(());
+        }
+        self.points(who, rows_written(events))
+    }
+
     /// Takes one of `who`'s streaming connections, given back when the slot drops.
     pub fn connect(self: &Arc<Self>, who: Who) -> Result<Option<ConnectionSlot>, Limited> {
         let max = self.settings.connections;
@@ -232,6 +244,31 @@ impl Drop for ConnectionSlot {
             }
         }
     }
+}
+
+/// The rows of a set of columns: the first column's length (a list's, or a typed
+/// array's first dimension).
+pub fn column_rows(columns: &[(String, Value)]) -> usize {
+    columns.first().map_or(0, |(_, values)| match values {
+        Value::List(items) => items.len(),
+        Value::Array(array) => array.shape.first().copied().unwrap_or_else(|| array.len()),
+        _ => 0,
+    })
+}
+
+/// The rows that Bokeh document events write into data sources: the rows a
+/// `ColumnsStreamed` appends and those a `ColumnDataChanged` puts in place, as REST's
+/// stream and replace count theirs. Patches of single cells and property changes write
+/// no rows.
+pub fn rows_written(events: &[DocumentEvent]) -> usize {
+    events
+        .iter()
+        .map(|e| match e {
+            DocumentEvent::ColumnsStreamed { data, .. }
+            | DocumentEvent::ColumnDataChanged { data, .. } => column_rows(data),
+            _ => 0,
+        })
+        .fold(0, usize::saturating_add)
 }
 
 #[cfg(test)]

@@ -47,6 +47,29 @@ async fn start(limits: LimitSettings, auth_file: Option<std::path::PathBuf>) -> 
     port
 }
 
+/// A Bokeh websocket (after its ACK) to session `session` of app `/target`, from
+/// `127.0.0.<from>`.
+async fn ws_from(from: u8, port: u16, session: &str) -> support::Client {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let tcp = connect_from(from, port).await;
+    let mut req = format!("ws://127.0.0.1:{port}/target/ws")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        format!("bokeh, {}", support::token(session))
+            .parse()
+            .unwrap(),
+    );
+    let tcp = tokio_tungstenite::MaybeTlsStream::Plain(tcp);
+    let (ws, _) = within("the handshake", tokio_tungstenite::client_async(req, tcp))
+        .await
+        .unwrap();
+    let mut client = support::Client::new(ws);
+    client.expect_ack().await;
+    client
+}
+
 /// A connection to the server from `127.0.0.<from>`.
 async fn connect_from(from: u8, port: u16) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
@@ -284,7 +307,6 @@ async fn open_streams_are_counted_per_client_and_given_back_on_close() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_messages_over_the_rate_get_a_protocol_error_and_others_are_served() {
     use plotwire_protocol::message::MsgType;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let port = start(
         LimitSettings {
             requests_per_second: 5,
@@ -293,25 +315,7 @@ async fn websocket_messages_over_the_rate_get_a_protocol_error_and_others_are_se
         None,
     )
     .await;
-    let ws_from = |from: u8, session: &'static str| async move {
-        let tcp = connect_from(from, port).await;
-        let mut req = format!("ws://127.0.0.1:{port}/target/ws")
-            .into_client_request()
-            .unwrap();
-        req.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            format!("bokeh, {}", support::token(session))
-                .parse()
-                .unwrap(),
-        );
-        let tcp = tokio_tungstenite::MaybeTlsStream::Plain(tcp);
-        let (ws, _) = within("the handshake", tokio_tungstenite::client_async(req, tcp))
-            .await
-            .unwrap();
-        let mut client = support::Client::new(ws);
-        client.expect_ack().await;
-        client
-    };
+    let ws_from = |from: u8, session: &'static str| ws_from(from, port, session);
     let mut flooder = ws_from(2, "flooded").await;
     let mut ids = Vec::new();
     for _ in 0..12 {
@@ -340,4 +344,60 @@ async fn websocket_messages_over_the_rate_get_a_protocol_error_and_others_are_se
     let mut other = ws_from(3, "calm").await;
     let id = other.send(MsgType::PullDocReq, &json!({}), &[]).await;
     other.expect_reply("PULL-DOC-REPLY", &id).await;
+}
+
+/// A PATCH-DOC content that streams `rows` rows into `ColumnDataSource` `c1`.
+fn stream_rows(rows: usize) -> Json {
+    let column: Vec<f64> = (0..rows).map(|i| i as f64).collect();
+    json!([{"kind": "ColumnsStreamed", "model": {"id": "c1"}, "attr": "data",
+        "data": {"type": "map", "entries": [["x", column], ["y", column]]}, "rollover": null}])
+}
+
+/// The rows of column `x` of `c1` in a pulled document.
+fn rows_of_c1(doc: &Json) -> usize {
+    let entries = doc["roots"][0]["attributes"]["data"]["entries"]
+        .as_array()
+        .unwrap();
+    entries.iter().find(|e| e[0] == "x").unwrap()[1]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bokeh_client_rows_count_against_the_points_quota_and_a_refused_patch_changes_nothing() {
+    let port = start(
+        LimitSettings {
+            points_per_second: 10,
+            ..LimitSettings::default()
+        },
+        None,
+    )
+    .await;
+    let mut producer = ws_from(2, port, "quota").await;
+    producer.push(&json!({"doc": support::cds_doc("c1")})).await;
+    producer.patch_ok(stream_rows(8)).await;
+    // A replace of the whole data counts as its rows, as a REST replace does.
+    let nine = vec![0.0; 9];
+    let replace = json!({"events": [{"kind": "ColumnDataChanged", "model": {"id": "c1"}, "attr": "data",
+        "data": {"type": "map", "entries": [["x", nine], ["y", nine]]}, "cols": null}]});
+    let refused = producer.patch_error(&replace, &[]).await;
+    assert!(refused.contains("--limit-points"), "{refused}");
+    // The second batch of 8 within the second is over the 10 rows/s.
+    let over = producer
+        .patch_error(&json!({"events": stream_rows(8)}), &[])
+        .await;
+    assert!(over.contains("--limit-points"), "{over}");
+    // A batch that could never pass says to split it.
+    let too_big = producer
+        .patch_error(&json!({"events": stream_rows(11)}), &[])
+        .await;
+    assert!(too_big.contains("split"), "{too_big}");
+    // No refused patch was applied: 1 pushed row + 8 streamed.
+    assert_eq!(rows_of_c1(&producer.pull().await), 9);
+    // Another address streams its own rows meanwhile.
+    let mut other = ws_from(3, port, "other").await;
+    other.push(&json!({"doc": support::cds_doc("c1")})).await;
+    other.patch_ok(stream_rows(8)).await;
+    assert_eq!(rows_of_c1(&other.pull().await), 9);
 }

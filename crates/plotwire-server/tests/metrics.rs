@@ -150,15 +150,6 @@ fn temp_dir(what: &str) -> PathBuf {
     dir
 }
 
-fn cds_doc(id: &str) -> serde_json::Value {
-    json!({
-        "version": "3.9.2",
-        "title": "metrics",
-        "roots": [{"type": "object", "name": "ColumnDataSource", "id": id,
-                   "attributes": {"name": "src", "data": {"type": "map", "entries": [["x", [0.5]], ["y", [1.5]]]}}}]
-    })
-}
-
 #[tokio::test]
 async fn counters_move_by_exactly_the_workload() {
     let dir = temp_dir("workload");

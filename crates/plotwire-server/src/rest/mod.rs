@@ -324,18 +324,7 @@ fn count_points(
     let (Some(limits), Some(who)) = (&state.limits, who) else {
         return Ok(());
     };
-    let rows = columns.first().map_or(0, |(_, values)| column_rows(values));
-    Ok(limits.points(who, rows)?)
-}
-
-/// The rows of one decoded column: a list's length, or a typed array's first dimension.
-fn column_rows(values: &plotwire_protocol::Value) -> usize {
-    use plotwire_protocol::Value;
-    match values {
-        Value::List(items) => items.len(),
-        Value::Array(array) => array.shape.first().copied().unwrap_or_else(|| array.len()),
-        _ => 0,
-    }
+    Ok(limits.points(who, crate::limits::column_rows(columns))?)
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, HttpError> {

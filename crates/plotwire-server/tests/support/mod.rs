@@ -135,6 +135,16 @@ pub fn plain_push_doc() -> Json {
         .content
 }
 
+/// A document whose one root is a `ColumnDataSource` `id` with one row of `x` and `y`.
+pub fn cds_doc(id: &str) -> Json {
+    json!({
+        "version": "3.9.2",
+        "title": "cds",
+        "roots": [{"type": "object", "name": "ColumnDataSource", "id": id,
+                   "attributes": {"name": "src", "data": {"type": "map", "entries": [["x", [0.5]], ["y", [1.5]]]}}}]
+    })
+}
+
 /// Ids of the full model reps inside `j`.
 pub fn full_model_ids(j: &Json, out: &mut Vec<String>) {
     match j {
