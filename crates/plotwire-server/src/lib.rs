@@ -191,6 +191,8 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
         websockets: websockets.clone(),
         max_websockets: config.max_websockets,
     };
+    // With an auth file, keys may carry limits of their own, now or after a reload.
+    let limiter = (limits.any() || access.is_some()).then(|| Arc::new(limits::Limits::new(limits)));
     let state = Arc::new(routes::AppState {
         config,
         registry,
@@ -201,7 +203,7 @@ pub fn app(config: Config) -> Result<App, ConfigError> {
         exports: Arc::new(Semaphore::new(MAX_CONCURRENT_EXPORTS)),
         store: store.clone(),
         access,
-        limits: limits.any().then(|| Arc::new(limits::Limits::new(limits))),
+        limits: limiter,
         metrics,
     });
     let plotwire = Plotwire::new(state.clone());

@@ -30,8 +30,8 @@ use crate::error::HttpError;
 /// Who a request is counted against.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Who {
-    /// The API key of this name.
-    Key(Arc<str>),
+    /// The API key of this name, with its own limits from the auth file.
+    Key(Arc<str>, Overrides),
     /// This client address.
     Addr(IpAddr),
 }
@@ -39,7 +39,7 @@ pub enum Who {
 impl std::fmt::Display for Who {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Who::Key(name) => write!(f, "the key {name:?}"),
+            Who::Key(name, _) => write!(f, "the key {name:?}"),
             Who::Addr(addr) => write!(f, "the client address {addr}"),
         }
     }
@@ -61,6 +61,54 @@ impl LimitSettings {
     pub fn any(&self) -> bool {
         self.requests_per_second > 0 || self.points_per_second > 0 || self.connections > 0
     }
+}
+
+/// A key's own limits (`limits = { ... }` in the auth file), each in place of its flag
+/// for that key; `None` keeps the flag's, 0 turns that limit off for the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Overrides {
+    /// In place of `--limit-requests`.
+    pub requests_per_second: Option<u32>,
+    /// In place of `--limit-points`.
+    pub points_per_second: Option<u32>,
+    /// In place of `--limit-connections`.
+    pub connections: Option<usize>,
+}
+
+impl Overrides {
+    /// Whether any limit is overridden.
+    pub fn any(&self) -> bool {
+        *self != Overrides::default()
+    }
+
+    /// `flags` with these overrides in place.
+    pub fn over(&self, flags: LimitSettings) -> LimitSettings {
+        LimitSettings {
+            requests_per_second: self
+                .requests_per_second
+                .unwrap_or(flags.requests_per_second),
+            points_per_second: self.points_per_second.unwrap_or(flags.points_per_second),
+            connections: self.connections.unwrap_or(flags.connections),
+        }
+    }
+}
+
+const FLAG_REQUESTS: &str = "requests per second (--limit-requests)";
+const FLAG_POINTS: &str = "points per second (--limit-points)";
+const FLAG_POINTS_SPLIT: &str = "points per second (--limit-points); split it into smaller batches";
+const OWN_POINTS_SPLIT: &str =
+    "points per second (the key's limits in the auth file); split it into smaller batches";
+const OWN_REQUESTS: &str = "requests per second (the key's limits in the auth file)";
+const OWN_POINTS: &str = "points per second (the key's limits in the auth file)";
+
+/// The buckets of one key with limits of its own.
+struct OwnBuckets {
+    /// The flags with the key's overrides in place.
+    settings: LimitSettings,
+    /// What a refusal names: for requests, for points, for a batch too big to pass.
+    what: (&'static str, &'static str, &'static str),
+    requests: Option<governor::DefaultDirectRateLimiter>,
+    points: Option<governor::DefaultDirectRateLimiter>,
 }
 
 /// Clients tracked before idle ones are forgotten.
@@ -97,6 +145,7 @@ pub struct Limits {
     requests: Option<DefaultKeyedRateLimiter<Who>>,
     points: Option<DefaultKeyedRateLimiter<Who>>,
     open: Mutex<HashMap<Who, usize>>,
+    own: Mutex<HashMap<Who, Arc<OwnBuckets>>>,
     checks: AtomicU64,
     clock: DefaultClock,
 }
@@ -121,6 +170,7 @@ impl Limits {
             requests: keyed(settings.requests_per_second),
             points: keyed(settings.points_per_second),
             open: Mutex::new(HashMap::new()),
+            own: Mutex::new(HashMap::new()),
             checks: AtomicU64::new(0),
             clock: DefaultClock::default(),
         }
@@ -147,16 +197,85 @@ impl Limits {
         }
     }
 
+    /// The buckets of `who` if it is a key with limits of its own: made on first use,
+    /// and made again when a reloaded auth file changed them.
+    fn own(&self, who: &Who) -> Option<Arc<OwnBuckets>> {
+        let Who::Key(_, overrides) = who else {
+            return None;
+        };
+        if !overrides.any() {
+            return None;
+        }
+        let mut own = match self.own.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(b) = own.get(who) {
+            return Some(b.clone());
+        }
+        if own.len() >= MAX_TRACKED {
+            own.clear();
+        }
+        let settings = overrides.over(self.settings);
+        let direct = |per_second: u32| {
+            NonZeroU32::new(per_second).map(|n| RateLimiter::direct(Quota::per_second(n)))
+        };
+        let buckets = Arc::new(OwnBuckets {
+            settings,
+            what: (
+                if overrides.requests_per_second.is_some() {
+                    OWN_REQUESTS
+                } else {
+                    FLAG_REQUESTS
+                },
+                if overrides.points_per_second.is_some() {
+                    OWN_POINTS
+                } else {
+                    FLAG_POINTS
+                },
+                if overrides.points_per_second.is_some() {
+                    OWN_POINTS_SPLIT
+                } else {
+                    FLAG_POINTS_SPLIT
+                },
+            ),
+            requests: direct(settings.requests_per_second),
+            points: direct(settings.points_per_second),
+        });
+        own.insert(who.clone(), buckets.clone());
+        Some(buckets)
+    }
+
     /// Counts one request of `who`.
     pub fn request(&self, who: &Who) -> Result<(), Limited> {
-        let Some(limiter) = &self.requests else {
-            return Ok(());
+        let own = self.own(who);
+        let (checked, limit, what) = match &own {
+            Some(own) => {
+                let Some(limiter) = &own.requests else {
+                    return Ok(());
+                };
+                (
+                    limiter.check(),
+                    u64::from(own.settings.requests_per_second),
+                    own.what.0,
+                )
+            }
+            None => {
+                let Some(limiter) = &self.requests else {
+                    return Ok(());
+                };
+                self.sweep();
+                (
+                    limiter.check_key(who),
+                    u64::from(self.settings.requests_per_second),
+                    FLAG_REQUESTS,
+                )
+            }
         };
-        self.sweep();
-        limiter.check_key(who).map_err(|not_until| Limited {
+        checked.map_err(|not_until| Limited {
             who: who.to_string(),
-            what: "requests per second (--limit-requests)",
-            limit: u64::from(self.settings.requests_per_second),
+            what,
+            limit,
             retry_after: not_until.wait_time_from(self.clock.now()),
         })
     }
@@ -164,15 +283,35 @@ impl Limits {
     /// Counts `rows` rows written by `who`. A batch larger than a second's worth is
     /// refused with a message saying so: it could never pass.
     pub fn points(&self, who: &Who, rows: usize) -> Result<(), Limited> {
-        let Some(limiter) = &self.points else {
-            return Ok(());
-        };
         let Some(n) = NonZeroU32::new(u32::try_from(rows).unwrap_or(u32::MAX)) else {
             return Ok(());
         };
-        let limit = u64::from(self.settings.points_per_second);
-        let what = "points per second (--limit-points)";
-        match limiter.check_key_n(who, n) {
+        let own = self.own(who);
+        let (checked, limit, what, split) = match &own {
+            Some(own) => {
+                let Some(limiter) = &own.points else {
+                    return Ok(());
+                };
+                (
+                    limiter.check_n(n),
+                    u64::from(own.settings.points_per_second),
+                    own.what.1,
+                    own.what.2,
+                )
+            }
+            None => {
+                let Some(limiter) = &self.points else {
+                    return Ok(());
+                };
+                (
+                    limiter.check_key_n(who, n),
+                    u64::from(self.settings.points_per_second),
+                    FLAG_POINTS,
+                    FLAG_POINTS_SPLIT,
+                )
+            }
+        };
+        match checked {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => Err(Limited {
                 who: who.to_string(),
@@ -182,7 +321,7 @@ impl Limits {
             }),
             Err(_) => Err(Limited {
                 who: format!("a batch of {rows} rows from {who}"),
-                what: "points per second (--limit-points); split it into smaller batches",
+                what: split,
                 limit,
                 retry_after: Duration::from_secs(1),
             }),
@@ -192,7 +331,8 @@ impl Limits {
     /// Counts the rows that Bokeh `events` write (see [`rows_written`]) against `who`'s
     /// `--limit-points`, as [`Limits::points`] does for a REST write.
     pub fn events(&self, who: &Who, events: &[DocumentEvent]) -> Result<(), Limited> {
-        if self.points.is_none() {
+        let keyed = matches!(who, Who::Key(_, o) if o.points_per_second.is_some());
+        if self.points.is_none() && !keyed {
             return Ok(());
         }
         self.points(who, rows_written(events))
@@ -200,7 +340,22 @@ impl Limits {
 
     /// Takes one of `who`'s streaming connections, given back when the slot drops.
     pub fn connect(self: &Arc<Self>, who: Who) -> Result<Option<ConnectionSlot>, Limited> {
-        let max = self.settings.connections;
+        let (max, what) = match &who {
+            Who::Key(
+                _,
+                Overrides {
+                    connections: Some(max),
+                    ..
+                },
+            ) => (
+                *max,
+                "open websockets and SSE reads (the key's limits in the auth file)",
+            ),
+            _ => (
+                self.settings.connections,
+                "open websockets and SSE reads (--limit-connections)",
+            ),
+        };
         if max == 0 {
             return Ok(None);
         }
@@ -212,7 +367,7 @@ impl Limits {
         if *n >= max {
             return Err(Limited {
                 who: who.to_string(),
-                what: "open websockets and SSE reads (--limit-connections)",
+                what,
                 limit: u64::try_from(max).unwrap_or(u64::MAX),
                 retry_after: Duration::from_secs(5),
             });
@@ -295,7 +450,7 @@ mod tests {
             limits.request(&addr(2)).is_ok(),
             "another address is not slowed"
         );
-        assert!(limits.request(&Who::Key("a".into())).is_ok());
+        assert!(limits.request(&Who::Key("a".into(), Overrides::default())).is_ok());
 
         assert!(limits.points(&addr(1), 60).is_ok());
         assert!(limits.points(&addr(1), 60).is_err());

@@ -139,8 +139,8 @@ fn client_of(state: &AppState, req: &axum::extract::Request) -> Option<crate::li
             .map(|Query(q)| q)
             .unwrap_or_default();
         let creds = crate::access::Credentials::of_websocket(req.headers(), &query);
-        if let Some(name) = access.rules().key_name(&creds) {
-            return Some(Who::Key(name.into()));
+        if let Some(key) = access.rules().key_of(&creds) {
+            return Some(Who::Key(key.name.as_str().into(), key.limits));
         }
     }
     let peer = crate::forwarded::Peer::of(req.extensions());

@@ -253,6 +253,100 @@ async fn a_producer_over_its_points_quota_is_refused_and_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_with_limits_of_its_own_in_the_auth_file_gets_them_in_place_of_the_flags() {
+    let path =
+        std::env::temp_dir().join(format!("plotwire-limits-own-{}.toml", std::process::id()));
+    let mut text = String::new();
+    for (name, limits) in [
+        ("flag", ""),
+        ("big", "limits = { points = 1000, connections = 1 }\n"),
+        ("free", "limits = { points = 0 }\n"),
+    ] {
+        text.push_str(&format!(
+            "[[keys]]\nname = \"{name}\"\nhash = \"{}\"\nscopes = [\"publish:*\"]\n{limits}",
+            KeyHash::of(&format!("pwk_{name}"))
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    let port = start(
+        LimitSettings {
+            points_per_second: 100,
+            connections: 3,
+            ..LimitSettings::default()
+        },
+        Some(path),
+    )
+    .await;
+    let key = |k: &str| format!("Authorization: Bearer pwk_{k}\r\n{JSON}");
+    let (status, _, body) = request(
+        2,
+        port,
+        "PUT",
+        "/api/v1/documents/own",
+        &key("flag"),
+        &doc(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let rows = |n: usize| json!({"x": vec![1.0; n]}).to_string().into_bytes();
+    let stream = "/api/v1/documents/own/sources/src/stream";
+    // The key without limits of its own has the flag's 100 rows/s.
+    let (status, _, body) = request(2, port, "POST", stream, &key("flag"), &rows(60)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = request(2, port, "POST", stream, &key("flag"), &rows(60)).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("--limit-points"),
+        "{body}"
+    );
+    // "big" has 1000 rows/s: 900 pass, the next 200 do not, and the refusal names the file.
+    for n in [600, 300] {
+        let (status, _, body) = request(3, port, "POST", stream, &key("big"), &rows(n)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, retry, body) = request(3, port, "POST", stream, &key("big"), &rows(200)).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(retry.is_some());
+    assert!(
+        body["error"].as_str().unwrap().contains("auth file"),
+        "{body}"
+    );
+    // "free" has no points limit at all.
+    for _ in 0..4 {
+        let (status, _, body) = request(4, port, "POST", stream, &key("free"), &rows(500)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // 1 + 60 + 900 + 2000 rows: the refused writes changed nothing.
+    let (status, _, body) =
+        request(5, port, "GET", "/api/v1/documents/own/sources/src", "", b"").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["x"].as_array().unwrap().len(), 2961);
+    // "big" may hold one open stream where the flag allows three.
+    let sse = |k: &'static str| async move {
+        let mut tcp = connect_from(6, port).await;
+        tcp.write_all(
+            format!(
+                "GET /api/v1/documents/own/sources/src?since=0 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\nAuthorization: Bearer pwk_{k}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut head = [0u8; 12];
+        within("the SSE answer", tcp.read_exact(&mut head))
+            .await
+            .unwrap();
+        let status: u16 = std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap();
+        (status, tcp)
+    };
+    let (first, _open) = sse("big").await;
+    let (second, _) = sse("big").await;
+    assert_eq!((first, second), (200, 429));
+    let (flagged, _kept) = sse("flag").await;
+    assert_eq!(flagged, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_streams_are_counted_per_client_and_given_back_on_close() {
     let port = start(
         LimitSettings {

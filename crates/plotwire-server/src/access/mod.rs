@@ -321,13 +321,9 @@ impl Rules {
         }
     }
 
-    /// The name of the valid key `creds` presents, if it presents one.
-    pub fn key_name(&self, creds: &Credentials) -> Option<&str> {
-        creds
-            .key
-            .as_deref()
-            .and_then(|k| self.key(k))
-            .map(|k| k.name.as_str())
+    /// The valid key `creds` presents, if it presents one.
+    pub fn key_of(&self, creds: &Credentials) -> Option<&rules::Key> {
+        creds.key.as_deref().and_then(|k| self.key(k))
     }
 
     /// Refuses a malformed credential or a key that is not in the file, whatever the

@@ -9,6 +9,8 @@
 //! name = "trainer"
 //! hash = "sha256:…"             # `plotwire keys add` prints the key once, stores this
 //! scopes = ["write:runs/*", "read:*"]
+//! limits = { requests = 200, points = 1000000, connections = 8 } # optional, in place of
+//!                               # --limit-*; 0 turns one off for this key
 //! ```
 
 use std::path::Path;
@@ -137,6 +139,8 @@ pub struct Key {
     pub hash: KeyHash,
     /// What it may do.
     pub scopes: Vec<Scope>,
+    /// Its own rate limits, in place of the flags' (`limits = { ... }`).
+    pub limits: crate::limits::Overrides,
 }
 
 impl Key {
@@ -181,6 +185,17 @@ struct FileKey {
     name: String,
     hash: String,
     scopes: Vec<String>,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+/// `limits = { requests = N, points = N, connections = N }` of one key.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    requests: Option<u32>,
+    points: Option<u32>,
+    connections: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -288,6 +303,11 @@ impl Rules {
                 name: k.name,
                 hash,
                 scopes,
+                limits: crate::limits::Overrides {
+                    requests_per_second: k.limits.requests,
+                    points_per_second: k.limits.points,
+                    connections: k.limits.connections,
+                },
             });
         }
         let max_share_seconds = match file.max_share_days {
@@ -381,6 +401,14 @@ mod tests {
                     "[[keys]]\nname = \"a\"\nhash = \"{hash}\"\nscopes = [\"admin\"]\n[[keys]]\nname = \"a\"\nhash = \"{hash}\"\nscopes = [\"admin\"]"
                 ),
                 "two keys",
+            ),
+            (
+                &format!("[[keys]]\nname = \"a\"\nhash = \"{hash}\"\nscopes = [\"admin\"]\nlimits = {{ rows = 5 }}"),
+                "rows",
+            ),
+            (
+                &format!("[[keys]]\nname = \"a\"\nhash = \"{hash}\"\nscopes = [\"admin\"]\nlimits = {{ points = -1 }}"),
+                "points",
             ),
             ("private = [\"a\"]", "share_secret"),
             ("max_share_days = 0", "max_share_days"),
