@@ -5,7 +5,7 @@
 //! against `plotwire serve` without and with `--auth-file`, alternating off, on, off, on …
 //! so that drift on a shared machine hits both sides alike. With keys on the producer
 //! presents a `publish:*` key made by `plotwire keys add`; the views need none. Each run's
-//! figures are printed, then each side's mean and the on/off ratio.
+//! figures are printed, then each side's median and the on/off ratio of the medians.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -214,22 +214,31 @@ async fn run_once(args: &AccessArgs, keys: Keys, auth: &(PathBuf, String)) -> Re
     })
 }
 
-/// The mean of each figure over `runs`.
-fn mean(runs: &[Figures]) -> Option<Figures> {
-    let n = runs.len() as f64;
-    (n > 0.0).then(|| {
-        let avg = |f: fn(&Figures) -> f64| runs.iter().map(f).sum::<f64>() / n;
+/// The median of each figure over `runs` (the middle one, or the mean of the middle
+/// two): one spike in one run, common on a shared machine, does not move it.
+fn median(runs: &[Figures]) -> Option<Figures> {
+    (!runs.is_empty()).then(|| {
+        let mid = |f: fn(&Figures) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            }
+        };
         Figures {
-            ingest_mpts: avg(|f| f.ingest_mpts),
-            ack_p50_ms: avg(|f| f.ack_p50_ms),
-            ack_p99_ms: avg(|f| f.ack_p99_ms),
-            fanout_p50_ms: avg(|f| f.fanout_p50_ms),
-            fanout_p99_ms: avg(|f| f.fanout_p99_ms),
+            ingest_mpts: mid(|f| f.ingest_mpts),
+            ack_p50_ms: mid(|f| f.ack_p50_ms),
+            ack_p99_ms: mid(|f| f.ack_p99_ms),
+            fanout_p50_ms: mid(|f| f.fanout_p50_ms),
+            fanout_p99_ms: mid(|f| f.fanout_p99_ms),
         }
     })
 }
 
-/// The report: one line per run, then each side's mean and the ratio on/off (for a
+/// The report: one line per run, then each side's median and the ratio on/off (for a
 /// throughput, on/off; for a latency, off/on, so that 1.00 is no cost and below 0.95 a
 /// cost over 5 %).
 fn report(args: &AccessArgs, runs: &[(Keys, Figures)]) -> String {
@@ -265,13 +274,13 @@ fn report(args: &AccessArgs, runs: &[(Keys, Figures)]) -> String {
         line(format!("{}", i + 1), keys.name(), f);
     }
     let side = |k: Keys| runs.iter().filter(move |(x, _)| *x == k).map(|(_, f)| *f);
-    let off = mean(&side(Keys::Off).collect::<Vec<_>>());
-    let on = mean(&side(Keys::On).collect::<Vec<_>>());
+    let off = median(&side(Keys::Off).collect::<Vec<_>>());
+    let on = median(&side(Keys::On).collect::<Vec<_>>());
     if let Some(f) = &off {
-        line("mean".to_owned(), "off", f);
+        line("median".to_owned(), "off", f);
     }
     if let Some(f) = &on {
-        line("mean".to_owned(), "on", f);
+        line("median".to_owned(), "on", f);
     }
     if let (Some(off), Some(on)) = (off, on) {
         out.push_str("| ratio (1 = no cost) | on vs off |");

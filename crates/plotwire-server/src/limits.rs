@@ -450,7 +450,9 @@ mod tests {
             limits.request(&addr(2)).is_ok(),
             "another address is not slowed"
         );
-        assert!(limits.request(&Who::Key("a".into(), Overrides::default())).is_ok());
+        assert!(limits
+            .request(&Who::Key("a".into(), Overrides::default()))
+            .is_ok());
 
         assert!(limits.points(&addr(1), 60).is_ok());
         assert!(limits.points(&addr(1), 60).is_err());
