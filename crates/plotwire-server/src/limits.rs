@@ -331,10 +331,6 @@ impl Limits {
     /// Counts the rows that Bokeh `events` write (see [`rows_written`]) against `who`'s
     /// `--limit-points`, as [`Limits::points`] does for a REST write.
     pub fn events(&self, who: &Who, events: &[DocumentEvent]) -> Result<(), Limited> {
-        let keyed = matches!(who, Who::Key(_, o) if o.points_per_second.is_some());
-        if self.points.is_none() && !keyed {
-            return Ok(());
-        }
         self.points(who, rows_written(events))
     }
 

@@ -70,6 +70,41 @@ async fn ws_from(from: u8, port: u16, session: &str) -> support::Client {
     client
 }
 
+/// An auth file `plotwire-limits-<tag>-<pid>.toml` with one `publish:*` key `pwk_<name>`
+/// per `(name, extra lines)`.
+fn auth_file(tag: &str, keys: &[(&str, &str)]) -> std::path::PathBuf {
+    let path =
+        std::env::temp_dir().join(format!("plotwire-limits-{tag}-{}.toml", std::process::id()));
+    let mut text = String::new();
+    for (name, extra) in keys {
+        text.push_str(&format!(
+            "[[keys]]\nname = \"{name}\"\nhash = \"{}\"\nscopes = [\"publish:*\"]\n{extra}",
+            KeyHash::of(&format!("pwk_{name}"))
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Opens an SSE read of source `src` of document `doc` from `127.0.0.<from>`, with
+/// `headers` (each ending in CRLF); returns the answer's status and the open connection.
+async fn open_sse(port: u16, from: u8, doc: &str, headers: &str) -> (u16, TcpStream) {
+    let mut tcp = connect_from(from, port).await;
+    let head = format!(
+        "GET /api/v1/documents/{doc}/sources/src?since=0 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Accept: text/event-stream\r\n{headers}\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = within("the SSE head", tcp.read(&mut buf)).await.unwrap();
+    let status: u16 = String::from_utf8_lossy(&buf[..n])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, tcp)
+}
+
 /// A connection to the server from `127.0.0.<from>`.
 async fn connect_from(from: u8, port: u16) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
@@ -185,15 +220,7 @@ async fn a_client_over_its_request_rate_gets_429_and_the_others_do_not_notice() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_producer_over_its_points_quota_is_refused_and_changes_nothing() {
-    let path = std::env::temp_dir().join(format!("plotwire-limits-{}.toml", std::process::id()));
-    let mut text = String::new();
-    for name in ["a", "b"] {
-        text.push_str(&format!(
-            "[[keys]]\nname = \"{name}\"\nhash = \"{}\"\nscopes = [\"publish:*\"]\n",
-            KeyHash::of(&format!("pwk_{name}"))
-        ));
-    }
-    std::fs::write(&path, text).unwrap();
+    let path = auth_file("quota", &[("a", ""), ("b", "")]);
     let port = start(
         LimitSettings {
             points_per_second: 100,
@@ -254,20 +281,14 @@ async fn a_producer_over_its_points_quota_is_refused_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_with_limits_of_its_own_in_the_auth_file_gets_them_in_place_of_the_flags() {
-    let path =
-        std::env::temp_dir().join(format!("plotwire-limits-own-{}.toml", std::process::id()));
-    let mut text = String::new();
-    for (name, limits) in [
-        ("flag", ""),
-        ("big", "limits = { points = 1000, connections = 1 }\n"),
-        ("free", "limits = { points = 0 }\n"),
-    ] {
-        text.push_str(&format!(
-            "[[keys]]\nname = \"{name}\"\nhash = \"{}\"\nscopes = [\"publish:*\"]\n{limits}",
-            KeyHash::of(&format!("pwk_{name}"))
-        ));
-    }
-    std::fs::write(&path, text).unwrap();
+    let path = auth_file(
+        "own",
+        &[
+            ("flag", ""),
+            ("big", "limits = { points = 1000, connections = 1 }\n"),
+            ("free", "limits = { points = 0 }\n"),
+        ],
+    );
     let port = start(
         LimitSettings {
             points_per_second: 100,
@@ -322,22 +343,9 @@ async fn a_key_with_limits_of_its_own_in_the_auth_file_gets_them_in_place_of_the
     assert_eq!(status, 200);
     assert_eq!(body["data"]["x"].as_array().unwrap().len(), 2961);
     // "big" may hold one open stream where the flag allows three.
-    let sse = |k: &'static str| async move {
-        let mut tcp = connect_from(6, port).await;
-        tcp.write_all(
-            format!(
-                "GET /api/v1/documents/own/sources/src?since=0 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\nAuthorization: Bearer pwk_{k}\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut head = [0u8; 12];
-        within("the SSE answer", tcp.read_exact(&mut head))
-            .await
-            .unwrap();
-        let status: u16 = std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap();
-        (status, tcp)
+    let sse = |k: &str| {
+        let auth = format!("Authorization: Bearer pwk_{k}\r\n");
+        async move { open_sse(port, 6, "own", &auth).await }
     };
     let (first, _open) = sse("big").await;
     let (second, _) = sse("big").await;
@@ -358,22 +366,7 @@ async fn open_streams_are_counted_per_client_and_given_back_on_close() {
     .await;
     let (status, _, _) = request(9, port, "PUT", "/api/v1/documents/live", JSON, &doc()).await;
     assert_eq!(status, 201);
-    let open_sse = |from: u8| async move {
-        let mut tcp = connect_from(from, port).await;
-        let head = format!(
-            "GET /api/v1/documents/live/sources/src?since=0 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
-             Accept: text/event-stream\r\n\r\n"
-        );
-        tcp.write_all(head.as_bytes()).await.unwrap();
-        let mut buf = vec![0u8; 4096];
-        let n = within("the SSE head", tcp.read(&mut buf)).await.unwrap();
-        let status: u16 = String::from_utf8_lossy(&buf[..n])
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        (status, tcp)
-    };
+    let open_sse = |from: u8| open_sse(port, from, "live", "");
     let (s1, first) = open_sse(2).await;
     let (s2, _second) = open_sse(2).await;
     let (s3, _) = open_sse(2).await;
