@@ -281,7 +281,12 @@ async fn counters_move_by_exactly_the_workload() {
         .patch_ok(json!([{"kind": "ColumnsStreamed", "model": {"id": "c1"}, "attr": "data",
             "data": {"type": "map", "entries": [["x", [2.0, 3.0]], ["y", [4.0, 5.0]]]}, "rollover": null}]))
         .await;
-    let pushing = scrape(port).await;
+    // The owner times a patch after it has sent the OK, so a scrape can come first.
+    let applied = streamed.get("plotwire_apply_seconds_count") + 2.0;
+    let pushing = scrape_until(port, "the PUSH-DOC and the patch to be timed", |s| {
+        s.get("plotwire_apply_seconds_count") >= applied
+    })
+    .await;
     assert_eq!(
         pushing.get("plotwire_connections{kind=\"bokeh_client\"}"),
         1.0
