@@ -239,6 +239,17 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
+/// A "k" label for a count of points: 1k, 100k, 1M.
+pub fn points_label(n: usize) -> String {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1000 && n.is_multiple_of(1000) {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,8 +23,9 @@ use clap::Args;
 use plotwire_lod::{downsample, pixel_columns, PixelColumns, Pyramid, Raw, Slices, Span, XIndex};
 
 use crate::error::{err, Result};
+use crate::progress;
 use crate::report::{ms, quantile};
-use crate::{percentiles, progress};
+use crate::summary::percentiles;
 use scan::{m4_scan, read_floor};
 use series::{y_of, Metered, Procedural, Rng};
 
