@@ -94,10 +94,11 @@ pub fn fanout_summary(f: &Fanout, strict: bool) -> (String, Option<String>) {
 /// requires at least one pull.
 pub fn pulls_summary(r: &PullInterference, strict: bool) -> (String, Option<String>) {
     let (without, without_problem) = fanout_summary(&r.without, strict);
+    let (control, control_problem) = fanout_summary(&r.control, strict);
     let (with, with_problem) = fanout_summary(&r.with, strict);
     let p = &r.pulls;
-    let ratio = match (
-        quantile(&r.without.latencies, 0.99),
+    let ratio = |base: &Fanout| match (
+        quantile(&base.latencies, 0.99),
         quantile(&r.with.latencies, 0.99),
     ) {
         (Some(a), Some(b)) if !a.is_zero() => format!("{:.2}", b.as_secs_f64() / a.as_secs_f64()),
@@ -105,8 +106,8 @@ pub fn pulls_summary(r: &PullInterference, strict: bool) -> (String, Option<Stri
     };
     let line = format!(
         "{} points pushed in {:.1} ms; {} pulls in {} rounds ({} started while streaming), \
-         mean {:.1} ms, {:.1} MB read; p99 with/without pulls {ratio}; without pulls: \
-         {without}; with pulls: {with}",
+         mean {:.1} ms, {:.1} MB read; p99 with pulls / without {}, / with a CPU burner {}; \
+         without pulls: {without}; with a CPU burner: {control}; with pulls: {with}",
         r.doc_points,
         ms(r.push),
         p.times.len(),
@@ -114,10 +115,15 @@ pub fn pulls_summary(r: &PullInterference, strict: bool) -> (String, Option<Stri
         p.overlapping,
         p.mean().map_or(0.0, ms),
         p.bytes as f64 / 1e6,
+        ratio(&r.without),
+        ratio(&r.control),
     );
     let mut problems: Vec<String> = Vec::new();
     if let Some(e) = without_problem {
         problems.push(format!("without pulls: {e}"));
+    }
+    if let Some(e) = control_problem {
+        problems.push(format!("with a CPU burner: {e}"));
     }
     if let Some(e) = with_problem {
         problems.push(format!("with pulls: {e}"));

@@ -362,13 +362,34 @@ pub fn rows(p: &Params, pw: &Results, bk: &Results, quick: bool) -> Vec<Row> {
             Better::Lower,
             &lat(|x| &x.with, 0.99),
         );
-        row(&w, "p99 with / without pulls", Better::Lower, &|r| {
-            figure(&get(r), |x| {
-                let without = quantile(&x.without.latencies, 0.99)?;
-                let with = quantile(&x.with.latencies, 0.99)?;
-                (!without.is_zero()).then(|| (with.as_secs_f64() / without.as_secs_f64(), None))
-            })
-        });
+        // After the p99 with pulls, whose target compares with the row before it.
+        row(
+            &w,
+            "p99 with a CPU burner, ms",
+            Better::Lower,
+            &lat(|x| &x.control, 0.99),
+        );
+        let p99_over = |base: fn(&PullInterference) -> &Fanout| {
+            move |r: &Results| {
+                figure(&get(r), |x| {
+                    let base = quantile(&base(x).latencies, 0.99)?;
+                    let with = quantile(&x.with.latencies, 0.99)?;
+                    (!base.is_zero()).then(|| (with.as_secs_f64() / base.as_secs_f64(), None))
+                })
+            }
+        };
+        row(
+            &w,
+            "p99 with / without pulls",
+            Better::Lower,
+            &p99_over(|x| &x.without),
+        );
+        row(
+            &w,
+            "p99 with pulls / with a CPU burner",
+            Better::Lower,
+            &p99_over(|x| &x.control),
+        );
         row(
             &w,
             "max with pulls, ms",
