@@ -200,7 +200,7 @@ impl Limits {
     /// The buckets of `who` if it is a key with limits of its own: made on first use,
     /// and made again when a reloaded auth file changed them.
     fn own(&self, who: &Who) -> Option<Arc<OwnBuckets>> {
-        let Who::Key(_, overrides) = who else {
+        let Who::Key(name, overrides) = who else {
             return None;
         };
         if !overrides.any() {
@@ -213,6 +213,9 @@ impl Limits {
         if let Some(b) = own.get(who) {
             return Some(b.clone());
         }
+        // The key's buckets under its limits before a reload changed them go (keys with
+        // limits of their own are few: this runs once per key and change).
+        own.retain(|k, _| !matches!(k, Who::Key(n, _) if n == name));
         if own.len() >= MAX_TRACKED {
             own.clear();
         }
@@ -428,6 +431,50 @@ mod tests {
 
     fn addr(last: u8) -> Who {
         Who::Addr(IpAddr::from([127, 0, 0, last]))
+    }
+
+    #[test]
+    fn a_key_whose_limits_changed_keeps_only_its_new_buckets() {
+        let limits = Limits::new(LimitSettings::default());
+        let key = |requests| {
+            Who::Key(
+                "k".into(),
+                Overrides {
+                    requests_per_second: Some(requests),
+                    ..Overrides::default()
+                },
+            )
+        };
+        for requests in 1..=50 {
+            assert!(limits.request(&key(requests)).is_ok());
+        }
+        assert!(
+            limits.request(&key(1)).is_ok(),
+            "made again, with a full bucket"
+        );
+        assert!(limits.request(&key(1)).is_err());
+        let other = Who::Key(
+            "other".into(),
+            Overrides {
+                points_per_second: Some(10),
+                ..Overrides::default()
+            },
+        );
+        assert!(limits.points(&other, 10).is_ok());
+        assert!(limits.request(&key(2)).is_ok());
+        let own = limits.own.lock().unwrap();
+        let mut names: Vec<_> = own
+            .keys()
+            .map(|w| match w {
+                Who::Key(name, o) => (name.to_string(), o.requests_per_second),
+                Who::Addr(a) => (a.to_string(), None),
+            })
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![("k".to_owned(), Some(2)), ("other".to_owned(), None)]
+        );
     }
 
     #[test]
