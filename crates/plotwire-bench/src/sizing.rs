@@ -10,22 +10,17 @@
 //!   `--points` float64 x/y points, with `--data-dir none` and with a data dir.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio::time::{sleep, Instant};
 
-use crate::client::{session_token, Conn, Endpoint};
-use crate::error::{err, Context, Result};
+use crate::error::Result;
 use crate::http::HttpConn;
 use crate::report::number;
 use crate::rest::{doc_name, publish, raw_xy, Format, SOURCE};
 use crate::servers::{free_port, start_plotwire_with, ServerProcess, TempDir};
-use crate::session_id;
-use crate::views::open_views;
+use crate::views::{lod_spec, open_pulled, open_views};
 
 /// The sizing run's options.
 #[derive(Args, Debug, Clone)]
@@ -62,9 +57,6 @@ const MAX_BODY: usize = 64 << 20;
 
 /// How long opening one batch of views may take.
 const OPEN_BUDGET: Duration = Duration::from_secs(600);
-
-/// Views connecting at the same time.
-const CONNECT_CONCURRENCY: usize = 16;
 
 /// One RSS reading: the count (views or points) and the settled RSS in KiB.
 type Reading = (usize, u64);
@@ -122,49 +114,6 @@ async fn per_view(args: &SizingArgs) -> Result<Vec<Reading>> {
     Ok(readings)
 }
 
-/// A dashboard spec of one line plot over source `src` (x, y float64), `lod` on or off.
-fn lod_spec(lod: bool) -> String {
-    format!(
-        r#"{{"title":"sizing","sources":{{"{SOURCE}":{{"columns":{{"x":"float64","y":"float64"}},"lod":{lod}}}}},"plots":{{"p":{{"kind":"line","source":"{SOURCE}","x":"x","y":"y"}}}}}}"#
-    )
-}
-
-/// Opens `count` views of `name` and pulls each (the pull's size depends on the level of
-/// detail, so it is not checked beyond arriving).
-async fn open_pulled(srv: &ServerProcess, name: &str, count: usize) -> Result<Vec<Conn>> {
-    let endpoint = Endpoint {
-        port: srv.endpoint.port,
-        app: format!("d/{name}"),
-        tls: None,
-    };
-    let origin = format!("http://127.0.0.1:{}", srv.endpoint.port);
-    let permits = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
-    let mut joins = JoinSet::new();
-    for _ in 0..count {
-        let (endpoint, origin, permits) = (endpoint.clone(), origin.clone(), Arc::clone(&permits));
-        let view = session_id("sizing-lod");
-        joins.spawn(async move {
-            let _permit = permits.acquire_owned().await.context(|| "semaphore")?;
-            let deadline = Instant::now() + OPEN_BUDGET;
-            let token = session_token(&view)?;
-            let mut conn = Conn::connect_browser(&endpoint, &token, &origin, deadline).await?;
-            conn.pull(deadline).await.context(|| "PULL-DOC")?;
-            Ok::<Conn, crate::error::BoxError>(conn)
-        });
-    }
-    let deadline = Instant::now() + OPEN_BUDGET;
-    let mut conns = Vec::with_capacity(count);
-    for _ in 0..count {
-        let joined = tokio::time::timeout_at(deadline, joins.join_next())
-            .await
-            .map_err(|_| err(format!("opening {count} views timed out")))?
-            .context(|| "a view task vanished")?
-            .context(|| "a view task panicked")??;
-        conns.push(joined);
-    }
-    Ok(conns)
-}
-
 /// RSS per view of a spec document whose source holds `lod_points` rows.
 async fn per_lod_view(args: &SizingArgs, lod: bool) -> Result<Vec<Reading>> {
     let srv = server(&args.plotwire_bin, None).await?;
@@ -195,7 +144,7 @@ async fn per_lod_view(args: &SizingArgs, lod: bool) -> Result<Vec<Reading>> {
     let mut readings = Vec::with_capacity(args.lod_views.len());
     for &n in &args.lod_views {
         let more = n.saturating_sub(open.len());
-        open.extend(open_pulled(&srv, &name, more).await?);
+        open.extend(open_pulled(&srv, &name, more, OPEN_BUDGET).await?);
         readings.push((open.len(), settled_rss(&srv).await?));
         eprintln!(
             "sizing: {} views of the lod={lod} document open",

@@ -104,6 +104,54 @@ pub async fn open_views(
     Ok(views)
 }
 
+/// A dashboard spec of one line plot over source `src` (x, y float64), `lod` on or off.
+pub fn lod_spec(lod: bool) -> String {
+    format!(
+        r#"{{"title":"plotwire-bench","sources":{{"{SOURCE}":{{"columns":{{"x":"float64","y":"float64"}},"lod":{lod}}}}},"plots":{{"p":{{"kind":"line","source":"{SOURCE}","x":"x","y":"y"}}}}}}"#
+    )
+}
+
+/// Opens `count` views of `name` and pulls each (the pull's size depends on the level of
+/// detail, so it is not checked beyond arriving).
+pub async fn open_pulled(
+    srv: &ServerProcess,
+    name: &str,
+    count: usize,
+    budget: Duration,
+) -> Result<Vec<Conn>> {
+    let endpoint = Endpoint {
+        port: srv.endpoint.port,
+        app: format!("d/{name}"),
+        tls: None,
+    };
+    let origin = format!("http://127.0.0.1:{}", srv.endpoint.port);
+    let permits = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let mut joins = JoinSet::new();
+    for _ in 0..count {
+        let (endpoint, origin, permits) = (endpoint.clone(), origin.clone(), Arc::clone(&permits));
+        let view = session_id("lod-view");
+        joins.spawn(async move {
+            let _permit = permits.acquire_owned().await.context(|| "semaphore")?;
+            let deadline = Instant::now() + budget;
+            let token = session_token(&view)?;
+            let mut conn = Conn::connect_browser(&endpoint, &token, &origin, deadline).await?;
+            conn.pull(deadline).await.context(|| "PULL-DOC")?;
+            Ok::<Conn, crate::error::BoxError>(conn)
+        });
+    }
+    let deadline = Instant::now() + budget;
+    let mut conns = Vec::with_capacity(count);
+    for _ in 0..count {
+        let joined = tokio::time::timeout_at(deadline, joins.join_next())
+            .await
+            .map_err(|_| err(format!("opening {count} views timed out")))?
+            .context(|| "a view task vanished")?
+            .context(|| "a view task panicked")??;
+        conns.push(joined);
+    }
+    Ok(conns)
+}
+
 /// One view's reading.
 #[derive(Debug, Default)]
 struct ViewResult {
