@@ -54,5 +54,8 @@ target/debug/plotwire-bench access --plotwire-bin target/debug/plotwire --rounds
 step "bench smoke run: sizing (RSS per view, per LOD view, per point held) at small counts, correctness only"
 target/debug/plotwire-bench sizing --plotwire-bin target/debug/plotwire --views 0,20 --lod-points 200000 --lod-views 0,5 --points 200000,400000
 
+step "bench smoke run: streaming into a LOD source with 10 views open (2 s, stored), correctness only"
+target/debug/plotwire-bench lod-views --plotwire-bin target/debug/plotwire --views 10 --seconds 2 --rounds 1 --stored
+
 step "bench smoke run: every workload on plotwire and bokeh serve, correctness only"
 target/debug/plotwire-bench --quick --plotwire-bin target/debug/plotwire --python python3

@@ -25,6 +25,8 @@
 //!
 //! `plotwire-bench soak` is a separate long run against plotwire alone, see [`soak`];
 //! `plotwire-bench lod` measures the level-of-detail crate in-process, see [`lod`];
+//! `plotwire-bench lod-views` streams into a downsampled source with 100 views open, see
+//! [`lodviews`];
 //! `plotwire-bench exports` measures exported pages polling and exports, see [`exports`];
 //! `plotwire-bench tls` measures fan-out and ingest with and without TLS, see [`tls`].
 //! `plotwire-bench access` the cost of access control, see [`access`];
@@ -48,6 +50,7 @@ mod fanout;
 mod http;
 mod ingest;
 mod lod;
+mod lodviews;
 mod pulls;
 mod report;
 mod rest;
@@ -137,6 +140,10 @@ enum Command {
     /// The cost of access control: REST ingest and views fan-out against `plotwire serve`
     /// without and with `--auth-file`, alternated, each figure and the on/off ratio.
     Access(access::AccessArgs),
+    /// Streaming into a `"lod": true` source with `--views` views open (default 100),
+    /// against `plotwire serve` alone: points/s acknowledged, what each view is sent, and
+    /// whether every view's copy reaches the last row (the aggregates kept current).
+    LodViews(lodviews::LodViewsArgs),
     /// Memory figures for sizing a deployment: server RSS per open view, per view of a
     /// downsampled (LOD) document, and per million points held, in memory and stored.
     Sizing(sizing::SizingArgs),
@@ -515,6 +522,7 @@ fn main() -> ExitCode {
                     Some(Command::Tls(args)) => tls::run(args).await,
                     Some(Command::Access(args)) => access::run(args).await,
                     Some(Command::Sizing(args)) => sizing::run(args).await,
+                    Some(Command::LodViews(args)) => lodviews::run(args).await,
                     None => compare::run(&cli).await,
                 }
             } => result,
