@@ -80,9 +80,8 @@ impl Retention {
         self.max_age_ms.map_or(0, |ms| ms / MAX_BATCHES as u64)
     }
 
-    /// How often the owner looks for rows older than `max_age`: a sixteenth of it,
-    /// between 1 s and 60 s. A row goes between `max_age` and `max_age` plus this after
-    /// it arrived.
+    /// The least time between two trims: a sixteenth of `max_age`, between 1 s and
+    /// 60 s. A row goes between `max_age` and `max_age` plus this after it arrived.
     pub fn trim_every(&self) -> Option<Duration> {
         self.max_age_ms.map(|ms| {
             (Duration::from_millis(ms) / 16).clamp(Duration::from_secs(1), MAX_TRIM_EVERY)
@@ -245,6 +244,14 @@ impl Arrivals {
                 second.0 += first.0;
             }
         }
+    }
+
+    /// The wall time of the oldest row tracked, if any.
+    pub fn oldest(&self) -> Option<u64> {
+        self.sources
+            .values()
+            .filter_map(|b| b.front().map(|(_, at)| *at))
+            .min()
     }
 
     /// The sources of `doc` holding rows that arrived `max_age_ms` or longer before

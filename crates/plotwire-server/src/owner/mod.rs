@@ -88,6 +88,8 @@ struct Owner {
     arrivals: crate::retention::Arrivals,
     /// When the owner next looks for rows older than `max_age`.
     next_trim: Option<Instant>,
+    /// When it last trimmed some.
+    trimmed_at: Option<Instant>,
     /// Bumped by every change: the document's sequence number. A snapshot compares it
     /// to tell whether it is still current; read-back cursors count in it.
     version: u64,
@@ -178,6 +180,7 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
         retention,
         arrivals: crate::retention::Arrivals::default(),
         next_trim: None,
+        trimmed_at: None,
         version,
         bundles: None,
         peers: HashMap::new(),
@@ -209,9 +212,6 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
     owner.publish_status();
     let mut reap = tokio::time::interval(owner.settings.view_linger.max(Duration::from_secs(1)));
     reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Ticks only while the document has a `max_age`; each tick trims when one is due.
-    let mut trim = tokio::time::interval(Duration::from_secs(1));
-    trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         for (seq, appended) in owner.log.appends.drain(..) {
             let commit = owner.metrics.store_commit.clone();
@@ -222,6 +222,10 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
                 (seq, result)
             });
         }
+        let trim_due = owner.next_trim;
+        let trim_wake = tokio::time::sleep_until(
+            trim_due.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std),
+        );
         let lod_due = owner.lod_next_due();
         let lod_wake = tokio::time::sleep_until(
             lod_due.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std),
@@ -244,7 +248,7 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
             },
             _ = reap.tick(), if owner.policy == Policy::Views => owner.reap_views(),
             _ = lod_wake, if lod_due.is_some() => owner.lod_tick(),
-            _ = trim.tick(), if owner.next_trim.is_some() => owner.retention_tick(),
+            _ = trim_wake, if trim_due.is_some() => owner.retention_tick(),
         }
     }
     // Answer the writes still waiting for the store before going.

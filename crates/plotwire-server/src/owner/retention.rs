@@ -4,7 +4,7 @@
 //! rows whose rollover keeps the younger rows), applied, logged and fanned out like any
 //! write, so that a restart replays the trims.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use plotwire_document::Applied;
 use plotwire_protocol::event::DocumentEvent;
@@ -117,15 +117,35 @@ impl Owner {
         if now < due {
             return;
         }
-        self.next_trim = Some(now + every);
-        // While the store is failing, the trim waits for the next tick.
-        if self.log.deleted || self.refuse_while_failed().is_err() {
-            return;
+        // While the store is failing, the trim waits for the next look.
+        let refused = self.log.deleted || self.refuse_while_failed().is_err();
+        if !refused {
+            self.trim_expired(age, now);
         }
+        // The next look: when the oldest row expires, but no sooner than `every` after
+        // the last trim (and `every` from now if the store is failing).
+        let wall = wall_ms();
+        let until_expiry = self
+            .arrivals
+            .oldest()
+            .map_or(age, |at| (at + age).saturating_sub(wall));
+        let mut next = now + Duration::from_millis(until_expiry);
+        if let Some(t) = self.trimmed_at {
+            next = next.max(t + every);
+        }
+        if refused {
+            next = next.max(now + every);
+        }
+        self.next_trim = Some(next);
+    }
+
+    /// Trims the rows of every source that arrived `age` ms or longer ago.
+    fn trim_expired(&mut self, age: u64, now: Instant) {
         let expired = self.arrivals.due(wall_ms(), age, &self.doc);
         if expired.is_empty() {
             return;
         }
+        self.trimmed_at = Some(now);
         for (id, keep) in expired {
             let event = DocumentEvent::ColumnsStreamed {
                 model: id.clone(),
