@@ -401,6 +401,69 @@ mod tests {
         assert_eq!(doc_text(&restored.doc), doc_text(&live));
     }
 
+    /// With a `max_age`, replayed rows keep the wall time their entry logged: the
+    /// arrivals rebuilt from the log are the ones the live owner had.
+    #[test]
+    fn replayed_rows_keep_their_logged_arrival_times() {
+        let spec = plotwire_spec::parse(
+            br#"{"sources": {"s": {"columns": {"v": "float64"}}},
+                 "plots": {"p": {"kind": "line", "source": "s", "x": "v", "y": "v"}},
+                 "layout": {"grid": {"p": [0, 0, 1, 1]}}}"#,
+        )
+        .unwrap();
+        let doc_json = crate::published::spec_doc_json(&spec).unwrap();
+        let mut live = crate::published::published_document(doc_json, 1000).unwrap();
+        let source = live
+            .models()
+            .find(|(_, m)| m.columns.is_some())
+            .map(|(id, _)| id.clone())
+            .unwrap();
+        let retention = Retention {
+            max_rows: None,
+            max_age_ms: Some(10_000),
+        };
+        let mut arrivals = Arrivals::fresh(&live, 1_000);
+        let mut records = vec![Record {
+            seq: 0,
+            entry: publish_entry(
+                &live,
+                Whole {
+                    spec: Some(&spec),
+                    retention,
+                    arrivals: Some(&arrivals),
+                    answers: &[],
+                },
+            ),
+        }];
+        for (i, at) in [(1u64, 2_000u64), (2, 7_000)] {
+            let events = vec![DocumentEvent::ColumnsStreamed {
+                model: source.clone(),
+                attr: "data".into(),
+                data: vec![("v".into(), floats(&[1.0, 2.0, 3.0]))],
+                rollover: None,
+            }];
+            let mut entry = events_entry(&events);
+            entry.meta = MetaParts {
+                at: Some(at),
+                ..MetaParts::default()
+            }
+            .json();
+            let changes = Arrivals::changes(&events);
+            live.apply(events).unwrap();
+            arrivals.observe(&changes, at, &live, retention.merge_ms());
+            records.push(Record { seq: i, entry });
+        }
+        let mut restored = restore(&records, 1000, 1 << 20).unwrap();
+        assert_eq!(restored.retention, retention);
+        assert_eq!(restored.arrivals, arrivals);
+        assert_eq!(restored.arrivals.oldest(), Some(2_000));
+        // At 12 s the first batch (2 s) has aged out, the second (7 s) has not.
+        assert_eq!(
+            restored.arrivals.due(12_000, 10_000, &restored.doc),
+            vec![(source, 3)]
+        );
+    }
+
     #[test]
     fn a_log_that_does_not_start_with_a_publish_is_refused() {
         let records = vec![Record {

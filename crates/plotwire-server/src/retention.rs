@@ -339,7 +339,7 @@ mod tests {
         a.settle("s", 25, 2000, 0);
         a.settle("s", 20, 3000, 0);
         assert_eq!(a.sources["s"], VecDeque::from([(5, 1000), (15, 2000)]));
-        a.settle("s", 30, 3005, 10);
+        a.settle("s", 30, 3005, 2000);
         assert_eq!(a.sources["s"], VecDeque::from([(5, 1000), (25, 2000)]));
         for i in 0..(MAX_BATCHES as u64 * 3) {
             a.settle("s", 31 + i as usize, 10_000 + i * 100, 10);
