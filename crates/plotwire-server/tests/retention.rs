@@ -274,6 +274,15 @@ async fn max_age_trims_old_rows_for_views_and_read_back() {
         [1.0, 2.0, 3.0, 4.0, 5.0]
     );
     until_read(port, "age/list", "src", "x", &[]).await;
+    // The last trim left no rows: BokehJS keeps a whole list for a rollover of 0
+    // (`slice(-0)`), so views get the empty data instead.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let emptied = next_event(&mut view, "ColumnDataChanged", deadline).await;
+    let entries = emptied["data"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{emptied}");
+    for entry in entries {
+        assert_eq!(entry[1], json!([]), "{emptied}");
+    }
 
     // Binary columns: BokehJS cannot shorten a typed array by a rollover, so views get
     // the source's new data.

@@ -128,7 +128,7 @@ impl Owner {
         let until_expiry = self
             .arrivals
             .oldest()
-            .map_or(age, |at| (at + age).saturating_sub(wall));
+            .map_or(age, |at| at.saturating_add(age).saturating_sub(wall));
         let mut next = now + Duration::from_millis(until_expiry);
         if let Some(t) = self.trimmed_at {
             next = next.max(t + every);
@@ -162,8 +162,9 @@ impl Owner {
 
     /// Makes the relay of `shrunk` sources work in BokehJS: its `stream_to` cannot
     /// shorten a typed array (a rollover below a typed column's length leaves its length
-    /// as it was), so a stream that left a source with binary columns shorter than
-    /// before reaches views as the source's new data (a `ColumnDataChanged`).
+    /// as it was), and a rollover of 0 keeps a whole list (`slice(-0)`), so a stream that
+    /// left a source with binary columns, or no rows, shorter than before reaches views
+    /// as the source's new data (a `ColumnDataChanged`).
     pub(super) fn relay_shrunk(&self, shrunk: &[Id], applied: &mut Applied) {
         for id in shrunk {
             let Some(cols) = self.doc.model(id).and_then(|m| m.columns.as_ref()) else {
@@ -175,7 +176,7 @@ impl Owner {
                     plotwire_document::column::ColumnKind::Binary { .. }
                 )
             });
-            if !typed {
+            if !typed && self.source_rows(id) > 0 {
                 continue;
             }
             let is_stream = |e: &DocumentEvent| matches!(e, DocumentEvent::ColumnsStreamed { model, .. } if model == id);
