@@ -27,6 +27,8 @@ pub enum Request {
         doc: Box<plotwire_document::Document>,
         /// The dashboard spec it was built from, if it was.
         spec: Option<Box<plotwire_spec::Spec>>,
+        /// What it keeps (`docs/storage.md`, "Retention").
+        retention: crate::retention::Retention,
     },
     /// Append rows to a source, keeping at most `rollover` rows.
     Stream {

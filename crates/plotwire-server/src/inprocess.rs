@@ -22,6 +22,7 @@ use crate::api::{Answer, Columns, Patches, Request, RowsRead};
 use crate::error::HttpError;
 use crate::events::Follow;
 use crate::published::{self, PublishOutcome};
+use crate::retention::Retention;
 use crate::routes::AppState;
 
 /// Publishes documents and writes to them in-process; cheap to clone, and usable from
@@ -90,7 +91,15 @@ impl Plotwire {
     ) -> Result<PublishOutcome, PlotwireError> {
         let mut doc = published::spec_doc_json(&spec)?;
         published::default_title(&mut doc, name);
-        Ok(published::publish(&self.state, name, doc, Some(spec), None).await?)
+        Ok(published::publish(
+            &self.state,
+            name,
+            doc,
+            Some(spec),
+            Retention::default(),
+            None,
+        )
+        .await?)
     }
 
     /// Publishes a dashboard spec given as JSON text (see [`Plotwire::publish_spec`]).
@@ -111,7 +120,7 @@ impl Plotwire {
         mut doc: DocJson,
     ) -> Result<PublishOutcome, PlotwireError> {
         published::default_title(&mut doc, name);
-        Ok(published::publish(&self.state, name, doc, None, None).await?)
+        Ok(published::publish(&self.state, name, doc, None, Retention::default(), None).await?)
     }
 
     /// Appends rows to a source (its name or id), keeping at most `rollover` rows.

@@ -66,6 +66,7 @@ pub mod persist;
 pub mod published;
 pub mod registry;
 pub mod rest;
+pub mod retention;
 pub mod routes;
 pub mod session;
 pub mod subscriptions;

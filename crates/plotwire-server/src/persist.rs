@@ -10,6 +10,8 @@ use plotwire_protocol::codec::{buffer_map, Encoder, NoExpansion};
 use plotwire_protocol::event::{decode_doc_message, decode_patch, encode_patch, DocumentEvent};
 use plotwire_store::{Entry, EntryKind, Record};
 
+use crate::retention::{Arrivals, Retention};
+
 /// Logged idempotency keys and their answers: key, sequence number, rows.
 pub type Answers = Vec<(String, u64, Option<usize>)>;
 
@@ -23,6 +25,10 @@ pub struct Restored {
     pub version: u64,
     /// The idempotency keys of logged writes and their answers (sequence number, rows).
     pub answers: Answers,
+    /// The retention it was published with.
+    pub retention: Retention,
+    /// The arrival times of its rows, when it has a `max_age`.
+    pub arrivals: Arrivals,
 }
 
 /// Why a log could not be replayed.
@@ -41,20 +47,25 @@ pub enum RestoreError {
     },
 }
 
-/// The entry that starts a log (a publish, or a snapshot of the live document): the
-/// whole document, its binary columns as buffers, with its spec and the ids of the
-/// models it once held in `meta`.
-pub fn publish_entry(doc: &Document, spec: Option<&plotwire_spec::Spec>) -> Entry {
-    snapshot_entry(doc, spec, &[])
+/// What a whole-document entry keeps beside the document: its spec, retention, the
+/// arrival times of its rows (with a `max_age`) and the idempotency answers of the
+/// writes it replaces.
+#[derive(Default, Clone, Copy)]
+pub struct Whole<'a> {
+    /// The dashboard spec, if the document was built from one.
+    pub spec: Option<&'a plotwire_spec::Spec>,
+    /// The retention it was published with.
+    pub retention: Retention,
+    /// The arrival times of its rows.
+    pub arrivals: Option<&'a Arrivals>,
+    /// The idempotency answers of the writes a snapshot replaces.
+    pub answers: &'a [(String, u64, Option<usize>)],
 }
 
-/// A snapshot of the live document: a [`publish_entry`] that also keeps the idempotency
-/// answers of the writes it replaces.
-pub fn snapshot_entry(
-    doc: &Document,
-    spec: Option<&plotwire_spec::Spec>,
-    answers: &[(String, u64, Option<usize>)],
-) -> Entry {
+/// The entry that starts a log (a publish, or a snapshot of the live document): the
+/// whole document, its binary columns as buffers, with what [`Whole`] says and the ids
+/// of the models it once held in `meta`.
+pub fn publish_entry(doc: &Document, whole: Whole<'_>) -> Entry {
     let mut snapshot = doc.clone();
     snapshot.compact_columns();
     let lookup = AllModels(&snapshot);
@@ -63,13 +74,22 @@ pub fn snapshot_entry(
     snapshot.encode_doc_json(&mut enc);
     enc.raw("}");
     let (content, buffers) = enc.finish();
+    let removed = snapshot.removed_ids();
+    let meta = MetaParts {
+        spec: whole.spec,
+        removed: &removed,
+        answers: whole.answers,
+        retention: whole.retention,
+        arrivals: whole.arrivals,
+        at: whole.arrivals.map(|_| crate::retention::wall_ms()),
+    };
     Entry {
         kind: EntryKind::Publish,
         content,
         buffers,
         key: None,
         rows: None,
-        meta: meta_json(spec, &snapshot.removed_ids(), answers),
+        meta: meta.json(),
     }
 }
 
@@ -88,7 +108,7 @@ pub fn events_entry(events: &[DocumentEvent]) -> Entry {
     }
 }
 
-/// What an entry keeps beside its content: `{"spec": ..., "removed": [...]}`, each
+/// What an entry keeps beside its content: `{"spec": ..., "removed": [...], ...}`, each
 /// field only when there is something to keep.
 #[derive(serde::Serialize, serde::Deserialize, Default)]
 struct Meta {
@@ -98,24 +118,55 @@ struct Meta {
     removed: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     answers: Answers,
+    #[serde(default, skip_serializing_if = "Retention::is_none")]
+    retention: Retention,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    arrivals: Option<Arrivals>,
+    /// The wall time the entry was applied at (ms since the Unix epoch), for documents
+    /// with a `max_age`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<u64>,
 }
 
-/// The `meta` of an entry that sets `spec` and, for a whole document, the ids of the
-/// models it once held and the idempotency answers of the entries it replaces.
-pub fn meta_json(
-    spec: Option<&plotwire_spec::Spec>,
-    removed: &[String],
-    answers: &[(String, u64, Option<usize>)],
-) -> Option<Bytes> {
-    let meta = Meta {
-        spec: spec.and_then(|s| serde_json::to_value(s).ok()),
-        removed: removed.to_vec(),
-        answers: answers.to_vec(),
-    };
-    if meta.spec.is_none() && meta.removed.is_empty() && meta.answers.is_empty() {
-        return None;
+/// The parts of an entry's `meta`.
+#[derive(Default, Clone, Copy)]
+pub struct MetaParts<'a> {
+    /// The spec the entry sets.
+    pub spec: Option<&'a plotwire_spec::Spec>,
+    /// For a whole document, the ids of the models it once held.
+    pub removed: &'a [String],
+    /// For a whole document, the idempotency answers of the entries it replaces.
+    pub answers: &'a [(String, u64, Option<usize>)],
+    /// For a whole document, its retention.
+    pub retention: Retention,
+    /// For a whole document with a `max_age`, the arrival times of its rows.
+    pub arrivals: Option<&'a Arrivals>,
+    /// The wall time the entry was applied at, for a document with a `max_age`.
+    pub at: Option<u64>,
+}
+
+impl MetaParts<'_> {
+    /// The `meta` bytes, or `None` when there is nothing to keep.
+    pub fn json(&self) -> Option<Bytes> {
+        let meta = Meta {
+            spec: self.spec.and_then(|s| serde_json::to_value(s).ok()),
+            removed: self.removed.to_vec(),
+            answers: self.answers.to_vec(),
+            retention: self.retention,
+            arrivals: self.arrivals.cloned(),
+            at: self.at,
+        };
+        if meta.spec.is_none()
+            && meta.removed.is_empty()
+            && meta.answers.is_empty()
+            && meta.retention.is_none()
+            && meta.arrivals.is_none()
+            && meta.at.is_none()
+        {
+            return None;
+        }
+        serde_json::to_vec(&meta).ok().map(Bytes::from)
     }
-    serde_json::to_vec(&meta).ok().map(Bytes::from)
 }
 
 /// Rebuilds a document from its log, as read from the store.
@@ -141,25 +192,41 @@ pub fn restore(
         .map_err(|e| bad(first.seq, e.message))?;
     let mut spec = None;
     let mut answers = Vec::new();
+    let mut retention = Retention::default();
+    let mut arrivals = Arrivals::default();
+    // Rows of entries that carry no wall time arrive at the restart.
+    let now = crate::retention::wall_ms();
     for record in &records[start..] {
         let entry = &record.entry;
-        if record.seq != first.seq {
+        let meta: Meta = match &entry.meta {
+            Some(m) => {
+                serde_json::from_slice(m).map_err(|e| bad(record.seq, format!("bad meta: {e}")))?
+            }
+            None => Meta::default(),
+        };
+        let at = meta.at.unwrap_or(now);
+        if record.seq == first.seq {
+            retention = meta.retention;
+            if retention.max_age_ms.is_some() {
+                arrivals = meta.arrivals.unwrap_or_else(|| Arrivals::fresh(&doc, at));
+            }
+        } else {
             let events = decode_patch(&entry.content, &buffers(entry))
                 .map_err(|e| bad(record.seq, e.to_string()))?;
+            let changes = match retention.max_age_ms {
+                Some(_) => Arrivals::changes(&events),
+                None => Vec::new(),
+            };
             doc.apply(events)
                 .map_err(|e| bad(record.seq, e.to_string()))?;
+            arrivals.observe(&changes, at, &doc, retention.merge_ms());
         }
-        if let Some(meta) = &entry.meta {
-            let meta: Meta = serde_json::from_slice(meta)
-                .map_err(|e| bad(record.seq, format!("bad meta: {e}")))?;
-            if let Some(s) = meta.spec {
-                let text = serde_json::to_vec(&s).unwrap_or_default();
-                spec =
-                    Some(plotwire_spec::parse(&text).map_err(|e| bad(record.seq, e.to_string()))?);
-            }
-            doc.mark_removed(meta.removed);
-            answers.extend(meta.answers);
+        if let Some(s) = meta.spec {
+            let text = serde_json::to_vec(&s).unwrap_or_default();
+            spec = Some(plotwire_spec::parse(&text).map_err(|e| bad(record.seq, e.to_string()))?);
         }
+        doc.mark_removed(meta.removed);
+        answers.extend(meta.answers);
         if let Some(key) = &entry.key {
             let rows = entry.rows.and_then(|r| usize::try_from(r).ok());
             answers.push((key.clone(), record.seq, rows));
@@ -171,6 +238,8 @@ pub fn restore(
         spec,
         version,
         answers,
+        retention,
+        arrivals,
     })
 }
 
@@ -212,7 +281,7 @@ mod tests {
     use plotwire_protocol::Value;
 
     fn doc_text(doc: &Document) -> String {
-        let entry = publish_entry(doc, None);
+        let entry = publish_entry(doc, Whole::default());
         let mut text = String::from_utf8_lossy(&entry.content).into_owned();
         for (id, b) in &entry.buffers {
             text.push_str(&format!("|{id}:{b:?}"));
@@ -268,7 +337,13 @@ mod tests {
             .unwrap();
         let mut records = vec![Record {
             seq: 0,
-            entry: publish_entry(&live, Some(&spec)),
+            entry: publish_entry(
+                &live,
+                Whole {
+                    spec: Some(&spec),
+                    ..Whole::default()
+                },
+            ),
         }];
         let batches: Vec<Vec<DocumentEvent>> = (0..5)
             .map(|i| {
@@ -324,6 +399,69 @@ mod tests {
             kinds(&live)
         );
         assert_eq!(doc_text(&restored.doc), doc_text(&live));
+    }
+
+    /// With a `max_age`, replayed rows keep the wall time their entry logged: the
+    /// arrivals rebuilt from the log are the ones the live owner had.
+    #[test]
+    fn replayed_rows_keep_their_logged_arrival_times() {
+        let spec = plotwire_spec::parse(
+            br#"{"sources": {"s": {"columns": {"v": "float64"}}},
+                 "plots": {"p": {"kind": "line", "source": "s", "x": "v", "y": "v"}},
+                 "layout": {"grid": {"p": [0, 0, 1, 1]}}}"#,
+        )
+        .unwrap();
+        let doc_json = crate::published::spec_doc_json(&spec).unwrap();
+        let mut live = crate::published::published_document(doc_json, 1000).unwrap();
+        let source = live
+            .models()
+            .find(|(_, m)| m.columns.is_some())
+            .map(|(id, _)| id.clone())
+            .unwrap();
+        let retention = Retention {
+            max_rows: None,
+            max_age_ms: Some(10_000),
+        };
+        let mut arrivals = Arrivals::fresh(&live, 1_000);
+        let mut records = vec![Record {
+            seq: 0,
+            entry: publish_entry(
+                &live,
+                Whole {
+                    spec: Some(&spec),
+                    retention,
+                    arrivals: Some(&arrivals),
+                    answers: &[],
+                },
+            ),
+        }];
+        for (i, at) in [(1u64, 2_000u64), (2, 7_000)] {
+            let events = vec![DocumentEvent::ColumnsStreamed {
+                model: source.clone(),
+                attr: "data".into(),
+                data: vec![("v".into(), floats(&[1.0, 2.0, 3.0]))],
+                rollover: None,
+            }];
+            let mut entry = events_entry(&events);
+            entry.meta = MetaParts {
+                at: Some(at),
+                ..MetaParts::default()
+            }
+            .json();
+            let changes = Arrivals::changes(&events);
+            live.apply(events).unwrap();
+            arrivals.observe(&changes, at, &live, retention.merge_ms());
+            records.push(Record { seq: i, entry });
+        }
+        let mut restored = restore(&records, 1000, 1 << 20).unwrap();
+        assert_eq!(restored.retention, retention);
+        assert_eq!(restored.arrivals, arrivals);
+        assert_eq!(restored.arrivals.oldest(), Some(2_000));
+        // At 12 s the first batch (2 s) has aged out, the second (7 s) has not.
+        assert_eq!(
+            restored.arrivals.due(12_000, 10_000, &restored.doc),
+            vec![(source, 3)]
+        );
     }
 
     #[test]

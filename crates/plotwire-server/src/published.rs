@@ -82,24 +82,26 @@ pub fn page_url(state: &AppState, name: &str) -> String {
     format!("{}/d/{name}/", state.config.prefix)
 }
 
-/// Publishes `doc` under `name`: creates the document (answering once its first entry is
-/// stored), or has its owner replace the content. The document is built and checked
-/// here, once, off the owner.
+/// Publishes `doc` under `name`, keeping what `retention` says: creates the document
+/// (answering once its first entry is stored), or has its owner replace the content.
+/// The document is built and checked here, once, off the owner.
 pub async fn publish(
     state: &AppState,
     name: &str,
     doc: plotwire_protocol::event::DocJson,
     spec: Option<plotwire_spec::Spec>,
+    retention: crate::retention::Retention,
     key: Option<String>,
 ) -> Result<PublishOutcome, HttpError> {
     check_name(name)?;
     let url = page_url(state, name);
     let built = published_document(doc, state.config.max_models)?;
+    check_max_rows(&built, retention)?;
     let published = state
         .registry
-        .publish(name, built, spec, state.config.max_documents)
+        .publish(name, built, spec, retention, state.config.max_documents)
         .map_err(|e| HttpError::new(axum::http::StatusCode::INSUFFICIENT_STORAGE, e.to_string()))?;
-    let (handle, doc, spec) = match published {
+    let (handle, doc, spec, retention) = match published {
         Published::Created(handle) => {
             if let Err(e) = handle.rest(OwnerRequest::Stored, None).await {
                 state.registry.unpublish(name);
@@ -111,11 +113,12 @@ pub async fn publish(
                 url,
             });
         }
-        Published::Exists(handle, doc, spec) => (handle, doc, spec),
+        Published::Exists(handle, doc, spec, retention) => (handle, doc, spec, retention),
     };
     let request = OwnerRequest::Publish {
         doc,
         spec: spec.map(Box::new),
+        retention,
     };
     let seq = match handle.rest(request, key).await? {
         Answer::Written { seq, .. } => seq,
@@ -126,6 +129,30 @@ pub async fn publish(
         seq,
         url,
     })
+}
+
+/// Refuses (400 naming `max_rows`) a document holding a source with more rows than its
+/// retention's `max_rows`, as a replace with more rows is refused.
+fn check_max_rows(
+    doc: &plotwire_document::Document,
+    retention: crate::retention::Retention,
+) -> Result<(), HttpError> {
+    let Some(max) = retention.max_rows() else {
+        return Ok(());
+    };
+    for (id, m) in doc.models() {
+        if m.columns.is_none() {
+            continue;
+        }
+        let rows = crate::retention::source_rows(doc, id);
+        if rows > max {
+            return Err(HttpError::bad_request(format!(
+                "source {id:?} holds {rows} rows, more than max_rows={max}"
+            ))
+            .with_field("max_rows"));
+        }
+    }
+    Ok(())
 }
 
 /// 404 for a name that is not published.

@@ -61,6 +61,7 @@ pub enum Published {
         Arc<SessionHandle>,
         Box<plotwire_document::Document>,
         Option<plotwire_spec::Spec>,
+        crate::retention::Retention,
     ),
 }
 
@@ -200,20 +201,21 @@ impl Registry {
     }
 
     /// Creates the published document `name` from `doc`, if there is none. An existing
-    /// document is returned as it is, with `doc` and `spec` given back: replacing its
-    /// content is its owner's job. At most `max_documents` may exist.
+    /// document is returned as it is, with `doc`, `spec` and `retention` given back:
+    /// replacing its content is its owner's job. At most `max_documents` may exist.
     pub fn publish(
         self: &Arc<Self>,
         name: &str,
         doc: plotwire_document::Document,
         spec: Option<plotwire_spec::Spec>,
+        retention: crate::retention::Retention,
         max_documents: usize,
     ) -> Result<Published, PublishError> {
         let key: Key = (PUBLISHED_APP.to_owned(), name.to_owned());
         let (handle, task) = {
             let mut map = self.lock();
             if let Some(h) = map.get(&key) {
-                return Ok(Published::Exists(h.clone(), Box::new(doc), spec));
+                return Ok(Published::Exists(h.clone(), Box::new(doc), spec, retention));
             }
             let count = map.values().filter(|h| h.published).count();
             if count >= max_documents {
@@ -225,7 +227,7 @@ impl Registry {
                 name.to_owned(),
                 PUBLISHED_APP.to_owned(),
                 &self.limits,
-                session::Seed::Published(doc, spec),
+                session::Seed::Published(doc, spec, retention),
             );
             let handle = Arc::new(handle);
             map.insert(key.clone(), handle.clone());

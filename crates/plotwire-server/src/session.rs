@@ -393,8 +393,13 @@ pub enum Seed {
     Empty,
     /// The notice of [`ended_document`].
     Ended(plotwire_document::Document),
-    /// A published document, and the dashboard spec it was built from, if it was.
-    Published(plotwire_document::Document, Option<plotwire_spec::Spec>),
+    /// A published document, the dashboard spec it was built from, if it was, and what
+    /// it keeps.
+    Published(
+        plotwire_document::Document,
+        Option<plotwire_spec::Spec>,
+        crate::retention::Retention,
+    ),
     /// A published document rebuilt from its log at start-up.
     Restored(crate::persist::Restored),
 }
@@ -410,17 +415,30 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(limits.queue_commands.max(1));
     let (ended, _) = watch::channel(None);
     let (status_tx, status) = watch::channel(DocStatus::default());
-    let (ended_notice, published, mut doc, spec, restored) = match seed {
+    let no_retention = crate::retention::Retention::default;
+    let (ended_notice, published, mut doc, spec, retention, restored) = match seed {
         Seed::Empty => (
             false,
             false,
             plotwire_document::Document::default(),
             None,
+            no_retention(),
             None,
         ),
-        Seed::Ended(doc) => (true, false, doc, None, None),
-        Seed::Published(doc, spec) => (false, true, doc, spec, None),
-        Seed::Restored(r) => (false, true, r.doc, r.spec, Some((r.version, r.answers))),
+        Seed::Ended(doc) => (true, false, doc, None, no_retention(), None),
+        Seed::Published(doc, spec, retention) => (false, true, doc, spec, retention, None),
+        Seed::Restored(r) => (
+            false,
+            true,
+            r.doc,
+            r.spec,
+            r.retention,
+            Some(crate::owner::Restored {
+                version: r.version,
+                answers: r.answers,
+                arrivals: r.arrivals,
+            }),
+        ),
     };
     doc.set_max_models(limits.max_models);
     let policy = if published {
@@ -432,6 +450,7 @@ pub fn spawn(
         id: id.clone(),
         doc,
         spec,
+        retention,
         policy,
         settings: limits.views.clone(),
         store: limits.store.clone(),

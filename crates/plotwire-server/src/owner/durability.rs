@@ -179,13 +179,27 @@ impl Owner {
         }
         let count = self.log.staged.len();
         let staged: Vec<(u64, Entry)> = self.log.staged.drain(..).collect();
+        // With a max_age, an entry keeps its wall time: replayed rows keep their age.
+        let at = self
+            .retention
+            .max_age_ms
+            .map(|_| crate::retention::wall_ms());
         for (i, (seq, mut entry)) in staged.into_iter().enumerate() {
-            if i + 1 == count {
+            let last = i + 1 == count;
+            if last {
                 entry.key = key.map(str::to_owned);
                 entry.rows = rows.map(|r| r as u64);
-                if self.log.spec_changed {
-                    entry.meta = persist::meta_json(self.spec.as_ref(), &[], &[]);
-                }
+            }
+            let spec = (last && self.log.spec_changed)
+                .then_some(self.spec.as_ref())
+                .flatten();
+            if entry.kind == plotwire_store::EntryKind::Events && (spec.is_some() || at.is_some()) {
+                let meta = persist::MetaParts {
+                    spec,
+                    at,
+                    ..persist::MetaParts::default()
+                };
+                entry.meta = meta.json();
             }
             let size = entry_bytes(&entry);
             if entry.kind == plotwire_store::EntryKind::Publish {
@@ -217,13 +231,21 @@ impl Owner {
         self.log.snapshotting = true;
         let doc = self.doc.clone();
         let spec = self.spec.clone();
+        let retention = self.retention;
+        let arrivals = retention.max_age_ms.map(|_| self.arrivals.clone());
         let answers = self.idempotency.up_to(self.version);
         let (seq, epoch, counted) = (self.version, self.log.epoch, self.log.since_snapshot);
         let tx = self.log.snapshot_tx.clone();
         let id = self.id.clone();
         tokio::task::spawn_blocking(move || {
             let entry = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                persist::snapshot_entry(&doc, spec.as_ref(), &answers)
+                let whole = persist::Whole {
+                    spec: spec.as_ref(),
+                    retention,
+                    arrivals: arrivals.as_ref(),
+                    answers: &answers,
+                };
+                persist::publish_entry(&doc, whole)
             }));
             if entry.is_err() {
                 tracing::error!(document = %id, "a snapshot encode panicked; the log is kept as it is");
@@ -375,6 +397,8 @@ impl Owner {
                 doc.set_max_models(self.doc.max_models());
                 self.doc = doc;
                 self.spec = r.spec;
+                self.retention = r.retention;
+                self.retention_start(Some(r.arrivals));
                 self.idempotency.forget_after(r.version);
                 if let Some(e) = self.log.failed.take() {
                     let wait = self.log.next_cooldown;

@@ -6,6 +6,7 @@
 //! - [`pull`]: full-document encodes (PULL-DOC-REPLY), off the owner.
 //! - [`views`]: the view-local state of published documents' viewers.
 //! - [`producer`]: REST requests of a published document's producers.
+//! - [`retention`]: a published document's `max_rows` and `max_age`.
 //!
 //! A Bokeh session ([`Policy::Shared`]) keeps Bokeh's semantics: every connection
 //! shares one document and sees every other connection's changes. A published document
@@ -17,6 +18,7 @@ mod durability;
 mod lod;
 mod producer;
 mod pull;
+mod retention;
 mod streamvis;
 mod views;
 
@@ -80,6 +82,14 @@ struct Owner {
     /// The dashboard spec the document was built from, if it was (streamvis calls
     /// change it).
     spec: Option<plotwire_spec::Spec>,
+    /// What the document keeps, as published.
+    retention: crate::retention::Retention,
+    /// When its rows arrived, for a `max_age` (empty without one).
+    arrivals: crate::retention::Arrivals,
+    /// When the owner next looks for rows older than `max_age`.
+    next_trim: Option<Instant>,
+    /// When it last trimmed some.
+    trimmed_at: Option<Instant>,
     /// Bumped by every change: the document's sequence number. A snapshot compares it
     /// to tell whether it is still current; read-back cursors count in it.
     version: u64,
@@ -111,17 +121,29 @@ pub struct Start {
     pub doc: Document,
     /// The spec it was built from, if it was.
     pub spec: Option<plotwire_spec::Spec>,
+    /// What a published document keeps.
+    pub retention: crate::retention::Retention,
     /// How it is shared.
     pub policy: Policy,
     /// Settings of published documents.
     pub settings: ViewSettings,
     /// Where a published document is logged, if anywhere.
     pub store: Option<crate::persist::StoreHandle>,
-    /// For a document rebuilt from its log: its sequence number and the idempotency
-    /// answers logged. `None`: a new document, whose first entry is the whole of it.
-    pub restored: Option<(u64, crate::persist::Answers)>,
+    /// For a document rebuilt from its log, what the log said beside the document.
+    /// `None`: a new document, whose first entry is the whole of it.
+    pub restored: Option<Restored>,
     /// The server's metrics.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+}
+
+/// What a document rebuilt from its log starts with beside its content.
+pub struct Restored {
+    /// Its sequence number.
+    pub version: u64,
+    /// The idempotency answers logged.
+    pub answers: crate::persist::Answers,
+    /// The arrival times of its rows, for a `max_age`.
+    pub arrivals: crate::retention::Arrivals,
 }
 
 /// Runs the owner of session `id` until every handle to it is gone.
@@ -130,6 +152,7 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
         id,
         doc,
         spec,
+        retention,
         policy,
         settings,
         store,
@@ -139,10 +162,14 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let (snapshot_tx, mut snapshot_rx) = mpsc::unbounded_channel();
     let store = store.filter(|_| policy == Policy::Views);
-    let version = restored.as_ref().map_or(0, |(v, _)| *v);
-    let stored = restored.as_ref().map(|(v, _)| *v);
+    let version = restored.as_ref().map_or(0, |r| r.version);
+    let stored = restored.as_ref().map(|r| r.version);
     let mut idempotency = Idempotency::default();
-    for (key, seq, rows) in restored.map(|(_, a)| a).unwrap_or_default() {
+    let (answers, arrivals) = match restored {
+        Some(r) => (r.answers, Some(r.arrivals)),
+        None => (Vec::new(), None),
+    };
+    for (key, seq, rows) in answers {
         idempotency.remember(key, (seq, rows));
     }
     let mut owner = Owner {
@@ -150,6 +177,10 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
         policy,
         doc,
         spec,
+        retention,
+        arrivals: crate::retention::Arrivals::default(),
+        next_trim: None,
+        trimmed_at: None,
         version,
         bundles: None,
         peers: HashMap::new(),
@@ -171,8 +202,9 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
     };
     owner.lod_replan();
     owner.cursors.reset_all(version);
+    owner.retention_start(arrivals);
     if owner.log.logs() && stored.is_none() {
-        let entry = crate::persist::publish_entry(&owner.doc, owner.spec.as_ref());
+        let entry = owner.whole_entry(&[]);
         owner.stage(Some(entry));
         owner.flush_log(None, None);
     }
@@ -190,6 +222,10 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
                 (seq, result)
             });
         }
+        let trim_due = owner.next_trim;
+        let trim_wake = tokio::time::sleep_until(
+            trim_due.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std),
+        );
         let lod_due = owner.lod_next_due();
         let lod_wake = tokio::time::sleep_until(
             lod_due.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std),
@@ -204,12 +240,15 @@ pub async fn run(start: Start, status: watch::Sender<DocStatus>, mut rx: mpsc::R
                     let started = Instant::now();
                     owner.handle(cmd);
                     owner.metrics.apply.observe(started.elapsed());
+                    // A busy owner may not get to the timer: a due trim runs here.
+                    owner.retention_tick();
                 }
                 Some(cmd) => owner.handle(cmd),
                 None => break,
             },
             _ = reap.tick(), if owner.policy == Policy::Views => owner.reap_views(),
             _ = lod_wake, if lod_due.is_some() => owner.lod_tick(),
+            _ = trim_wake, if trim_due.is_some() => owner.retention_tick(),
         }
     }
     // Answer the writes still waiting for the store before going.

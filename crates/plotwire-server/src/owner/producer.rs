@@ -14,6 +14,7 @@ use super::Owner;
 use crate::api::{Answer, Columns, Request, RowsRead};
 use crate::cursor::Rows;
 use crate::error::HttpError;
+use crate::retention::Arrivals;
 
 /// Idempotency keys remembered per document.
 pub const KEYS_KEPT: usize = 10_000;
@@ -108,16 +109,21 @@ impl Owner {
                     rows: None,
                 })
             }
-            Request::Publish { doc, spec } => {
+            Request::Publish {
+                doc,
+                spec,
+                retention,
+            } => {
                 self.doc = *doc;
                 self.spec = spec.map(|s| *s);
+                self.retention = retention;
+                self.retention_start(None);
                 self.changed();
                 if self.log.logs() {
                     // The entry starts the log over: it keeps the idempotency answers of
                     // the writes it drops.
                     let answers = self.idempotency.up_to(self.version);
-                    let entry =
-                        crate::persist::snapshot_entry(&self.doc, self.spec.as_ref(), &answers);
+                    let entry = self.whole_entry(&answers);
                     self.stage(Some(entry));
                 }
                 self.cursors.reset_all(self.version);
@@ -141,10 +147,7 @@ impl Owner {
                 let id = self.source_id(&source)?;
                 let columns = self.conform(&id, columns)?;
                 let rows = columns_len(&columns);
-                let rollover = match (rollover, self.max_rows(&id)) {
-                    (Some(r), Some(max)) => Some(r.min(max)),
-                    (r, max) => r.or(max),
-                };
+                let rollover = self.capped_rollover(&id, rollover);
                 let event = DocumentEvent::ColumnsStreamed {
                     model: id.clone(),
                     attr: "data".into(),
@@ -161,15 +164,7 @@ impl Owner {
             Request::Replace { source, columns } => {
                 let id = self.source_id(&source)?;
                 let columns = self.conform(&id, columns)?;
-                if let Some(max) = self.max_rows(&id) {
-                    let rows = columns_len(&columns);
-                    if rows > max {
-                        return Err(HttpError::bad_request(format!(
-                            "source {source:?} keeps at most {max} rows (its max_rows in the spec); this replace has {rows}"
-                        ))
-                        .with_field("max_rows"));
-                    }
-                }
+                self.check_replace_rows(&id, &source, &columns)?;
                 let event = DocumentEvent::ColumnDataChanged {
                     model: id.clone(),
                     attr: "data".into(),
@@ -236,12 +231,21 @@ impl Owner {
     ) -> Result<(), HttpError> {
         let entry = self.log_events(&events);
         let touched = self.lod_touched(&events);
+        let changes = Arrivals::changes(&events);
+        let before = self.rows_before_rollover(&events);
         let mut applied = self
             .doc
             .apply(events)
             .map_err(|e| HttpError::bad_request(e.to_string()).with_field(source.to_owned()))?;
         self.changed();
         self.stage(entry);
+        self.retention_observe(&changes);
+        let shrunk: Vec<Id> = before
+            .into_iter()
+            .filter(|(id, rows)| self.source_rows(id) < *rows)
+            .map(|(id, _)| id)
+            .collect();
+        self.relay_shrunk(&shrunk, &mut applied);
         self.lod_applied(touched, &mut applied);
         self.fan_out(&applied, NO_CONNECTION, Route::Everyone);
         Ok(())
@@ -266,12 +270,14 @@ impl Owner {
         match view {
             None => {
                 let entry = self.log_events(&events);
+                let changes = Arrivals::changes(&events);
                 let applied = self
                     .doc
                     .apply(events)
                     .map_err(|e| HttpError::bad_request(e.to_string()).with_field("value"))?;
                 self.changed();
                 self.stage(entry);
+                self.retention_observe(&changes);
                 for v in self.views.values_mut() {
                     for id in &ids {
                         v.overlay.remove(&(id.clone(), prop.clone()));
@@ -317,18 +323,6 @@ impl Owner {
             cols.and_then(|c| c.get(name)).map(|c| c.kind())
         })
         .map_err(crate::rest::body_error)
-    }
-
-    /// The `max_rows` the dashboard spec gives source `id`, if any: the rollover of
-    /// streams that give none, and the most any stream keeps.
-    fn max_rows(&self, id: &str) -> Option<usize> {
-        let spec = self.spec.as_ref()?;
-        let name = match self.doc.model(id)?.attribute("name") {
-            Some(Value::Str(n)) => n,
-            _ => return None,
-        };
-        let max = spec.sources.get(&name)?.max_rows?;
-        Some(usize::try_from(max).unwrap_or(usize::MAX))
     }
 
     /// The ids a model name (or id) stands for.
@@ -390,11 +384,7 @@ impl Owner {
     }
 
     pub(super) fn source_rows(&self, id: &str) -> usize {
-        self.doc
-            .model(id)
-            .and_then(|m| m.columns.as_ref())
-            .and_then(|c| c.names().next().and_then(|n| c.get(n)).map(|c| c.len()))
-            .unwrap_or(0)
+        crate::retention::source_rows(&self.doc, id)
     }
 
     /// `{"since","next","reset","rows","data"}`: the rows after the cursor.

@@ -212,7 +212,7 @@ impl Owner {
             model: id.clone(),
             attr: "data".into(),
             data: columns,
-            rollover,
+            rollover: self.capped_rollover(&id, rollover),
         };
         self.apply_producer(vec![event], source)?;
         self.cursors.appended(&id, self.version, rows);
@@ -226,6 +226,7 @@ impl Owner {
         self.serve(crate::api::Request::Publish {
             doc: Box::new(doc),
             spec: Some(Box::new(spec)),
+            retention: self.retention,
         })
         .map(|_| ())
     }

@@ -17,6 +17,7 @@ use crate::access::{self, Allowed, Credentials, Level};
 use crate::api::{Answer, Request, Streamvis};
 use crate::error::HttpError;
 use crate::published::{check_name, find};
+use crate::retention::Retention;
 use answers::{get_answer, no_store, preflight};
 use bodies::{decode_columns, decode_patches, decode_published, decode_set};
 
@@ -210,8 +211,9 @@ async fn document(
     };
     match (&method, target) {
         (&Method::PUT, Target::Document) => {
+            let retention = Retention::from_query(&query)?;
             let body = read_body().await?;
-            publish(&state, name, &body, key).await
+            publish(&state, name, &body, retention, key).await
         }
         (&Method::DELETE, Target::Document) => {
             crate::published::delete(&state, name).await?;
@@ -358,10 +360,11 @@ async fn publish(
     state: &Arc<AppState>,
     name: &str,
     body: &[u8],
+    retention: Retention,
     key: Option<String>,
 ) -> Result<Response, HttpError> {
     let (doc, spec) = decode_published(name, body, state.config.max_decoded_bytes)?;
-    publish_doc(state, name, doc, spec, key).await
+    publish_doc(state, name, doc, spec, retention, key).await
 }
 
 /// Publishes `doc` under `name` ([`crate::published::publish`]): 201 when created, 200
@@ -371,9 +374,10 @@ async fn publish_doc(
     name: &str,
     doc: DocJson,
     spec: Option<plotwire_spec::Spec>,
+    retention: Retention,
     key: Option<String>,
 ) -> Result<Response, HttpError> {
-    let done = crate::published::publish(state, name, doc, spec, key).await?;
+    let done = crate::published::publish(state, name, doc, spec, retention, key).await?;
     let status = if done.created {
         StatusCode::CREATED
     } else {
@@ -425,7 +429,7 @@ async fn streamvis(
                 let spec = plotwire_spec::streamvis::layout_spec(&layout.grid)
                     .map_err(crate::published::spec_error)?;
                 let doc = crate::published::spec_doc_json(&spec)?;
-                return publish_doc(state, name, doc, Some(spec), key).await;
+                return publish_doc(state, name, doc, Some(spec), Retention::default(), key).await;
             }
             Streamvis::Layout(layout.grid)
         }
