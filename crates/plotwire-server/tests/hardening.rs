@@ -581,8 +581,15 @@ async fn a_silent_viewer_is_dropped_even_while_a_write_to_it_is_blocked() {
 // others get the changes meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_big_pull_replies_before_later_changes_and_blocks_nobody() {
-    let port = start(config()).await;
-    let n = 2_000_000u32;
+    // The encode (gzip and base64 for a browser) of 4e6 points takes about 150 ms on a
+    // fast machine, several times the pause below (2e6 took 75-100 ms: too close to the
+    // 100 ms pause this test once had). Its 32 MB push needs a larger message limit.
+    let port = start(Config {
+        websocket_max_message_size: 64 << 20,
+        ..config()
+    })
+    .await;
+    let n = 4_000_000u32;
     let data = f64s((0..n).map(f64::from));
     let mut producer = connect_to(port, "target", &token("big-pull"), None).await;
     let (content, buffers) = cds_push("big", &data);
@@ -608,8 +615,9 @@ async fn a_big_pull_replies_before_later_changes_and_blocks_nobody() {
         let reply = a.recv().await;
         (a, first_at, reply)
     });
-    // Let the request reach the owner before the changes do.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Let the request reach the owner before the changes do (over loopback it takes well
+    // under a millisecond; the reply's length below checks that it did).
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let batches: Vec<Bytes> = (0..5)
         .map(|k| f64s((0..1000).map(|i| -1.0 - f64::from(k * 1000 + i))))
         .collect();
