@@ -74,6 +74,23 @@ def test_max_age_trims_reach_bokehjs(server, views, typed):
     assert not view.page_errors, view.page_errors
 
 
+def test_the_python_client_publishes_with_a_retention(server):
+    from plotwire import Client
+
+    from bokeh.document import Document
+
+    name = f"e2e/{unique_id('retention-client')}"
+    with Client(server.base_url, name) as client:
+        doc = Document()
+        doc.add_root(build_layout(y_range="fixed"))
+        client.publish(doc, max_rows=len(X0))
+        new = [1000.0 + i for i in range(5)]
+        client.stream("src", {"x": new, "y": [0.0] * 5})
+        assert read_x(server, name) == list(X0[5:]) + new
+        with pytest.raises(Exception, match="max_age"):
+            client.publish(doc, max_age="3 weeks")
+
+
 @pytest.mark.parametrize("typed", [False, True], ids=["lists", "typed-arrays"])
 def test_max_rows_caps_what_bokehjs_holds(server, views, typed):
     name = publish(server, "max_rows=12", typed)

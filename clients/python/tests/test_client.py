@@ -145,6 +145,28 @@ def test_publish_a_spec_dict(fake):
     assert client.publish(spec).created is False
 
 
+def test_publish_with_a_retention_sends_it_as_query_parameters(fake):
+    srv, client = fake
+    srv.rec.status = 201
+    srv.rec.answer = {"name": "runs/exp42", "url": "http://h/d/runs/exp42/", "seq": 1}
+    client.publish({"title": "t"}, max_rows=1000, max_age="12h")
+    req = last(srv)
+    assert (req.method, req.path, req.query) == ("PUT", DOC, {"max_rows": ["1000"], "max_age": ["12h"]})
+    client.publish({"title": "t"}, max_age="30s")
+    assert last(srv).query == {"max_age": ["30s"]}
+    client.publish({"title": "t"})
+    assert last(srv).query == {}
+
+
+@pytest.mark.parametrize("bad", [{"max_rows": 0}, {"max_rows": True}, {"max_rows": 1.5}, {"max_age": ""},
+                                 {"max_age": 30}])
+def test_publish_rejects_a_bad_retention(fake, bad):
+    srv, client = fake
+    with pytest.raises(ValueError):
+        client.publish({"title": "t"}, **bad)
+    assert srv.recorded() == []
+
+
 def test_publish_a_bokeh_model_sends_its_json_item_and_keeps_the_title(fake):
     from bokeh.document import Document
     from bokeh.plotting import figure

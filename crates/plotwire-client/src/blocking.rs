@@ -62,6 +62,17 @@ impl Client {
         self.runtime.block_on(self.inner.publish(name, document))
     }
 
+    /// See [`crate::Client::publish_with`].
+    pub fn publish_with(
+        &self,
+        name: &str,
+        document: &Json,
+        retention: &crate::Retention,
+    ) -> Result<Published, Error> {
+        self.runtime
+            .block_on(self.inner.publish_with(name, document, retention))
+    }
+
     /// See [`crate::Client::stream`].
     pub fn stream(
         &self,

@@ -116,9 +116,23 @@ impl Client {
     /// Publishes a dashboard spec, a Bokeh `json_item` or a DocJson (the server tells
     /// them apart by their content) under `name`, creating or replacing the document.
     pub async fn publish(&self, name: &str, document: &Json) -> Result<Published, Error> {
+        self.publish_with(name, document, &Retention::default())
+            .await
+    }
+
+    /// [`Client::publish`] with a retention: what the server keeps of the document, in
+    /// memory and on disk (`docs/storage.md`, "Retention"). A bad value is the server's
+    /// 400 naming `max_rows` or `max_age`.
+    pub async fn publish_with(
+        &self,
+        name: &str,
+        document: &Json,
+        retention: &Retention,
+    ) -> Result<Published, Error> {
         names::check_name(name)?;
         let body = Bytes::from(document.to_string());
-        self.json(self.write(Method::PUT, paths::document(name), "application/json", body))
+        let path = paths::document(name) + &retention.to_query();
+        self.json(self.write(Method::PUT, path, "application/json", body))
             .await
     }
 
@@ -475,6 +489,36 @@ impl Client {
 }
 
 /// The path of a stream into `source` of document `name`, keeping `rollover` rows.
+/// What the server keeps of a published document (`docs/storage.md`, "Retention"); the
+/// default keeps everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// At most this many rows per source: the rollover of streams that give none.
+    pub max_rows: Option<u64>,
+    /// Rows older than this are dropped: a whole number and `s`, `m`, `h` or `d` (`7d`).
+    pub max_age: Option<String>,
+}
+
+impl Retention {
+    /// The publish's query string (`?max_rows=N&max_age=D`), or nothing.
+    pub fn to_query(&self) -> String {
+        let mut params = Vec::new();
+        if let Some(rows) = self.max_rows {
+            params.push(format!("max_rows={rows}"));
+        }
+        if let Some(age) = &self.max_age {
+            let age =
+                percent_encoding::utf8_percent_encode(age, percent_encoding::NON_ALPHANUMERIC);
+            params.push(format!("max_age={age}"));
+        }
+        if params.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", params.join("&"))
+        }
+    }
+}
+
 fn stream_path(name: &str, source: &str, rollover: Option<usize>) -> Result<String, Error> {
     names::check_name(name)?;
     let mut path = paths::source_action(name, source, "stream");

@@ -42,7 +42,7 @@ mod columns;
 mod error;
 mod transport;
 
-pub use client::{Client, Retry};
+pub use client::{Client, Retention, Retry};
 pub use columns::{Columns, Values};
 pub use error::Error;
 pub use plotwire_api;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use plotwire_client::{Client, Columns, Error, EventKind, Retry};
+use plotwire_client::{Client, Columns, Error, EventKind, Retention, Retry};
 use serde_json::{json, Value as Json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -59,6 +59,39 @@ fn demo_doc() -> Json {
 
 fn floats(values: &[Json]) -> Vec<f64> {
     values.iter().map(|v| v.as_f64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_retention_given_at_publish_bounds_the_document() {
+    let port = server().await;
+    let client = Client::new(&format!("127.0.0.1:{port}")).unwrap();
+    let retention = Retention {
+        max_rows: Some(3),
+        max_age: Some("7d".into()),
+    };
+    assert_eq!(retention.to_query(), "?max_rows=3&max_age=7d");
+    assert_eq!(Retention::default().to_query(), "");
+    client
+        .publish_with("t/kept", &demo_doc(), &retention)
+        .await
+        .unwrap();
+    let rows = Columns::new()
+        .with("x", vec![1.0, 2.0, 3.0, 4.0, 5.0])
+        .with("y", vec![1i64, 2, 3, 4, 5]);
+    client.stream("t/kept", "src", &rows, None).await.unwrap();
+    let kept = client.data("t/kept", "src", None).await.unwrap();
+    assert_eq!(floats(&kept.data["x"]), [3.0, 4.0, 5.0]);
+    let bad = Retention {
+        max_rows: None,
+        max_age: Some("3 weeks".into()),
+    };
+    match client.publish_with("t/kept", &demo_doc(), &bad).await {
+        Err(Error::Api { status, body }) => {
+            assert_eq!(status, 400);
+            assert_eq!(body.field.as_deref(), Some("max_age"), "{body:?}");
+        }
+        other => panic!("a 400 naming max_age, got {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -19,6 +19,12 @@ pub struct PublishArgs {
     name: String,
     /// A dashboard spec, a Bokeh `json_item` or a DocJson (told apart by their content).
     file: PathBuf,
+    /// Keep at most this many rows in each of the document's sources.
+    #[arg(long)]
+    max_rows: Option<u64>,
+    /// Drop rows older than this: a whole number and s, m, h or d (`7d`).
+    #[arg(long)]
+    max_age: Option<String>,
 }
 
 /// Publishes a document.
@@ -30,7 +36,14 @@ pub async fn publish(args: PublishArgs) -> Result<(), String> {
     let published = args
         .remote
         .client()?
-        .publish(&args.name, &doc)
+        .publish_with(
+            &args.name,
+            &doc,
+            &plotwire_client::Retention {
+                max_rows: args.max_rows,
+                max_age: args.max_age.clone(),
+            },
+        )
         .await
         .map_err(|e| e.to_string())?;
     println!("{}{}", args.remote.url.trim_end_matches('/'), published.url);

@@ -139,6 +139,53 @@ fn publish_push_100k_csv_rows_then_read_them_back() {
 }
 
 #[test]
+fn publish_takes_a_retention() {
+    let url = server();
+    let spec = file("kept.json", SPEC);
+    let run = plotwire(
+        &url,
+        &[
+            "publish",
+            "cli/kept",
+            spec.to_str().unwrap(),
+            "--max-rows",
+            "2",
+        ],
+        b"",
+    );
+    assert!(run.ok, "{}", run.stderr);
+    let csv = file(
+        "kept.csv",
+        "step,loss,ok\n1,0.5,true\n2,0.25,false\n3,0.125,true\n",
+    );
+    let run = plotwire(
+        &url,
+        &["push", "cli/kept", "train", csv.to_str().unwrap()],
+        b"",
+    );
+    assert!(run.ok, "{}", run.stderr);
+    let got = plotwire(&url, &["get", "cli/kept", "train", "--format", "csv"], b"");
+    assert!(got.ok, "{}", got.stderr);
+    assert_eq!(
+        got.stdout.lines().collect::<Vec<_>>(),
+        ["loss,ok,step", "0.25,false,2", "0.125,true,3"]
+    );
+    let bad = plotwire(
+        &url,
+        &[
+            "publish",
+            "cli/kept",
+            spec.to_str().unwrap(),
+            "--max-age",
+            "soon",
+        ],
+        b"",
+    );
+    assert!(!bad.ok, "{}", bad.stdout);
+    assert!(bad.stderr.contains("max_age"), "{}", bad.stderr);
+}
+
+#[test]
 fn stdin_ndjson_arrives_in_order() {
     let url = server();
     publish(&url, "cli/nd");

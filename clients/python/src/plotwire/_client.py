@@ -173,7 +173,8 @@ class Client:
         return f"/sources/{path_segment(source)}"
 
     # -- documents --------------------------------------------------------------------
-    def publish(self, spec_or_bokeh_object: Any) -> Published:
+    def publish(self, spec_or_bokeh_object: Any, *, max_rows: int | None = None,
+                max_age: str | None = None) -> Published:
         """Create or replace the document.
 
         Args:
@@ -181,11 +182,27 @@ class Client:
                 (sent as ``bokeh.embed.json_item(model)``, with its document's title kept),
                 a bokeh ``Document`` (sent as ``Document.to_json(deferred=False)``), or any
                 JSON-able mapping (a ``json_item`` or DocJson made elsewhere).
+            max_rows: keep at most this many rows in each of the document's sources (the
+                rollover of streams that give none; a bigger replace is refused).
+            max_age: drop rows older than this: a whole number and ``s``, ``m``, ``h`` or
+                ``d`` (``"30s"``, ``"12h"``, ``"7d"``). Both bound what the server holds in
+                memory and on disk (docs/storage.md, "Retention"); a publish without them
+                keeps everything.
 
         Returns:
             the server's :class:`Published` answer.
         """
-        status, answer = self._request("PUT", "", _publish_body(spec_or_bokeh_object))
+        query: dict[str, Any] = {}
+        if max_rows is not None:
+            if not isinstance(max_rows, int) or isinstance(max_rows, bool) or max_rows < 1:
+                raise ValueError(f"max_rows must be a positive integer or None, not {max_rows!r}")
+            query["max_rows"] = max_rows
+        if max_age is not None:
+            if not isinstance(max_age, str) or not max_age:
+                raise ValueError(f"max_age must be a duration such as '12h', not {max_age!r}")
+            query["max_age"] = max_age
+        path = "?" + urlencode(query) if query else ""
+        status, answer = self._request("PUT", path, _publish_body(spec_or_bokeh_object))
         seq = self._int(answer, "seq")
         return Published(name=str(answer.get("name", self.name)), url=str(answer.get("url", self.url)),
                          seq=seq, created=status == 201, sources=dict(answer.get("sources") or {}))
