@@ -3,9 +3,11 @@
 //! float64 series (a constant step 0, 1, 2, ..., a random walk, white noise, a training
 //! loss recorded in float32 precision, and timestamps in milliseconds since the epoch
 //! 1 s apart, as Bokeh sends datetimes, evenly or with a real clock's jitter), an int64
-//! counter and int32 readings. Prints the packed
-//! buffers' bytes (the codec's output, what the log rows hold) and the database file's
-//! (which adds SQLite's pages, 64 KiB each, and so is coarse at this size) per point.
+//! counter and int32 readings. Prints the packed buffers' bytes (the codec's output,
+//! what the log rows hold) and, in brackets, the database file's (which adds SQLite's
+//! pages, 64 KiB each, and so is coarse at this size) per point, once with the element
+//! width unknown to the store (the codec as it was before delta encoding: the 8-byte
+//! shuffle) and once told (`Entry::element_sizes`, as the server does for an array).
 //!
 //! `cargo run --release -p plotwire-store --example bytes_per_point`
 
@@ -78,47 +80,68 @@ fn series(name: &str) -> Vec<u8> {
     out
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    println!("bytes per point stored (1e6 points, 10 entries of 100k):");
-    for (name, width) in SERIES {
-        let dir = tempfile::tempdir()?;
-        let values = series(name);
-        {
-            let store = SqliteStore::open(dir.path(), SqliteOptions::default())?;
-            let publish = Entry {
-                kind: EntryKind::Publish,
-                content: Bytes::from_static(b"{}"),
-                buffers: Vec::new(),
+/// Stores `values` (elements of `width` bytes, told to the store when `tell` is set) in
+/// a fresh store: the packed buffers' bytes and the file's.
+fn measure(
+    runtime: &tokio::runtime::Runtime,
+    values: &[u8],
+    width: usize,
+    tell: bool,
+) -> Result<(u64, u64), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    {
+        let store = SqliteStore::open(dir.path(), SqliteOptions::default())?;
+        let publish = Entry {
+            kind: EntryKind::Publish,
+            content: Bytes::from_static(b"{}"),
+            buffers: Vec::new(),
+            element_sizes: Vec::new(),
+            key: None,
+            rows: None,
+            meta: None,
+        };
+        runtime.block_on(store.append("s", 0, publish))?;
+        for (i, chunk) in values.chunks(BATCH * width).enumerate() {
+            let entry = Entry {
+                kind: EntryKind::Events,
+                content: Bytes::from_static(b"{\"events\":[]}"),
+                buffers: vec![("0".to_owned(), Bytes::copy_from_slice(chunk))],
+                element_sizes: if tell { vec![width] } else { Vec::new() },
                 key: None,
                 rows: None,
                 meta: None,
             };
-            runtime.block_on(store.append("s", 0, publish))?;
-            for (i, chunk) in values.chunks(BATCH * width).enumerate() {
-                let data = chunk.to_vec();
-                let entry = Entry {
-                    kind: EntryKind::Events,
-                    content: Bytes::from_static(b"{\"events\":[]}"),
-                    buffers: vec![("0".to_owned(), Bytes::from(data))],
-                    key: None,
-                    rows: None,
-                    meta: None,
-                };
-                runtime.block_on(store.append("s", i as u64 + 1, entry))?;
-            }
+            runtime.block_on(store.append("s", i as u64 + 1, entry))?;
         }
-        // Dropping the store checkpointed the WAL into the file.
-        let file = std::fs::metadata(dir.path().join(DB_FILE))?.len();
-        let blobs: i64 = rusqlite::Connection::open(dir.path().join(DB_FILE))?.query_row(
-            "SELECT sum(length(buffers)) FROM log",
-            [],
-            |r| r.get(0),
-        )?;
+    }
+    // Dropping the store checkpointed the WAL into the file.
+    let file = std::fs::metadata(dir.path().join(DB_FILE))?.len();
+    let packed: i64 = rusqlite::Connection::open(dir.path().join(DB_FILE))?.query_row(
+        "SELECT sum(length(buffers)) FROM log",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok((u64::try_from(packed)?, file))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    println!("bytes per point stored (1e6 points, 10 entries of 100k), packed (in the file):");
+    println!(
+        "  {:38} {:>16} {:>16}",
+        "series", "width unknown", "width told"
+    );
+    for (name, width) in SERIES {
+        let values = series(name);
+        let per_point = |bytes: u64| bytes as f64 / POINTS as f64;
+        let (before, before_file) = measure(&runtime, &values, width, false)?;
+        let (after, after_file) = measure(&runtime, &values, width, true)?;
         println!(
-            "  {name:38} {:5.2} bytes/point packed, {:5.2} in the file",
-            blobs as f64 / POINTS as f64,
-            file as f64 / POINTS as f64
+            "  {name:38} {:>6.3} ({:5.2}) {:>9.3} ({:5.2})",
+            per_point(before),
+            per_point(before_file),
+            per_point(after),
+            per_point(after_file)
         );
     }
     Ok(())
