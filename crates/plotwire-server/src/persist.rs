@@ -73,6 +73,7 @@ pub fn publish_entry(doc: &Document, whole: Whole<'_>) -> Entry {
     enc.raw("{\"doc\":");
     snapshot.encode_doc_json(&mut enc);
     enc.raw("}");
+    let element_sizes = enc.element_sizes().to_vec();
     let (content, buffers) = enc.finish();
     let removed = snapshot.removed_ids();
     let meta = MetaParts {
@@ -87,6 +88,7 @@ pub fn publish_entry(doc: &Document, whole: Whole<'_>) -> Entry {
         kind: EntryKind::Publish,
         content,
         buffers,
+        element_sizes,
         key: None,
         rows: None,
         meta: meta.json(),
@@ -97,11 +99,13 @@ pub fn publish_entry(doc: &Document, whole: Whole<'_>) -> Entry {
 pub fn events_entry(events: &[DocumentEvent]) -> Entry {
     let mut enc = Encoder::new(&NoExpansion);
     encode_patch(&mut enc, events);
+    let element_sizes = enc.element_sizes().to_vec();
     let (content, buffers) = enc.finish();
     Entry {
         kind: EntryKind::Events,
         content,
         buffers,
+        element_sizes,
         key: None,
         rows: None,
         meta: None,
@@ -478,5 +482,50 @@ mod tests {
             restore(&[], 10, 1 << 20),
             Err(RestoreError::NoPublish)
         ));
+    }
+
+    /// The store delta-encodes a buffer only when told its element width: a float64
+    /// column's buffer is logged with 8, whether streamed or in a whole document.
+    #[test]
+    fn logged_buffers_carry_their_element_width() {
+        let events = vec![DocumentEvent::ColumnsStreamed {
+            model: "s".into(),
+            attr: "data".into(),
+            data: vec![("t".into(), floats(&[1.0, 2.0, 3.0]))],
+            rollover: None,
+        }];
+        let entry = events_entry(&events);
+        assert_eq!(entry.buffers.len(), 1);
+        assert_eq!(entry.element_sizes, [8]);
+
+        let spec = plotwire_spec::parse(
+            br#"{"sources": {"s": {"columns": {"t": "float64"}}},
+                 "plots": {"p": {"kind": "line", "source": "s", "x": "t", "y": "t"}},
+                 "layout": {"grid": {"p": [0, 0, 1, 1]}}}"#,
+        )
+        .unwrap();
+        let doc_json = crate::published::spec_doc_json(&spec).unwrap();
+        let mut doc = crate::published::published_document(doc_json, 1000).unwrap();
+        let source = doc
+            .models()
+            .find(|(_, m)| m.columns.is_some())
+            .map(|(id, _)| id.clone())
+            .unwrap();
+        doc.apply(vec![DocumentEvent::ColumnsStreamed {
+            model: source,
+            attr: "data".into(),
+            data: vec![("t".into(), floats(&[1.0, 2.0, 3.0]))],
+            rollover: None,
+        }])
+        .unwrap();
+        let whole = publish_entry(
+            &doc,
+            Whole {
+                spec: Some(&spec),
+                ..Whole::default()
+            },
+        );
+        assert!(!whole.buffers.is_empty());
+        assert_eq!(whole.element_sizes, vec![8; whole.buffers.len()]);
     }
 }

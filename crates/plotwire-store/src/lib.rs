@@ -13,7 +13,8 @@
 //! - [`MemoryStore`]: in memory, for tests.
 //! - [`SqliteStore`]: one SQLite file in WAL mode, with group commit.
 
-mod codec;
+/// The format of a log row's binary buffers: [`codec::pack_buffers`] and its inverse.
+pub mod codec;
 mod memory;
 mod sqlite;
 
@@ -64,6 +65,11 @@ pub struct Entry {
     pub content: Bytes,
     /// The binary buffers the content refers to, by id.
     pub buffers: Vec<(String, Bytes)>,
+    /// The size in bytes of the elements of each of `buffers`, in the same order (8 for
+    /// float64, 4 for int32 or float32; 0, or missing, when unknown): lets the store
+    /// delta-encode numeric columns. A hint for packing, not stored: an entry read back
+    /// from a [`SqliteStore`] has none.
+    pub element_sizes: Vec<usize>,
     /// What the server keeps beside the content: the dashboard spec (JSON) the
     /// document was built from, when the entry set it.
     pub meta: Option<Bytes>,

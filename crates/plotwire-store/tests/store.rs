@@ -19,6 +19,7 @@ fn entry(kind: EntryKind, content: &str, key: Option<&str>) -> Entry {
         kind,
         content: Bytes::from(content.to_owned()),
         buffers: vec![("0".into(), Bytes::from(vec![7u8; 16]))],
+        element_sizes: Vec::new(),
         key: key.map(str::to_owned),
         rows: Some(3),
         meta: key.map(|_| Bytes::from_static(b"{\"spec\":1}")),

@@ -47,6 +47,8 @@ impl ModelLookup for NoExpansion {
 pub struct Encoder<'l> {
     out: Vec<u8>,
     buffers: Vec<(String, Bytes)>,
+    /// The element size of each of `buffers` (0: plain bytes).
+    element_sizes: Vec<usize>,
     written: HashSet<Id>,
     lookup: &'l dyn ModelLookup,
     inline: Option<fn(&[u8]) -> String>,
@@ -92,6 +94,7 @@ impl<'l> Encoder<'l> {
         Encoder {
             out: Vec::with_capacity(256),
             buffers: Vec::new(),
+            element_sizes: Vec::new(),
             written: HashSet::new(),
             lookup,
             inline: None,
@@ -147,6 +150,11 @@ impl<'l> Encoder<'l> {
     /// Appends a binary buffer reference and queues the buffer (or, with
     /// [`Encoder::inline_bytes`], the data itself).
     pub fn bytes(&mut self, data: Bytes) {
+        self.buffer(data, 0);
+    }
+
+    /// [`Encoder::bytes`] for `data` made of `element_size`-byte elements.
+    fn buffer(&mut self, data: Bytes, element_size: usize) {
         if let Some(to_text) = self.inline {
             self.raw("{\"type\":\"bytes\",\"data\":\"");
             self.raw(&to_text(&data));
@@ -158,6 +166,14 @@ impl<'l> Encoder<'l> {
         self.string(&id);
         self.raw("}}");
         self.buffers.push((id, data));
+        self.element_sizes.push(element_size);
+    }
+
+    /// The size in bytes of the elements of each buffer queued so far, in order: the
+    /// dtype's for an array's data, 0 for plain bytes. (The store delta-encodes numeric
+    /// columns by it.)
+    pub fn element_sizes(&self) -> &[usize] {
+        &self.element_sizes
     }
 
     /// Appends a reference to `id`, writing the model in full if the lookup asks for it
@@ -458,7 +474,7 @@ impl<'l> Encoder<'l> {
         tail.push_str("\",\"order\":\"little\"}");
         match &a.data {
             ArrayData::Binary(b) => {
-                self.bytes(b.clone());
+                self.buffer(b.clone(), a.dtype.size());
                 self.raw(&tail);
             }
             ArrayData::List(items) => {

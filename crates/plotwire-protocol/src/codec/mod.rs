@@ -145,7 +145,7 @@ pub fn buffer_map(buffers: Vec<(String, Bytes)>) -> Buffers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::{ArrayData, Value};
+    use crate::value::{ArrayData, ArrayForm, ArrayValue, DType, Value};
     use base64::Engine;
     use serde_json::Value as Json;
 
@@ -207,6 +207,27 @@ mod tests {
         assert!(std::str::from_utf8(&out)
             .unwrap()
             .contains(r#""data":{"id":"0"}"#));
+    }
+
+    #[test]
+    fn each_buffer_comes_with_its_element_size() {
+        let array = |dtype: DType, form: ArrayForm| {
+            Value::Array(Box::new(ArrayValue {
+                form,
+                dtype,
+                shape: vec![2],
+                data: ArrayData::Binary(Bytes::from(vec![0u8; 2 * dtype.size()])),
+            }))
+        };
+        let mut e = Encoder::new(&NoExpansion);
+        e.value(&Value::List(vec![
+            array(DType::F64, ArrayForm::Nd),
+            Value::Bytes(Bytes::from_static(b"abc")),
+            array(DType::I32, ArrayForm::Typed),
+            array(DType::U16, ArrayForm::Nd),
+        ]));
+        assert_eq!(e.element_sizes(), [8, 0, 4, 2]);
+        assert_eq!(e.finish().1.len(), 4);
     }
 
     #[test]

@@ -165,6 +165,7 @@ fn decode_row(row: &rusqlite::Row<'_>, seq: u64) -> Option<Entry> {
         kind: EntryKind::parse(&kind)?,
         content: Bytes::from(content),
         buffers,
+        element_sizes: Vec::new(),
         key,
         rows,
         meta: meta.map(Bytes::from),

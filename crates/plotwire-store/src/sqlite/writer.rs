@@ -28,12 +28,17 @@ impl Packed {
     fn wait(&self, entry: &Entry) -> Vec<u8> {
         self.0
             .recv()
-            .unwrap_or_else(|_| crate::codec::pack_buffers(&entry.buffers))
+            .unwrap_or_else(|_| crate::codec::pack_buffers(&entry.buffers, &entry.element_sizes))
     }
 }
 
-/// A packing job for the compressor threads.
-type Job = (Vec<(String, bytes::Bytes)>, mpsc::SyncSender<Vec<u8>>);
+/// A packing job for the compressor threads: buffers, their element sizes, where to
+/// send them packed.
+type Job = (
+    Vec<(String, bytes::Bytes)>,
+    Vec<usize>,
+    mpsc::SyncSender<Vec<u8>>,
+);
 
 /// Threads that pack entries' buffers in parallel, ahead of the writer, which stores
 /// them in order.
@@ -55,10 +60,10 @@ impl Compressors {
                     .name(format!("plotwire-pack-{i}"))
                     .spawn(move || loop {
                         let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        let Ok((buffers, reply)) = job else {
+                        let Ok((buffers, sizes, reply)) = job else {
                             break;
                         };
-                        let _ = reply.send(crate::codec::pack_buffers(&buffers));
+                        let _ = reply.send(crate::codec::pack_buffers(&buffers, &sizes));
                     })?,
             );
         }
@@ -73,7 +78,7 @@ impl Compressors {
         let (tx, rx) = mpsc::sync_channel(1);
         if let Some(jobs) = &self.jobs {
             // A failed send drops `tx`: the writer then packs the buffers itself.
-            let _ = jobs.send((entry.buffers.clone(), tx));
+            let _ = jobs.send((entry.buffers.clone(), entry.element_sizes.clone(), tx));
         }
         Packed(rx)
     }

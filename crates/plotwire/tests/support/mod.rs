@@ -1,5 +1,5 @@
-//! What the process tests share: a real `plotwire serve` on a data dir, and one HTTP
-//! request at a time on its own connection. Every wait is bounded.
+//! The harness of the tests that run the real `plotwire serve` process on a data dir:
+//! spawning it, killing it with SIGKILL, and bounded HTTP/1.1 requests.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,10 +16,13 @@ pub const T: Duration = Duration::from_secs(10);
 
 /// A running `plotwire serve` on a data dir, killed (SIGKILL) on drop.
 pub struct Server {
+    /// The process.
     pub child: Child,
+    /// Its HTTP port.
     pub port: u16,
 }
 
+/// A port nothing listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -29,6 +32,7 @@ pub fn free_port() -> u16 {
 }
 
 impl Server {
+    /// Spawns `plotwire serve` on `dir` with `args`, on a free port.
     pub fn spawn(dir: &Path, args: &[&str]) -> (Child, u16) {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_plotwire"));
@@ -54,6 +58,7 @@ impl Server {
         (cmd.spawn().expect("spawn plotwire"), port)
     }
 
+    /// Spawns the server and waits (at most 30 s) until it answers `/healthz`.
     pub async fn start(dir: &Path, args: &[&str]) -> Server {
         let (child, port) = Server::spawn(dir, args);
         let mut server = Server { child, port };
@@ -70,6 +75,7 @@ impl Server {
         }
     }
 
+    /// Kills the server with SIGKILL and reaps it.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -120,6 +126,7 @@ pub async fn request(
         .map_err(|_| std::io::Error::other("timed out"))?
 }
 
+/// A request that must be answered 2xx: its JSON body.
 pub async fn ok(port: u16, method: &str, path: &str, body: Option<&Json>) -> Json {
     let (status, answer) = request(port, method, path, body, None).await.unwrap();
     assert!(
