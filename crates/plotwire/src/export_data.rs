@@ -1,5 +1,6 @@
 //! `plotwire export-data`: one source of a stored document, read from the data dir
-//! (a running server may be using it), written as CSV or an Arrow IPC stream.
+//! (a running server may be using it), written as CSV, an Arrow IPC stream or a Parquet
+//! file (zstd-compressed).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,6 +9,9 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use clap::{Args, ValueEnum};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
 use plotwire_document::column::{Column, ColumnKind};
 use plotwire_protocol::value::DType;
 use plotwire_protocol::Value;
@@ -19,12 +23,15 @@ pub enum ExportFormat {
     Csv,
     /// An Arrow IPC stream (pyarrow: `pa.ipc.open_stream`; polars: `pl.read_ipc_stream`).
     Arrow,
+    /// A Parquet file, zstd-compressed (pyarrow: `pq.read_table`; polars:
+    /// `pl.read_parquet`; pandas: `pd.read_parquet`).
+    Parquet,
 }
 
 /// `plotwire export-data` arguments.
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  plotwire export-data runs/exp42 train --format arrow -o train.arrow --data-dir ./plotwire-data"
+    after_help = "Example:\n  plotwire export-data runs/exp42 train --format parquet -o train.parquet --data-dir ./plotwire-data"
 )]
 pub struct ExportArgs {
     /// The document name.
@@ -109,6 +116,19 @@ fn array(column: &Column) -> (DataType, ArrayRef) {
     }
 }
 
+/// The source's columns, sorted by name, as one Arrow record batch.
+fn record_batch(named: &[(&str, &Column)]) -> Result<RecordBatch, String> {
+    let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = named
+        .iter()
+        .map(|(n, c)| {
+            let (dt, a) = array(c);
+            (Field::new(*n, dt, true), a)
+        })
+        .unzip();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .map_err(|e| format!("cannot build the Arrow batch: {e}"))
+}
+
 /// Writes the source's rows.
 pub fn export(args: ExportArgs) -> Result<(), String> {
     let records = plotwire_store::SqliteStore::read_offline(&args.data_dir, &args.name)
@@ -155,8 +175,8 @@ pub fn export(args: ExportArgs) -> Result<(), String> {
         .filter_map(|n| columns.get(n).map(|c| (n, c)))
         .collect();
     named.sort_by(|a, b| a.0.cmp(b.0));
-    let out: Box<dyn Write> = match args.output.as_str() {
-        "-" => Box::new(std::io::stdout().lock()),
+    let out: Box<dyn Write + Send> = match args.output.as_str() {
+        "-" => Box::new(std::io::stdout()),
         path => {
             Box::new(std::fs::File::create(path).map_err(|e| format!("cannot create {path}: {e}"))?)
         }
@@ -180,20 +200,22 @@ pub fn export(args: ExportArgs) -> Result<(), String> {
             csv.flush().map_err(|e| format!("cannot write CSV: {e}"))?;
         }
         ExportFormat::Arrow => {
-            let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = named
-                .iter()
-                .map(|(n, c)| {
-                    let (dt, a) = array(c);
-                    (Field::new(*n, dt, true), a)
-                })
-                .unzip();
-            let schema = Arc::new(Schema::new(fields));
-            let batch = RecordBatch::try_new(schema.clone(), arrays)
-                .map_err(|e| format!("cannot build the Arrow batch: {e}"))?;
+            let batch = record_batch(&named)?;
             let fail = |e: arrow_schema::ArrowError| format!("cannot write Arrow: {e}");
-            let mut w = arrow_ipc::writer::StreamWriter::try_new(out, &schema).map_err(fail)?;
+            let mut w =
+                arrow_ipc::writer::StreamWriter::try_new(out, &batch.schema()).map_err(fail)?;
             w.write(&batch).map_err(fail)?;
             w.finish().map_err(fail)?;
+        }
+        ExportFormat::Parquet => {
+            let batch = record_batch(&named)?;
+            let fail = |e: parquet::errors::ParquetError| format!("cannot write Parquet: {e}");
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                .build();
+            let mut w = ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(fail)?;
+            w.write(&batch).map_err(fail)?;
+            w.close().map_err(fail)?;
         }
     }
     eprintln!(

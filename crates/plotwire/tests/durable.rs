@@ -578,9 +578,9 @@ async fn gc_compacts_a_stopped_store_and_refuses_a_running_one() {
 }
 
 /// `plotwire export-data` reads a source out of the data dir while the server runs:
-/// as CSV, and as an Arrow IPC stream with typed columns.
+/// as CSV, as an Arrow IPC stream with typed columns, and as Parquet (the same batch).
 #[tokio::test]
-async fn export_data_writes_a_stored_source_as_csv_and_arrow() {
+async fn export_data_writes_a_stored_source_as_csv_arrow_and_parquet() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]).await;
     ok(server.port, "PUT", "/api/v1/documents/exp", Some(&spec())).await;
@@ -644,6 +644,31 @@ async fn export_data_writes_a_stored_source_as_csv_and_arrow() {
         .downcast_ref::<arrow_array::Float64Array>()
         .unwrap();
     assert_eq!(n.value(0), first_n);
+
+    let parquet_path = dir.path().join("noisy.parquet");
+    let done = export("parquet", &parquet_path);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let file = std::fs::File::open(&parquet_path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 30);
+    let from_parquet = &batches[0];
+    assert_eq!(from_parquet.schema(), batch.schema());
+    let v = from_parquet
+        .column_by_name("v")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::Int64Array>()
+        .unwrap();
+    assert_eq!(v.values().to_vec(), (0..30).collect::<Vec<i64>>());
+    assert_eq!(from_parquet.column_by_name("n"), batch.column_by_name("n"));
 
     let missing = Command::new(env!("CARGO_BIN_EXE_plotwire"))
         .args(["export-data", "nope", "noisy", "--data-dir"])
