@@ -1,18 +1,21 @@
 //! The document: the model graph, roots, title and config, the one place where document
 //! events are validated and applied.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use plotwire_protocol::codec::{EncodableModel, Encoder, ModelLookup};
 use plotwire_protocol::event::{DocJson, DocumentEvent};
-use plotwire_protocol::{Id, ModelRep, Value, BOKEH_VERSION};
+use plotwire_protocol::{Id, ModelRep, Value};
 
 use crate::column::ColumnError;
-use crate::model::{
-    column_pairs, extract_models, for_each_ref, has_refs, ColumnSet, Found, Model, DATA_ATTR,
-};
+use crate::model::{extract_models, for_each_ref, has_refs, ColumnSet, Found, Model, DATA_ATTR};
+
+mod columns;
+mod wire;
+
+use columns::ensure_columns;
+
+pub use wire::{AllModels, NewModels};
 
 /// The title of a new, empty document (as Bokeh's).
 pub const DEFAULT_TITLE: &str = "Bokeh Application";
@@ -466,13 +469,6 @@ impl Document {
             .ok_or_else(|| ApplyError::UnknownModel(id.to_owned()))
     }
 
-    fn columns_mut(&mut self, id: &str, attr: &str) -> Result<&mut ColumnSet, ApplyError> {
-        if attr != DATA_ATTR {
-            return Err(ApplyError::NotDataAttr(attr.to_owned()));
-        }
-        ensure_columns(self.model_mut(id)?, id)
-    }
-
     fn is_removed(&self, id: &str) -> bool {
         !self.models.contains_key(id) && self.removed.contains(id)
     }
@@ -643,74 +639,6 @@ impl Document {
         Ok(())
     }
 
-    fn stream(
-        &mut self,
-        model: &str,
-        attr: &str,
-        data: &[(String, Value)],
-        rollover: Option<usize>,
-    ) -> Result<(), ApplyError> {
-        let lengths: Vec<(String, usize)> = data
-            .iter()
-            .map(|(k, v)| {
-                let n = match v {
-                    Value::List(items) => items.len(),
-                    Value::Array(a) => a.shape.first().copied().unwrap_or(0),
-                    _ => 0,
-                };
-                (k.clone(), n)
-            })
-            .collect();
-        if lengths.windows(2).any(|w| w[0].1 != w[1].1) {
-            return Err(ApplyError::StreamLengths {
-                model: model.to_owned(),
-                lengths,
-            });
-        }
-        let columns = self.columns_mut(model, attr)?;
-        let mut staged = columns.clone();
-        if !staged.is_empty() {
-            let streamed: HashSet<&str> = data.iter().map(|(k, _)| k.as_str()).collect();
-            let existing: HashSet<&str> = staged.names().collect();
-            if streamed != existing {
-                let mut missing: Vec<String> = existing
-                    .difference(&streamed)
-                    .map(|s| s.to_string())
-                    .collect();
-                let mut unknown: Vec<String> = streamed
-                    .difference(&existing)
-                    .map(|s| s.to_string())
-                    .collect();
-                missing.sort();
-                unknown.sort();
-                return Err(ApplyError::StreamColumns {
-                    model: model.to_owned(),
-                    missing,
-                    unknown,
-                });
-            }
-        }
-        for (name, items) in data {
-            let result = match staged.get_mut(name) {
-                Some(col) => col.stream(items, rollover),
-                None => {
-                    crate::column::Column::from_value(&Value::List(Vec::new())).and_then(|mut c| {
-                        c.stream(items, rollover)?;
-                        staged.set(name.clone(), c);
-                        Ok(())
-                    })
-                }
-            };
-            result.map_err(|source| ApplyError::Column {
-                model: model.to_owned(),
-                column: name.clone(),
-                source,
-            })?;
-        }
-        *self.columns_mut(model, attr)? = staged;
-        Ok(())
-    }
-
     /// Replaces the content with a pushed document (PUSH-DOC, spec §4): returns the events
     /// Bokeh broadcasts for it (RootRemoved for old roots, RootAdded for new ones, then
     /// TitleChanged if the title differs), with every model of the new document new.
@@ -802,35 +730,6 @@ impl Document {
         }
     }
 
-    /// Writes the full document as DocJson (PULL-DOC-REPLY, spec §6.1): every model in
-    /// full at its first occurrence, depth first.
-    pub fn encode_doc_json(&self, enc: &mut Encoder<'_>) {
-        enc.raw("{\"version\":");
-        enc.string(BOKEH_VERSION);
-        enc.raw(",\"title\":");
-        enc.string(&self.title);
-        enc.raw(",\"config\":");
-        enc.reference(&self.config);
-        enc.raw(",\"roots\":[");
-        for (i, r) in self.roots.iter().enumerate() {
-            if i > 0 {
-                enc.raw(",");
-            }
-            enc.reference(r);
-        }
-        enc.raw("]");
-        if let Some(cb) = &self.callbacks {
-            enc.raw(",\"callbacks\":");
-            enc.value(cb);
-        }
-        enc.raw("}");
-    }
-
-    /// The model `id` as the encoder writes it in full (its columns as `data`).
-    pub fn encodable(&self, id: &str) -> Option<EncodableModel<'_>> {
-        self.models.get(id).map(|m| encodable(m))
-    }
-
     /// Records the models a batch just added, in their state now.
     fn snapshot_new(&self, added: &HashSet<Id>, applied: &mut Applied) {
         for id in added {
@@ -844,219 +743,5 @@ impl Document {
     }
 }
 
-/// A model as the encoder writes it in full, with its columns as `data`.
-fn encodable(m: &Model) -> EncodableModel<'_> {
-    EncodableModel {
-        name: &m.name,
-        attributes: m
-            .attributes
-            .iter()
-            .map(|(k, v)| match (&m.columns, k.as_str()) {
-                (Some(cols), DATA_ATTR) => (k.as_str(), Cow::Owned(cols.to_value())),
-                _ => (k.as_str(), Cow::Borrowed(v)),
-            })
-            .collect(),
-    }
-}
-
-/// The columns of a column data source, created empty for a source whose `data` is
-/// still empty or absent (Bokeh leaves out default values). Models that are not data
-/// sources (their type name does not end in `DataSource`) have no columns.
-fn ensure_columns<'m>(model: &'m mut Model, id: &str) -> Result<&'m mut ColumnSet, ApplyError> {
-    if model.columns.is_none() {
-        let data = model.attributes.iter().position(|(k, _)| k == DATA_ATTR);
-        let empty = match data {
-            None => model.name.ends_with("DataSource"),
-            Some(i) => model
-                .attributes
-                .get(i)
-                .and_then(|(_, v)| column_pairs(v))
-                .is_some_and(|p| p.is_empty()),
-        };
-        if !empty {
-            return Err(ApplyError::NotAColumnSource(id.to_owned()));
-        }
-        if data.is_none() {
-            model.attributes.push((DATA_ATTR.into(), Value::Null));
-        }
-        model.columns = Some(ColumnSet::default());
-    }
-    model
-        .columns
-        .as_mut()
-        .ok_or_else(|| ApplyError::NotAColumnSource(id.to_owned()))
-}
-
-/// Expands every model of the document: for PULL-DOC-REPLY.
-pub struct AllModels<'a>(pub &'a Document);
-
-impl ModelLookup for AllModels<'_> {
-    fn full_model(&self, id: &str) -> Option<EncodableModel<'_>> {
-        self.0.encodable(id)
-    }
-}
-
-/// Expands only the models a batch added, as they were when they joined
-/// ([`Applied::new_models`]): for relayed PATCH-DOCs, so that every recipient receives
-/// in full the models it has never seen, even ones the batch dropped again.
-pub struct NewModels<'a>(pub &'a HashMap<Id, Arc<Model>>);
-
-impl ModelLookup for NewModels<'_> {
-    fn full_model(&self, id: &str) -> Option<EncodableModel<'_>> {
-        self.0.get(id).map(|m| encodable(m))
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use plotwire_protocol::codec::Buffers;
-    use plotwire_protocol::event::{decode_doc_message, decode_patch};
-
-    fn doc(roots: &str) -> Document {
-        let content = format!(r#"{{"doc":{{"title":"t","roots":{roots}}}}}"#);
-        let dj = decode_doc_message(content.as_bytes(), &Buffers::new()).unwrap();
-        Document::from_doc_json(dj).unwrap()
-    }
-
-    fn stream(id: &str) -> Vec<DocumentEvent> {
-        let content = format!(
-            r#"{{"events":[{{"kind":"ColumnsStreamed","model":{{"id":"{id}"}},"attr":"data","data":{{"type":"map","entries":[["x",[1,2]]]}}}}]}}"#
-        );
-        decode_patch(content.as_bytes(), &Buffers::new()).unwrap()
-    }
-
-    fn pulled(d: &Document) -> String {
-        let lookup = AllModels(d);
-        let mut enc = Encoder::new(&lookup);
-        d.encode_doc_json(&mut enc);
-        String::from_utf8(enc.finish().0.to_vec()).unwrap()
-    }
-
-    #[test]
-    fn a_source_sent_without_data_gets_columns_that_are_pulled() {
-        let mut d = doc(r#"[{"type":"object","name":"ColumnDataSource","id":"s"}]"#);
-        d.apply(stream("s")).unwrap();
-        assert!(pulled(&d).contains(r#""data":{"type":"map","entries":[["x",[1,2]]]}"#));
-    }
-
-    #[test]
-    fn inline_base64_ndarrays_stream_like_buffers() {
-        let nd = |data: &str| {
-            format!(
-                r#"{{"type":"ndarray","array":{{"type":"bytes","data":{data}}},"shape":[2],"dtype":"float64","order":"little"}}"#
-            )
-        };
-        // Python's inline form: standard base64 of gzip (here 5.0, 6.5).
-        let inline = nd(r#""H4sIAAEAAAAC/2NgAAERBzDFIOUAAIvSndoQAAAA""#);
-        let mut d = doc(&format!(
-            r#"[{{"type":"object","name":"ColumnDataSource","id":"s","attributes":{{"data":{{"type":"map","entries":[["x",{inline}]]}}}}}}]"#
-        ));
-        let content = format!(
-            r#"{{"events":[{{"kind":"ColumnsStreamed","model":{{"id":"s"}},"attr":"data","data":{{"type":"map","entries":[["x",{}]]}},"rollover":3}}]}}"#,
-            nd(r#"{"id":"b"}"#)
-        );
-        let mut bufs = Buffers::new();
-        bufs.insert(
-            "b".into(),
-            bytes::Bytes::from([7.0f64, 8.0].map(f64::to_le_bytes).concat()),
-        );
-        d.apply(decode_patch(content.as_bytes(), &bufs).unwrap())
-            .unwrap();
-        let col = d
-            .model("s")
-            .and_then(|m| m.columns.as_ref())
-            .and_then(|c| c.get("x"))
-            .unwrap();
-        let values: Vec<f64> = (0..col.len()).filter_map(|i| col.get_f64(i)).collect();
-        assert_eq!(values, [6.5, 7.0, 8.0]);
-    }
-
-    #[test]
-    fn models_that_are_not_sources_refuse_column_events() {
-        let mut d = doc(r#"[{"type":"object","name":"Slider","id":"w","attributes":{"value":1}}]"#);
-        let before = pulled(&d);
-        assert!(matches!(
-            d.apply(stream("w")),
-            Err(ApplyError::NotAColumnSource(_))
-        ));
-        assert_eq!(pulled(&d), before);
-    }
-
-    fn patch(events: &str) -> Vec<DocumentEvent> {
-        decode_patch(
-            format!(r#"{{"events":[{events}]}}"#).as_bytes(),
-            &Buffers::new(),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn a_failed_batch_is_undone_whatever_it_touched() {
-        let mut d = doc(
-            r#"[{"type":"object","name":"Div","id":"r","attributes":{"child":{"type":"object","name":"Div","id":"c"}}}]"#,
-        );
-        let before = pulled(&d);
-        let err = d.apply(patch(
-            r#"{"kind":"TitleChanged","title":"new"},
-               {"kind":"RootAdded","model":{"type":"object","name":"Div","id":"n"}},
-               {"kind":"ModelChanged","model":{"id":"r"},"attr":"child","new":null},
-               {"kind":"RootRemoved","model":{"id":"r"}},
-               {"kind":"ModelChanged","model":{"id":"nope"},"attr":"x","new":1}"#,
-        ));
-        assert!(matches!(err, Err(ApplyError::UnknownModel(id)) if id == "nope"));
-        assert_eq!(pulled(&d), before);
-        assert_eq!(d.model_count(), 3, "config, r and c");
-    }
-
-    #[test]
-    fn unreachable_models_are_collected_once_the_batch_is_applied() {
-        let mut d = doc(
-            r#"[{"type":"object","name":"Div","id":"r","attributes":{"child":{"type":"object","name":"Div","id":"c"}}}]"#,
-        );
-        // The second event still finds `c`: collection waits for the end of the batch.
-        d.apply(patch(
-            r#"{"kind":"ModelChanged","model":{"id":"r"},"attr":"child","new":null},
-               {"kind":"ModelChanged","model":{"id":"c"},"attr":"text","new":"late"}"#,
-        ))
-        .unwrap();
-        assert!(d.model("c").is_none());
-        // Events naming a collected model are dropped, as Bokeh does.
-        let applied = d
-            .apply(patch(
-                r#"{"kind":"ModelChanged","model":{"id":"c"},"attr":"text","new":"x"}"#,
-            ))
-            .unwrap();
-        assert!(applied.relay.is_empty());
-    }
-
-    #[test]
-    fn the_model_limit_refuses_pushes_and_patches_past_it() {
-        let roots =
-            r#"[{"type":"object","name":"Div","id":"a"},{"type":"object","name":"Div","id":"b"}]"#;
-        let content = format!(r#"{{"doc":{{"title":"t","roots":{roots}}}}}"#);
-        let dj = decode_doc_message(content.as_bytes(), &Buffers::new()).unwrap();
-        assert!(matches!(
-            Document::from_doc_json_limited(dj, 2),
-            Err(ApplyError::TooManyModels { count: 2, limit: 2 })
-                | Err(ApplyError::TooManyModels { count: 3, limit: 2 })
-        ));
-        let mut d = doc(roots);
-        d.set_max_models(4);
-        let before = pulled(&d);
-        let err = d.apply(patch(
-            r#"{"kind":"RootAdded","model":{"type":"object","name":"Div","id":"c"}},
-               {"kind":"RootAdded","model":{"type":"object","name":"Div","id":"e"}}"#,
-        ));
-        assert!(matches!(
-            err,
-            Err(ApplyError::TooManyModels { count: 5, limit: 4 })
-        ));
-        assert_eq!(pulled(&d), before);
-        d.apply(patch(
-            r#"{"kind":"RootAdded","model":{"type":"object","name":"Div","id":"c"}}"#,
-        ))
-        .unwrap();
-        assert_eq!(d.model_count(), 4);
-    }
-}
+mod tests;
