@@ -8,4 +8,4 @@ pub mod column;
 pub mod document;
 pub mod model;
 
-pub use document::{AllModels, Applied, ApplyError, Document, NewModels};
+pub use document::{AllModels, Applied, ApplyError, Document, KindsError, NewModels};

@@ -76,9 +76,11 @@ pub fn publish_entry(doc: &Document, whole: Whole<'_>) -> Entry {
     let element_sizes = enc.element_sizes().to_vec();
     let (content, buffers) = enc.finish();
     let removed = snapshot.removed_ids();
+    let kinds = snapshot.empty_list_kinds();
     let meta = MetaParts {
         spec: whole.spec,
         removed: &removed,
+        kinds: &kinds,
         answers: whole.answers,
         retention: whole.retention,
         arrivals: whole.arrivals,
@@ -120,6 +122,10 @@ struct Meta {
     spec: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     removed: Vec<String>,
+    /// For a whole document, the kinds of its empty list columns, which its DocJson
+    /// (`[]`) cannot carry: `(source id, column, kind name)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    kinds: Vec<(String, String, String)>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     answers: Answers,
     #[serde(default, skip_serializing_if = "Retention::is_none")]
@@ -139,6 +145,8 @@ pub struct MetaParts<'a> {
     pub spec: Option<&'a plotwire_spec::Spec>,
     /// For a whole document, the ids of the models it once held.
     pub removed: &'a [String],
+    /// For a whole document, the kinds of its empty list columns.
+    pub kinds: &'a [(String, String, String)],
     /// For a whole document, the idempotency answers of the entries it replaces.
     pub answers: &'a [(String, u64, Option<usize>)],
     /// For a whole document, its retention.
@@ -155,6 +163,7 @@ impl MetaParts<'_> {
         let meta = Meta {
             spec: self.spec.and_then(|s| serde_json::to_value(s).ok()),
             removed: self.removed.to_vec(),
+            kinds: self.kinds.to_vec(),
             answers: self.answers.to_vec(),
             retention: self.retention,
             arrivals: self.arrivals.cloned(),
@@ -162,6 +171,7 @@ impl MetaParts<'_> {
         };
         if meta.spec.is_none()
             && meta.removed.is_empty()
+            && meta.kinds.is_empty()
             && meta.answers.is_empty()
             && meta.retention.is_none()
             && meta.arrivals.is_none()
@@ -210,6 +220,8 @@ pub fn restore(
         };
         let at = meta.at.unwrap_or(now);
         if record.seq == first.seq {
+            doc.set_empty_list_kinds(&meta.kinds)
+                .map_err(|e| bad(record.seq, format!("bad column kinds: {e}")))?;
             retention = meta.retention;
             if retention.max_age_ms.is_some() {
                 arrivals = meta.arrivals.unwrap_or_else(|| Arrivals::fresh(&doc, at));
@@ -403,6 +415,63 @@ mod tests {
             kinds(&live)
         );
         assert_eq!(doc_text(&restored.doc), doc_text(&live));
+    }
+
+    /// A list column emptied by a trim keeps its kind live, and a snapshot (a DocJson,
+    /// where it is `[]`) keeps it too: the restored document refuses and takes the same
+    /// streams as the live one.
+    #[test]
+    fn a_snapshot_keeps_the_kinds_of_emptied_list_columns() {
+        let doc_json = decode_doc_message(
+            br#"{"doc": {"title": "t", "roots": [{"type": "object", "name": "ColumnDataSource",
+                 "id": "s", "attributes": {"data": {"type": "map", "entries":
+                 [["tag", ["a", "b"]], ["n", [1, 2]], ["on", [true, false]], ["v", [0.5, 1.5]]]}}}]}}"#,
+            &buffer_map(Vec::new()),
+        )
+        .unwrap();
+        let mut live = crate::published::published_document(doc_json, 1000).unwrap();
+        let columns = ["n", "on", "tag", "v"];
+        let stream = |value: Option<Value>, rollover: Option<usize>| {
+            vec![DocumentEvent::ColumnsStreamed {
+                model: "s".into(),
+                attr: "data".into(),
+                data: columns
+                    .iter()
+                    .map(|c| {
+                        (
+                            (*c).to_owned(),
+                            Value::List(value.iter().cloned().collect()),
+                        )
+                    })
+                    .collect(),
+                rollover,
+            }]
+        };
+        // A trim to no rows (what a max_age does once every row is old).
+        live.apply(stream(None, Some(0))).unwrap();
+        let records = vec![Record {
+            seq: 7,
+            entry: publish_entry(&live, Whole::default()),
+        }];
+        let mut restored = restore(&records, 1000, 1 << 20).unwrap().doc;
+        assert_eq!(
+            kinds(&live),
+            [
+                ("s".to_owned(), "n".to_owned(), "int64", 0),
+                ("s".to_owned(), "on".to_owned(), "bool", 0),
+                ("s".to_owned(), "tag".to_owned(), "string", 0),
+                ("s".to_owned(), "v".to_owned(), "float64", 0),
+            ]
+        );
+        assert_eq!(kinds(&restored), kinds(&live));
+        // A string into every column (the bool, int and float ones refuse it): refused
+        // by both, and the same number then taken by both.
+        let text = stream(Some(Value::Str("x".into())), None);
+        assert!(live.apply(text.clone()).is_err());
+        assert!(restored.apply(text).is_err());
+        assert!(live.apply(stream(Some(Value::Int(3)), None)).is_err());
+        assert!(restored.apply(stream(Some(Value::Int(3)), None)).is_err());
+        assert_eq!(doc_text(&restored), doc_text(&live));
     }
 
     /// With a `max_age`, replayed rows keep the wall time their entry logged: the

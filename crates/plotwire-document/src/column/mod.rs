@@ -148,6 +148,19 @@ pub enum ColumnKind {
 }
 
 impl ColumnKind {
+    /// The list kind of this [`ColumnKind::name`] (`float64`, `int64`, `bool`, `string`
+    /// or `object`); `None` for any other name.
+    pub fn list_of_name(name: &str) -> Option<ColumnKind> {
+        match name {
+            "float64" => Some(ColumnKind::Float),
+            "int64" => Some(ColumnKind::Int),
+            "bool" => Some(ColumnKind::Bool),
+            "string" => Some(ColumnKind::Str),
+            "object" => Some(ColumnKind::Any),
+            _ => None,
+        }
+    }
+
     /// A short name for messages: the dtype name for binary columns, `float64`, `int64`,
     /// `bool`, `string`, `object` or `empty` otherwise.
     pub fn name(self) -> &'static str {
@@ -235,6 +248,18 @@ impl Column {
     pub fn new() -> Column {
         Column {
             storage: Storage::Empty,
+        }
+    }
+
+    /// An empty list column that already has `kind`, as a column that held rows of that
+    /// kind has after a trim to none; `None` for `Empty` and binary kinds (an empty
+    /// binary array keeps its dtype on the wire, `[]` keeps nothing).
+    pub fn empty_list(kind: ColumnKind) -> Option<Column> {
+        match kind {
+            ColumnKind::Empty | ColumnKind::Binary { .. } => None,
+            list => Some(Column {
+                storage: Storage::empty_of(list),
+            }),
         }
     }
 

@@ -11,10 +11,12 @@ use crate::column::ColumnError;
 use crate::model::{extract_models, for_each_ref, has_refs, ColumnSet, Found, Model, DATA_ATTR};
 
 mod columns;
+mod kinds;
 mod wire;
 
 use columns::ensure_columns;
 
+pub use kinds::KindsError;
 pub use wire::{AllModels, NewModels};
 
 /// The title of a new, empty document (as Bokeh's).

@@ -148,3 +148,49 @@ fn the_model_limit_refuses_pushes_and_patches_past_it() {
     .unwrap();
     assert_eq!(d.model_count(), 4);
 }
+
+#[test]
+fn empty_list_kinds_are_listed_and_set_back_all_or_none() {
+    let mut d = doc(
+        r#"[{"type":"object","name":"ColumnDataSource","id":"s","attributes":{"data":{"type":"map","entries":[["a",["x"]],["b",[]]]}}}]"#,
+    );
+    d.apply(vec![DocumentEvent::ColumnsStreamed {
+        model: "s".into(),
+        attr: "data".into(),
+        data: vec![
+            ("a".into(), Value::List(Vec::new())),
+            ("b".into(), Value::List(Vec::new())),
+        ],
+        rollover: Some(0),
+    }])
+    .unwrap();
+    // `a` lost its rows and kept its kind; `b` never had one.
+    let kinds = d.empty_list_kinds();
+    assert_eq!(
+        kinds,
+        [("s".to_owned(), "a".to_owned(), "string".to_owned())]
+    );
+
+    let mut fresh = doc(
+        r#"[{"type":"object","name":"ColumnDataSource","id":"s","attributes":{"data":{"type":"map","entries":[["a",[]],["b",[1]]]}}}]"#,
+    );
+    let bad = [
+        ("s", "zz", "string"),
+        ("nope", "a", "string"),
+        ("s", "b", "string"),
+        ("s", "a", "float32"),
+    ];
+    for (model, column, kind) in bad {
+        let all = [
+            ("s".to_owned(), "a".to_owned(), "int64".to_owned()),
+            (model.to_owned(), column.to_owned(), kind.to_owned()),
+        ];
+        assert!(
+            fresh.set_empty_list_kinds(&all).is_err(),
+            "{model} {column} {kind}"
+        );
+        assert_eq!(fresh.empty_list_kinds(), [], "nothing set on an error");
+    }
+    fresh.set_empty_list_kinds(&kinds).unwrap();
+    assert_eq!(fresh.empty_list_kinds(), kinds);
+}
