@@ -1231,6 +1231,7 @@ fn prop_doc(init: &Plain) -> Document {
         config: None,
         roots: vec![cds],
         callbacks: None,
+        defs: None,
     })
     .expect("a valid document")
 }

@@ -456,6 +456,10 @@ pub struct DocJson {
     pub roots: Vec<Value>,
     /// Document-level JS callbacks (`{"type":"map"}`), kept verbatim.
     pub callbacks: Option<Value>,
+    /// The definitions of the data models (Python `DataModel` subclasses) the document
+    /// uses, kept verbatim: BokehJS registers them before it builds the models, and a
+    /// model of a type it does not know fails the whole page.
+    pub defs: Option<Value>,
 }
 
 /// Decodes the content of a PUSH-DOC or PULL-DOC-REPLY message: `{"doc": DocJson}`.
@@ -505,6 +509,7 @@ fn decode_raw_doc(doc: Raw, buffers: &Buffers) -> Result<DocJson, CodecError> {
         config: opt("config")?,
         roots,
         callbacks: opt("callbacks")?,
+        defs: opt("defs")?,
     })
 }
 

@@ -129,6 +129,8 @@ pub struct Document {
     title: String,
     config: Id,
     callbacks: Option<Value>,
+    /// The data model definitions it was sent with ([`DocJson::defs`]), kept verbatim.
+    defs: Option<Value>,
     /// Models that were in the document once; events naming them are dropped (as Bokeh).
     /// Shared so that the staging copy made by [`Document::apply`] does not copy it.
     removed: Arc<HashSet<Id>>,
@@ -166,6 +168,7 @@ impl Document {
             title: DEFAULT_TITLE.into(),
             config,
             callbacks: None,
+            defs: None,
             removed: Arc::default(),
             max_models: DEFAULT_MAX_MODELS,
             undo: None,
@@ -258,6 +261,7 @@ impl Document {
             out.check_refs(cb)?;
         }
         out.callbacks = callbacks;
+        out.defs = doc.defs;
         out.collect_garbage();
         Ok(out)
     }

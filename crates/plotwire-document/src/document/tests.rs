@@ -194,3 +194,23 @@ fn empty_list_kinds_are_listed_and_set_back_all_or_none() {
     fresh.set_empty_list_kinds(&kinds).unwrap();
     assert_eq!(fresh.empty_list_kinds(), kinds);
 }
+
+#[test]
+fn data_model_definitions_are_kept_and_written_back() {
+    let content = r#"{"doc":{"title":"t","roots":[{"type":"object","name":"Params","id":"m1","attributes":{"count":5}}],
+        "defs":[{"type":"model","name":"Params","properties":[{"name":"count","kind":"Any","default":3}]}]}}"#;
+    let dj = decode_doc_message(content.as_bytes(), &Buffers::new()).unwrap();
+    assert!(dj.defs.is_some());
+    let d = Document::from_doc_json(dj).unwrap();
+    let text = pulled(&d);
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        json["defs"],
+        serde_json::json!([{"type":"model","name":"Params","properties":[{"name":"count","kind":"Any","default":3}]}]),
+        "{text}"
+    );
+    // And again from what was written (a snapshot read back, a pull pushed elsewhere).
+    let again =
+        decode_doc_message(format!(r#"{{"doc":{text}}}"#).as_bytes(), &Buffers::new()).unwrap();
+    assert_eq!(pulled(&Document::from_doc_json(again).unwrap()), text);
+}

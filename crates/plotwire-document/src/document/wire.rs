@@ -33,6 +33,10 @@ impl Document {
             enc.raw(",\"callbacks\":");
             enc.value(cb);
         }
+        if let Some(defs) = &self.defs {
+            enc.raw(",\"defs\":");
+            enc.value(defs);
+        }
         enc.raw("}");
     }
 

@@ -284,6 +284,7 @@ mod tests {
             config: None,
             roots: vec![Value::Model(Box::new(rep))],
             callbacks: None,
+            defs: None,
         };
         Document::from_doc_json(json).unwrap()
     }
