@@ -155,6 +155,45 @@ async fn max_rows_caps_every_stream_and_refuses_bigger_replaces_and_publishes() 
     assert_eq!(read(port, "r/spec", "train", "step").await, [3.0, 4.0, 5.0]);
 }
 
+/// Setting a source's `data` as a model property adds rows as a replace does, so
+/// `max_rows` bounds it the same way: refused when it holds more, for every view or for
+/// one, and nothing changes.
+#[tokio::test]
+async fn max_rows_bounds_a_source_data_set_as_a_property() {
+    let (port, _dir) = server().await;
+    let (status, body) = http_json(
+        port,
+        "PUT",
+        "/api/v1/documents/r/p?max_rows=3",
+        &list_doc(2),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let data = |rows: usize| {
+        let x: Vec<f64> = (0..rows).map(|i| 10.0 + i as f64).collect();
+        json!({"type": "map", "entries": [["x", x], ["y", x]]})
+    };
+    for body in [
+        json!({"value": data(4)}),
+        json!({"value": data(4), "view": "v1"}),
+    ] {
+        let (status, answer) =
+            http_json(port, "PUT", "/api/v1/documents/r/p/models/src/data", &body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["field"], "max_rows", "{answer}");
+    }
+    assert_eq!(read(port, "r/p", "src", "x").await, [0.0, 1.0]);
+    let (status, answer) = http_json(
+        port,
+        "PUT",
+        "/api/v1/documents/r/p/models/src/data",
+        &json!({"value": data(3)}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(read(port, "r/p", "src", "x").await, [10.0, 11.0, 12.0]);
+}
+
 #[tokio::test]
 async fn bad_retention_parameters_are_400_naming_them() {
     let (port, _dir) = server().await;

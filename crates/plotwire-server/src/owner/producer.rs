@@ -164,7 +164,6 @@ impl Owner {
             Request::Replace { source, columns } => {
                 let id = self.source_id(&source)?;
                 let columns = self.conform(&id, columns)?;
-                self.check_replace_rows(&id, &source, &columns)?;
                 let event = DocumentEvent::ColumnDataChanged {
                     model: id.clone(),
                     attr: "data".into(),
@@ -229,6 +228,7 @@ impl Owner {
         events: Vec<DocumentEvent>,
         source: &str,
     ) -> Result<(), HttpError> {
+        self.check_rows_kept(&events)?;
         let entry = self.log_events(&events);
         let touched = self.lod_touched(&events);
         let changes = Arrivals::changes(&events);
@@ -267,6 +267,7 @@ impl Owner {
                 new: value.clone(),
             })
             .collect();
+        self.check_rows_kept(&events)?;
         match view {
             None => {
                 let entry = self.log_events(&events);

@@ -74,23 +74,34 @@ impl Owner {
         }
     }
 
-    /// Refuses (400 naming `max_rows`) a replace of source `id` with more rows than it
-    /// keeps.
-    pub(super) fn check_replace_rows(
-        &self,
-        id: &str,
-        source: &str,
-        columns: &Columns,
-    ) -> Result<(), HttpError> {
-        let Some(max) = self.max_rows(id) else {
-            return Ok(());
-        };
-        let rows = super::producer::columns_len(columns);
-        if rows > max {
-            return Err(HttpError::bad_request(format!(
-                "source {source:?} keeps at most {max} rows (max_rows); this replace has {rows}"
-            ))
-            .with_field("max_rows"));
+    /// Refuses (400 naming `max_rows`) events that would leave a source holding more
+    /// rows than it keeps: its columns replaced (`ColumnDataChanged`, from a REST replace
+    /// or a streamvis scatter) or its `data` set as a property. Streams are not refused:
+    /// their rollover is capped ([`Owner::capped_rollover`]).
+    pub(super) fn check_rows_kept(&self, events: &[DocumentEvent]) -> Result<(), HttpError> {
+        for event in events {
+            let (id, rows) = match event {
+                DocumentEvent::ColumnDataChanged { model, data, .. } => {
+                    (model, super::producer::columns_len(data))
+                }
+                DocumentEvent::ModelChanged { model, attr, new } if attr == "data" => {
+                    (model, data_rows(new))
+                }
+                _ => continue,
+            };
+            let Some(max) = self.max_rows(id) else {
+                continue;
+            };
+            if rows > max {
+                let name = match self.doc.model(id).and_then(|m| m.attribute("name")) {
+                    Some(Value::Str(name)) => name,
+                    _ => id.clone(),
+                };
+                return Err(HttpError::bad_request(format!(
+                    "source {name:?} keeps at most {max} rows (max_rows); this write has {rows}"
+                ))
+                .with_field("max_rows"));
+            }
         }
         Ok(())
     }
@@ -212,4 +223,20 @@ impl Owner {
             })
             .collect()
     }
+}
+
+/// The rows of a `data` value (a map of column name to column): its longest column.
+fn data_rows(data: &Value) -> usize {
+    let Value::Map(entries) = data else {
+        return 0;
+    };
+    entries
+        .iter()
+        .map(|(_, column)| match column {
+            Value::List(items) => items.len(),
+            Value::Array(array) => array.len(),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0)
 }
