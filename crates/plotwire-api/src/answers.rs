@@ -114,6 +114,20 @@ pub struct Summary {
     pub events: u64,
     /// Its sources, by name.
     pub sources: BTreeMap<String, SourceSummary>,
+    /// What it keeps, when it was published with a retention (`?max_rows=&max_age=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionSummary>,
+}
+
+/// A document's retention, as it was published with it (`docs/storage.md`, "Retention").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionSummary {
+    /// The most rows each source keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<u64>,
+    /// How long a row is kept after it arrived (`30s`, `15m`, `1h`, `7d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
 }
 
 /// One page of the events long-poll (`GET .../events?since=S&timeout=T`).

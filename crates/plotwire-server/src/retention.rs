@@ -63,6 +63,30 @@ impl Retention {
         })
     }
 
+    /// `{"max_rows":N,"max_age":"D"}` for a document's summary, with `max_age` in its
+    /// largest whole unit; `None` when nothing is limited.
+    pub fn summary_json(&self) -> Option<String> {
+        if self.is_none() {
+            return None;
+        }
+        let mut fields = Vec::new();
+        if let Some(rows) = self.max_rows {
+            fields.push(format!("\"max_rows\":{rows}"));
+        }
+        if let Some(ms) = self.max_age_ms {
+            let seconds = ms / 1000;
+            let age = [(86_400, 'd'), (3600, 'h'), (60, 'm')]
+                .iter()
+                .find(|(unit, _)| seconds % unit == 0)
+                .map_or_else(
+                    || format!("{seconds}s"),
+                    |(unit, c)| format!("{}{c}", seconds / unit),
+                );
+            fields.push(format!("\"max_age\":\"{age}\""));
+        }
+        Some(format!("{{{}}}", fields.join(",")))
+    }
+
     /// Whether nothing is limited.
     pub fn is_none(&self) -> bool {
         self.max_rows.is_none() && self.max_age_ms.is_none()
@@ -351,5 +375,30 @@ mod tests {
             a.sources["s"].back().unwrap().1,
             10_000 + (MAX_BATCHES as u64 * 3 - 1) * 100
         );
+    }
+
+    #[test]
+    fn a_summary_names_the_age_in_its_largest_whole_unit() {
+        let r = |rows: Option<u64>, age: Option<&str>| Retention {
+            max_rows: rows,
+            max_age_ms: age.map(|a| parse_age_ms(a).unwrap()),
+        };
+        assert_eq!(r(None, None).summary_json(), None);
+        assert_eq!(
+            r(Some(5), None).summary_json().unwrap(),
+            r#"{"max_rows":5}"#
+        );
+        for (given, shown) in [
+            ("7d", "7d"),
+            ("90m", "90m"),
+            ("3600s", "1h"),
+            ("45s", "45s"),
+            ("48h", "2d"),
+        ] {
+            assert_eq!(
+                r(Some(1), Some(given)).summary_json().unwrap(),
+                format!(r#"{{"max_rows":1,"max_age":"{shown}"}}"#)
+            );
+        }
     }
 }

@@ -169,6 +169,8 @@ async fn max_rows_bounds_a_source_data_set_as_a_property() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
+    let (_, summary) = http_json(port, "GET", "/api/v1/documents/r/p", &Json::Null).await;
+    assert_eq!(summary["retention"], json!({"max_rows": 3}), "{summary}");
     let data = |rows: usize| {
         let x: Vec<f64> = (0..rows).map(|i| 10.0 + i as f64).collect();
         json!({"type": "map", "entries": [["x", x], ["y", x]]})
@@ -282,6 +284,8 @@ async fn max_age_trims_old_rows_for_views_and_read_back() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
+    let (_, summary) = http_json(port, "GET", "/api/v1/documents/age/list", &Json::Null).await;
+    assert_eq!(summary["retention"], json!({"max_age": "1s"}), "{summary}");
     let mut view = connect_view(port, "age/list", "v-list").await;
     view.pull().await;
     // The streamed rows arrive well after the published one, so that a trim a little

@@ -452,8 +452,12 @@ impl Owner {
             .collect();
         sources.sort();
         let sources: Vec<String> = sources.into_iter().map(|(_, s)| s).collect();
+        let retention = self
+            .retention
+            .summary_json()
+            .map_or_else(String::new, |r| format!(",\"retention\":{r}"));
         format!(
-            "{{\"name\":{},\"title\":{},\"views\":{},\"seq\":{},\"events\":{},\"sources\":{{{}}}}}",
+            "{{\"name\":{},\"title\":{},\"views\":{},\"seq\":{},\"events\":{},\"sources\":{{{}}}{retention}}}",
             json_string(&self.id),
             json_string(self.doc.title()),
             self.views.len(),
