@@ -89,17 +89,21 @@ impl Plotwire {
         name: &str,
         spec: plotwire_spec::Spec,
     ) -> Result<PublishOutcome, PlotwireError> {
+        self.publish_spec_with(name, spec, Retention::default())
+            .await
+    }
+
+    /// [`Plotwire::publish_spec`] with a retention ([`Retention::new`]): what the
+    /// document keeps, in memory and in the store, as `?max_rows=&max_age=` says over REST.
+    pub async fn publish_spec_with(
+        &self,
+        name: &str,
+        spec: plotwire_spec::Spec,
+        retention: Retention,
+    ) -> Result<PublishOutcome, PlotwireError> {
         let mut doc = published::spec_doc_json(&spec)?;
         published::default_title(&mut doc, name);
-        Ok(published::publish(
-            &self.state,
-            name,
-            doc,
-            Some(spec),
-            Retention::default(),
-            None,
-        )
-        .await?)
+        Ok(published::publish(&self.state, name, doc, Some(spec), retention, None).await?)
     }
 
     /// Publishes a dashboard spec given as JSON text (see [`Plotwire::publish_spec`]).
@@ -117,10 +121,21 @@ impl Plotwire {
     pub async fn publish_doc_json(
         &self,
         name: &str,
+        doc: DocJson,
+    ) -> Result<PublishOutcome, PlotwireError> {
+        self.publish_doc_json_with(name, doc, Retention::default())
+            .await
+    }
+
+    /// [`Plotwire::publish_doc_json`] with a retention ([`Retention::new`]).
+    pub async fn publish_doc_json_with(
+        &self,
+        name: &str,
         mut doc: DocJson,
+        retention: Retention,
     ) -> Result<PublishOutcome, PlotwireError> {
         published::default_title(&mut doc, name);
-        Ok(published::publish(&self.state, name, doc, None, Retention::default(), None).await?)
+        Ok(published::publish(&self.state, name, doc, None, retention, None).await?)
     }
 
     /// Appends rows to a source (its name or id), keeping at most `rollover` rows.

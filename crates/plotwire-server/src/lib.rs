@@ -89,6 +89,7 @@ pub use plotwire_protocol::event::DocJson;
 pub use plotwire_protocol::Value;
 pub use plotwire_spec::Spec;
 pub use published::PublishOutcome;
+pub use retention::Retention;
 
 /// Exports written at once; more wait for a turn (at most [`rest::EXPORT_WAIT`]).
 pub const MAX_CONCURRENT_EXPORTS: usize = 2;

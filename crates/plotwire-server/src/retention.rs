@@ -87,6 +87,22 @@ impl Retention {
         Some(format!("{{{}}}", fields.join(",")))
     }
 
+    /// A retention of `max_rows` rows per source and `max_age` (`30s`, `15m`, `1h`,
+    /// `7d`), checked as a publish's query parameters are.
+    ///
+    /// # Errors
+    /// 400 naming `max_rows` or `max_age` when it is out of bounds or not a duration.
+    pub fn new(max_rows: Option<u64>, max_age: Option<&str>) -> Result<Retention, HttpError> {
+        let mut query = HashMap::new();
+        if let Some(rows) = max_rows {
+            query.insert("max_rows".to_owned(), rows.to_string());
+        }
+        if let Some(age) = max_age {
+            query.insert("max_age".to_owned(), age.to_owned());
+        }
+        Retention::from_query(&query)
+    }
+
     /// Whether nothing is limited.
     pub fn is_none(&self) -> bool {
         self.max_rows.is_none() && self.max_age_ms.is_none()

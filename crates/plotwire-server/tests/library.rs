@@ -23,7 +23,7 @@ use axum::routing::get;
 use axum::Router;
 use plotwire_server::body::float64_column;
 use plotwire_server::{
-    app, App, BokehJs, BokehJsError, Config, ConfigError, Followed, Plotwire, Value,
+    app, App, BokehJs, BokehJsError, Config, ConfigError, Followed, Plotwire, Retention, Value,
 };
 use serde_json::{json, Value as Json};
 use support::{connect_view, header, http_get, http_request, within, T};
@@ -53,6 +53,26 @@ async fn published(plotwire: &Plotwire) {
         .unwrap();
     assert!(done.created);
     assert_eq!(done.seq, 0);
+}
+
+#[tokio::test]
+async fn the_handle_publishes_with_a_retention() {
+    let App { plotwire, .. } = app(test_config().build().unwrap()).unwrap();
+    let spec = plotwire_spec::parse(SPEC).unwrap();
+    let kept = Retention::new(Some(3), Some("7d")).unwrap();
+    plotwire.publish_spec_with(NAME, spec, kept).await.unwrap();
+    let w = plotwire
+        .stream(NAME, "s", columns(&[1.0, 2.0, 3.0, 4.0, 5.0]), None)
+        .await
+        .unwrap();
+    assert_eq!(w.rows, Some(3), "max_rows kept three rows");
+    let summary: Json = serde_json::from_str(&plotwire.summary(NAME).await.unwrap()).unwrap();
+    assert_eq!(
+        summary["retention"],
+        json!({"max_rows": 3, "max_age": "7d"})
+    );
+    let bad = Retention::new(None, Some("soon")).unwrap_err();
+    assert_eq!(bad.field.as_deref(), Some("max_age"), "{}", bad.message);
 }
 
 #[tokio::test]
