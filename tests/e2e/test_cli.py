@@ -110,3 +110,36 @@ def test_the_events_command_resumes_across_a_server_restart(server_factory, brow
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_export_data_writes_parquet_that_pyarrow_and_pandas_read(server, tmp_path):
+    """`plotwire export-data --format parquet` of a stored source, read back by the
+    readers people use: pyarrow and pandas (the server is still running)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    name = f"e2e/{unique_id('parquet')}"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    assert cli(server, "publish", name, str(spec)).returncode == 0
+    rows = tmp_path / "train.csv"
+    n = 1000
+    rows.write_text("step,loss\n" + "".join(f"{i},{1.0 / (i + 1)!r}\n" for i in range(n)))
+    pushed = cli(server, "push", name, "train", str(rows))
+    assert pushed.returncode == 0, pushed.stderr
+
+    out = tmp_path / "train.parquet"
+    assert server.data_dir, "the e2e server stores its documents"
+    exported = cli(server, "export-data", name, "train", "--format", "parquet", "-o", str(out),
+                   "--data-dir", server.data_dir)
+    assert exported.returncode == 0, exported.stderr
+    assert f"{n} rows" in exported.stderr, exported.stderr
+
+    table = pq.read_table(out)
+    assert table.num_rows == n
+    assert table.column("step").to_pylist() == list(range(n))
+    assert table.column("loss").to_pylist() == [1.0 / (i + 1) for i in range(n)]
+    assert pq.ParquetFile(out).metadata.row_group(0).column(0).compression == "ZSTD"
+    frame = pd.read_parquet(out)
+    assert list(frame.columns) == ["loss", "step"]
+    assert frame["step"].iloc[-1] == n - 1
