@@ -403,11 +403,17 @@ impl Drop for ConnectionSlot {
 /// The rows of a set of columns: the first column's length (a list's, or a typed
 /// array's first dimension).
 pub fn column_rows(columns: &[(String, Value)]) -> usize {
-    columns.first().map_or(0, |(_, values)| match values {
+    columns.first().map_or(0, |(_, values)| column_len(values))
+}
+
+/// The items of one column value: a list's, or an array's first dimension; 0 for
+/// anything else.
+pub fn column_len(values: &Value) -> usize {
+    match values {
         Value::List(items) => items.len(),
         Value::Array(array) => array.shape.first().copied().unwrap_or_else(|| array.len()),
         _ => 0,
-    })
+    }
 }
 
 /// The rows that Bokeh document events write into data sources: the rows a

@@ -11,9 +11,9 @@ use plotwire_protocol::event::DocumentEvent;
 use plotwire_protocol::{Id, Value};
 
 use super::delivery::encode_events;
-use super::producer::columns_len;
 use super::views::ui_event_parts;
 use super::{Owner, Policy};
+use crate::limits::column_rows;
 use crate::lod::view::MAX_WIDTH;
 use crate::lod::{CopyCache, Lod};
 
@@ -62,7 +62,7 @@ impl Owner {
             .filter_map(|e| {
                 let (model, touch) = match e {
                     DocumentEvent::ColumnsStreamed { model, data, .. } => {
-                        (model, Touch::Stream(columns_len(data) as u64))
+                        (model, Touch::Stream(column_rows(data) as u64))
                     }
                     DocumentEvent::ColumnDataChanged { model, .. }
                     | DocumentEvent::ColumnsPatched { model, .. } => (model, Touch::Rebuild),

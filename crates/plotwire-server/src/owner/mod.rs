@@ -407,7 +407,7 @@ fn streamed_rows(events: &[plotwire_protocol::event::DocumentEvent]) -> u64 {
         .iter()
         .map(|e| match e {
             plotwire_protocol::event::DocumentEvent::ColumnsStreamed { data, .. } => {
-                u64::try_from(producer::columns_len(data)).unwrap_or(u64::MAX)
+                u64::try_from(crate::limits::column_rows(data)).unwrap_or(u64::MAX)
             }
             _ => 0,
         })

@@ -146,7 +146,7 @@ impl Owner {
             } => {
                 let id = self.source_id(&source)?;
                 let columns = self.conform(&id, columns)?;
-                let rows = columns_len(&columns);
+                let rows = crate::limits::column_rows(&columns);
                 let rollover = self.capped_rollover(&id, rollover);
                 let event = DocumentEvent::ColumnsStreamed {
                     model: id.clone(),
@@ -477,13 +477,4 @@ impl Owner {
         let (content, _) = enc.finish();
         String::from_utf8_lossy(&content).into_owned()
     }
-}
-
-/// Rows in a batch of columns (its first column's length).
-pub(super) fn columns_len(columns: &Columns) -> usize {
-    columns.first().map_or(0, |(_, v)| match v {
-        Value::List(items) => items.len(),
-        Value::Array(a) => a.len(),
-        _ => 0,
-    })
 }

@@ -82,7 +82,7 @@ impl Owner {
         for event in events {
             let (id, rows) = match event {
                 DocumentEvent::ColumnDataChanged { model, data, .. } => {
-                    (model, super::producer::columns_len(data))
+                    (model, crate::limits::column_rows(data))
                 }
                 DocumentEvent::ModelChanged { model, attr, new } if attr == "data" => {
                     (model, data_rows(new))
@@ -232,11 +232,7 @@ fn data_rows(data: &Value) -> usize {
     };
     entries
         .iter()
-        .map(|(_, column)| match column {
-            Value::List(items) => items.len(),
-            Value::Array(array) => array.len(),
-            _ => 0,
-        })
+        .map(|(_, column)| crate::limits::column_len(column))
         .max()
         .unwrap_or(0)
 }
