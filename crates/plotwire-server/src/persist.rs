@@ -319,6 +319,19 @@ mod tests {
         out
     }
 
+    /// A published document built from `spec`, and the id of its one source.
+    fn spec_document(spec: &[u8]) -> (plotwire_spec::Spec, Document, String) {
+        let spec = plotwire_spec::parse(spec).unwrap();
+        let doc_json = crate::published::spec_doc_json(&spec).unwrap();
+        let doc = crate::published::published_document(doc_json, 1000).unwrap();
+        let source = doc
+            .models()
+            .find(|(_, m)| m.columns.is_some())
+            .map(|(id, _)| id.clone())
+            .unwrap();
+        (spec, doc, source)
+    }
+
     fn floats(values: &[f64]) -> Value {
         Value::Array(Box::new(ArrayValue {
             form: ArrayForm::Nd,
@@ -338,19 +351,11 @@ mod tests {
     /// kinds and lengths, its spec, sequence number and idempotency answers.
     #[test]
     fn a_replayed_log_is_the_live_document() {
-        let spec = plotwire_spec::parse(
+        let (spec, mut live, source) = spec_document(
             br#"{"sources": {"s": {"columns": {"step": "int32", "loss": "float64", "tag": "string"}}},
                  "plots": {"p": {"kind": "line", "source": "s", "x": "step", "y": "loss"}},
                  "layout": {"grid": {"p": [0, 0, 1, 1]}}}"#,
-        )
-        .unwrap();
-        let doc_json = crate::published::spec_doc_json(&spec).unwrap();
-        let mut live = crate::published::published_document(doc_json, 1000).unwrap();
-        let source = live
-            .models()
-            .find(|(_, m)| m.columns.is_some())
-            .map(|(id, _)| id.clone())
-            .unwrap();
+        );
         let mut records = vec![Record {
             seq: 0,
             entry: publish_entry(
@@ -478,19 +483,11 @@ mod tests {
     /// arrivals rebuilt from the log are the ones the live owner had.
     #[test]
     fn replayed_rows_keep_their_logged_arrival_times() {
-        let spec = plotwire_spec::parse(
+        let (spec, mut live, source) = spec_document(
             br#"{"sources": {"s": {"columns": {"v": "float64"}}},
                  "plots": {"p": {"kind": "line", "source": "s", "x": "v", "y": "v"}},
                  "layout": {"grid": {"p": [0, 0, 1, 1]}}}"#,
-        )
-        .unwrap();
-        let doc_json = crate::published::spec_doc_json(&spec).unwrap();
-        let mut live = crate::published::published_document(doc_json, 1000).unwrap();
-        let source = live
-            .models()
-            .find(|(_, m)| m.columns.is_some())
-            .map(|(id, _)| id.clone())
-            .unwrap();
+        );
         let retention = Retention {
             max_rows: None,
             max_age_ms: Some(10_000),
@@ -567,19 +564,11 @@ mod tests {
         assert_eq!(entry.buffers.len(), 1);
         assert_eq!(entry.element_sizes, [8]);
 
-        let spec = plotwire_spec::parse(
+        let (spec, mut doc, source) = spec_document(
             br#"{"sources": {"s": {"columns": {"t": "float64"}}},
                  "plots": {"p": {"kind": "line", "source": "s", "x": "t", "y": "t"}},
                  "layout": {"grid": {"p": [0, 0, 1, 1]}}}"#,
-        )
-        .unwrap();
-        let doc_json = crate::published::spec_doc_json(&spec).unwrap();
-        let mut doc = crate::published::published_document(doc_json, 1000).unwrap();
-        let source = doc
-            .models()
-            .find(|(_, m)| m.columns.is_some())
-            .map(|(id, _)| id.clone())
-            .unwrap();
+        );
         doc.apply(vec![DocumentEvent::ColumnsStreamed {
             model: source,
             attr: "data".into(),

@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value as Json};
-use support::{free_port, ok, request, Server, T};
+use support::{column, free_port, ok, request, Server, T};
 
 /// Sources the crash test's producers write, one each.
 const PRODUCERS: usize = 3;
@@ -42,23 +42,6 @@ fn spec() -> Json {
 /// The values of source `p`'s column `v`, in order.
 async fn values(port: u16, doc: &str, p: usize) -> Vec<i64> {
     column(port, doc, &format!("p{p}")).await
-}
-
-/// The values of column `v` of source `source`, in order.
-async fn column(port: u16, doc: &str, source: &str) -> Vec<i64> {
-    let read = ok(
-        port,
-        "GET",
-        &format!("/api/v1/documents/{doc}/sources/{source}"),
-        None,
-    )
-    .await;
-    read["data"]["v"]
-        .as_array()
-        .unwrap_or(&Vec::new())
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect()
 }
 
 /// `v` counts from `from`; `n` is noise.

@@ -15,7 +15,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
-use support::{ok, request, Server};
+use support::{column, ok, request, Server};
 
 /// A DocJson holding the source `src` with one row of `v` and `n`.
 fn doc() -> Json {
@@ -35,23 +35,6 @@ fn batch(from: i64, rows: i64) -> Json {
         })
         .collect();
     json!({"v": (from..from + rows).collect::<Vec<i64>>(), "n": n})
-}
-
-/// Column `v` of `src`, read back.
-async fn column(port: u16, name: &str) -> Vec<i64> {
-    let read = ok(
-        port,
-        "GET",
-        &format!("/api/v1/documents/{name}/sources/src"),
-        None,
-    )
-    .await;
-    read["data"]["v"]
-        .as_array()
-        .unwrap_or(&Vec::new())
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect()
 }
 
 #[tokio::test]
@@ -81,7 +64,7 @@ async fn max_rows_bounds_a_docjson_stream_in_memory_after_restart_and_on_disk() 
     }
     let last = batches * rows;
     let want: Vec<i64> = (last - 10_000..last).collect();
-    assert_eq!(column(port, "kept").await, want);
+    assert_eq!(column(port, "kept", "src").await, want);
     // 1e6 rows went in (16 MB of column data, half of it noise); the database keeps
     // about the last snapshot and the entries after it.
     let size = |file: &str| std::fs::metadata(dir.path().join(file)).map_or(0, |m| m.len());
@@ -93,7 +76,7 @@ async fn max_rows_bounds_a_docjson_stream_in_memory_after_restart_and_on_disk() 
     server.kill9();
 
     let server = Server::start(dir.path(), &args).await;
-    assert_eq!(column(server.port, "kept").await, want);
+    assert_eq!(column(server.port, "kept", "src").await, want);
     // The retention came back with the document: it still caps.
     let answer = ok(
         server.port,
@@ -123,7 +106,7 @@ async fn max_rows_bounds_a_docjson_stream_in_memory_after_restart_and_on_disk() 
 async fn until_column(port: u16, name: &str, want: &[i64], within: Duration) {
     let deadline = Instant::now() + within;
     loop {
-        let got = column(port, name).await;
+        let got = column(port, name, "src").await;
         if got == want {
             return;
         }
@@ -157,7 +140,7 @@ async fn max_age_trims_are_logged_and_a_restart_keeps_the_trimmed_state() {
     server.kill9();
 
     let server = Server::start(dir.path(), &[]).await;
-    let got = column(server.port, "aged").await;
+    let got = column(server.port, "aged", "src").await;
     if young.elapsed() < age {
         assert_eq!(
             got,

@@ -135,3 +135,20 @@ pub async fn ok(port: u16, method: &str, path: &str, body: Option<&Json>) -> Jso
     );
     answer
 }
+
+/// The values of column `v` of source `source`, in order.
+pub async fn column(port: u16, doc: &str, source: &str) -> Vec<i64> {
+    let read = ok(
+        port,
+        "GET",
+        &format!("/api/v1/documents/{doc}/sources/{source}"),
+        None,
+    )
+    .await;
+    read["data"]["v"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect()
+}
