@@ -30,6 +30,25 @@ impl Agg {
         }
     }
 
+    /// The aggregate of `ys`, row `first` first: the same as pushing each value in
+    /// turn, in a few passes over the slice that the compiler can vectorize (the
+    /// extremes, then the first row holding each, then the first NaN).
+    pub fn of(first: u64, ys: &[f64]) -> Agg {
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for &y in ys {
+            // Comparisons with NaN are false: NaN rows never become an extreme.
+            lo = if y < lo { y } else { lo };
+            hi = if y > hi { y } else { hi };
+        }
+        // Equal extremes keep the earliest row; -0.0 and 0.0 are equal, as in `push`.
+        let at = |i: usize| (ys[i], first + i as u64);
+        Agg {
+            min: ys.iter().position(|&y| y == lo).map(at),
+            max: ys.iter().position(|&y| y == hi).map(at),
+            nan: ys.iter().position(|y| y.is_nan()).map(|i| first + i as u64),
+        }
+    }
+
     /// Merges the aggregate of the rows that follow this one's.
     pub fn then(&mut self, later: &Agg) {
         if let Some((y, i)) = later.min {
@@ -130,6 +149,51 @@ mod tests {
             }
             a.then(&b);
             assert_eq!(a, whole, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn of_a_slice_equals_pushing_every_value() {
+        let specials = [
+            0.0,
+            -0.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1.0,
+            -1.0,
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for case in 0..2000 {
+            let len = (next() % 40) as usize;
+            let ys: Vec<f64> = (0..len)
+                .map(|_| match next() % 4 {
+                    0 => specials[(next() % specials.len() as u64) as usize],
+                    // few distinct values, so that ties are common
+                    1 => (next() % 3) as f64,
+                    _ => (next() % 1000) as f64 / 7.0 - 70.0,
+                })
+                .collect();
+            let mut pushed = Agg::default();
+            for (i, y) in ys.iter().enumerate() {
+                pushed.push(100 + i as u64, *y);
+            }
+            let of = Agg::of(100, &ys);
+            // Compare bits, so that -0.0 against 0.0 counts.
+            let bits = |a: &Agg| {
+                (
+                    a.min.map(|(y, i)| (y.to_bits(), i)),
+                    a.max.map(|(y, i)| (y.to_bits(), i)),
+                    a.nan,
+                )
+            };
+            assert_eq!(bits(&of), bits(&pushed), "case {case}: {ys:?}");
         }
     }
 

@@ -45,6 +45,16 @@ pub trait Raw {
     fn x(&self, i: u64) -> f64;
     /// Calls `f(i, y)` for every row `i` of `rows`, in order, with series `series`' y.
     fn scan(&self, series: usize, rows: Range<u64>, f: &mut dyn FnMut(u64, f64));
+
+    /// The aggregate of series `series` over `rows`: what a pyramid asks for when it
+    /// builds a bucket and at the ends of a query. The default pushes every row of
+    /// [`Raw::scan`]; a reader that holds runs of contiguous float64 values does better
+    /// with [`Agg::of`] on each run.
+    fn aggregate(&self, series: usize, rows: Range<u64>) -> Agg {
+        let mut agg = Agg::default();
+        self.scan(series, rows, &mut |i, y| agg.push(i, y));
+        agg
+    }
 }
 
 /// A [`Raw`] over plain slices: `x` and one slice per series, row 0 first. For tests,
@@ -74,5 +84,15 @@ impl Raw for Slices<'_> {
         for (k, y) in ys.get(lo..hi).unwrap_or(&[]).iter().enumerate() {
             f(rows.start + k as u64, *y);
         }
+    }
+
+    fn aggregate(&self, series: usize, rows: Range<u64>) -> Agg {
+        let Some(ys) = self.ys.get(series) else {
+            return Agg::default();
+        };
+        let start = rows.start.max(self.first);
+        let lo = (start - self.first) as usize;
+        let hi = (rows.end.saturating_sub(self.first) as usize).min(ys.len());
+        Agg::of(start, ys.get(lo..hi).unwrap_or(&[]))
     }
 }

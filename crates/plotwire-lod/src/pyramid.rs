@@ -215,9 +215,7 @@ impl Pyramid {
 
 /// The aggregate of `rows` read from `raw`.
 fn scan(raw: &dyn Raw, series: usize, rows: Range<u64>) -> Agg {
-    let mut agg = Agg::default();
-    raw.scan(series, rows, &mut |i, y| agg.push(i, y));
-    agg
+    raw.aggregate(series, rows)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use plotwire_lod::Raw;
+use plotwire_lod::{Agg, Raw};
 
 /// splitmix64's output function: a cheap, well-mixed hash of `z`.
 pub(super) fn splitmix64(z: u64) -> u64 {
@@ -111,5 +111,15 @@ impl Raw for Metered<'_> {
             .set(self.scanned.get() + rows.end.saturating_sub(rows.start));
         self.inner.scan(series, rows, f);
         self.scan_time.set(self.scan_time.get() + started.elapsed());
+    }
+
+    fn aggregate(&self, series: usize, rows: Range<u64>) -> Agg {
+        let started = Instant::now();
+        self.scans.set(self.scans.get() + 1);
+        self.scanned
+            .set(self.scanned.get() + rows.end.saturating_sub(rows.start));
+        let agg = self.inner.aggregate(series, rows);
+        self.scan_time.set(self.scan_time.get() + started.elapsed());
+        agg
     }
 }
