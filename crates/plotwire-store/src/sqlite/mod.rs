@@ -122,10 +122,10 @@ impl SqliteStore {
         let db = dir.join(DB_FILE);
         let write = open_connection(&db, durability)?;
         prepare_schema(&write, &db)?;
+        let page: i64 = write
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(|e| rows::error(&db, e))?;
         if let Some(max) = options.max_bytes {
-            let page: i64 = write
-                .query_row("PRAGMA page_size", [], |r| r.get(0))
-                .map_err(|e| rows::error(&db, e))?;
             let pages = (i64::try_from(max).unwrap_or(i64::MAX) / page.max(1)).max(1);
             write
                 .execute_batch(&format!("PRAGMA max_page_count = {pages};"))
@@ -144,9 +144,6 @@ impl SqliteStore {
         // wait for one. Under sustained writes, or on a machine too busy to run them in
         // time, they fall behind the end of the WAL, so the writer checkpoints itself
         // once the WAL holds WAL_CHECKPOINT_BYTES: that bounds the WAL whatever the load.
-        let page: i64 = write
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .map_err(|e| rows::error(&db, e))?;
         write
             .execute_batch(&format!(
                 "PRAGMA wal_autocheckpoint = {};",
