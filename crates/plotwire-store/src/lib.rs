@@ -12,8 +12,11 @@
 //!
 //! - [`MemoryStore`]: in memory, for tests.
 //! - [`SqliteStore`]: one SQLite file in WAL mode, with group commit.
+//! - [`BlockStore`]: fixed-size blocks of rows by number, in a SQLite file of their own,
+//!   for level of detail's reads at pixel-column edges.
 
 /// The format of a log row's binary buffers: [`codec::pack_buffers`] and its inverse.
+mod blocks;
 pub mod codec;
 mod memory;
 mod sqlite;
@@ -24,6 +27,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
+pub use blocks::{BlockReader, BlockStore, Snapshot, BLOCK_BITS, MAX_SERIES};
 pub use memory::MemoryStore;
 pub use sqlite::{SqliteOptions, SqliteStore, DB_FILE, LOCK_FILE};
 
