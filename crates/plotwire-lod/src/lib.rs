@@ -18,6 +18,8 @@
 //!   reads a small array and one bucket instead of the whole x column.
 //! - [`downsample`]: the rows a view of `width` pixel columns over an x range needs.
 //! - [`Summary`]: what a chunk of rows says about itself (count, min, max, sortedness).
+//! - [`Blocked`]: a [`Raw`] over rows kept in a store in blocks of [`BASE_ROWS`] rows, for
+//!   a series too large for memory.
 //!
 //! Rows are numbered absolutely: row 0 is the first row ever appended, and rollover
 //! moves the first kept row forward instead of renumbering. x must be non-decreasing and
@@ -25,12 +27,14 @@
 //! downsampled data keeps that break (see [`downsample`]).
 
 mod agg;
+mod blocks;
 mod m4;
 mod pyramid;
 mod summary;
 mod xindex;
 
 pub use agg::Agg;
+pub use blocks::{Block, BlockSource, Blocked};
 pub use m4::{downsample, pixel_columns, PixelColumns, Span};
 pub use pyramid::{Pyramid, BASE_ROWS};
 pub use summary::Summary;
