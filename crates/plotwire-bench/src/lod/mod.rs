@@ -15,6 +15,8 @@
 //!    whole range, against one pyramid query over the same range;
 //! 5. streaming: 10,000-row appends into a pyramid over data in memory while it grows;
 //!    then the queries of 3 and the comparison of 4 over that data in memory.
+//! 6. with `--stored DIR`: the series written for real into a block file as it is
+//!    streamed, and the queries of 3 over the stored rows, cold and warm (`stored.rs`).
 
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -31,6 +33,7 @@ use series::{y_of, Metered, Procedural, Rng};
 
 mod scan;
 mod series;
+mod stored;
 
 /// The lod run's options.
 #[derive(Args, Debug, Clone)]
@@ -48,6 +51,14 @@ pub struct LodArgs {
     /// Seed of the random views.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Also write the series for real into a block file in this directory (16 bytes per
+    /// point: 16 GB at 1e9) and time the views over the stored rows (6.); the file is
+    /// left there.
+    #[arg(long)]
+    pub stored: Option<std::path::PathBuf>,
+    /// Points of the stored series (default `--points`).
+    #[arg(long, value_parser = parse_count)]
+    pub stored_points: Option<u64>,
 }
 
 /// Rows per append, as a producer streams them.
@@ -574,6 +585,13 @@ pub fn run(args: &LodArgs) -> Result<(String, bool)> {
         ms(floor_time),
         floor_time.as_secs_f64() / pyr
     );
+    drop((x, y, pyramid));
+
+    // 6. The series in the store.
+    if let Some(dir) = &args.stored {
+        let points = args.stored_points.unwrap_or(n).max(MIN_VIEW_ROWS);
+        stored::run(dir, points, args.queries, args.seed, width)?;
+    }
     Ok((String::new(), true))
 }
 
